@@ -102,7 +102,10 @@ machines_app = typer.Typer(help="Stored state machines.", no_args_is_help=True)
 executions_app = typer.Typer(help="Stored executions.", no_args_is_help=True)
 messages_app = typer.Typer(help="Messages for Message states.", no_args_is_help=True)
 timers_app = typer.Typer(help="Timers of parked executions.", no_args_is_help=True)
-batch_app = typer.Typer(help="Batches: one execution per source execution.", no_args_is_help=True)
+batch_app = typer.Typer(
+    help="Batches: one execution per source execution or input; steering them.",
+    no_args_is_help=True,
+)
 for _sub, _name in (
     (db_app, "db"),
     (machines_app, "machines"),
@@ -407,7 +410,16 @@ def timers_run(
 @batch_app.command("start")
 def batch_start(
     machine: Annotated[str, typer.Argument(help="The state machine to start executions of.")],
-    name_prefix: Annotated[str, typer.Option(help="Executions are named PREFIX-<source id>.")],
+    name_prefix: Annotated[
+        str, typer.Option(help="Executions are named PREFIX-<source id> (PREFIX-<index>).")
+    ],
+    inputs: Annotated[
+        Path | None,
+        typer.Option(
+            "--inputs", help="One execution per input of this JSON array or JSON-lines file."
+        ),
+    ] = None,
+    input_format: Annotated[str, typer.Option("--format", help="auto, array or lines.")] = "auto",
     source_machine: Annotated[str | None, typer.Option(help="Sources' state machine.")] = None,
     source_status: Annotated[str, typer.Option(help="Sources' status.")] = "SUCCEEDED",
     source_state: Annotated[str | None, typer.Option(help="Use this state's output.")] = None,
@@ -415,33 +427,55 @@ def batch_start(
     mode: Annotated[str, typer.Option(help="distributed (workers) or local.")] = "distributed",
     concurrency: Annotated[int, typer.Option(min=1, help="Local mode: at once.")] = 8,
     unique: Annotated[bool, typer.Option(help="Skip sources already linked.")] = False,
+    micro_batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Publish slices of N, each once the last ended.")
+    ] = None,
+    micro_batch_timeout: Annotated[
+        float | None, typer.Option(min=0, help="Seconds before the next slice goes anyway.")
+    ] = None,
+    warn_threshold: Annotated[float, typer.Option(min=0, max=1, help="Guard: warn.")] = 0.1,
+    pause_threshold: Annotated[float, typer.Option(min=0, max=1, help="Guard: pause.")] = 0.25,
+    smoothing: Annotated[float, typer.Option(min=0.001, max=1, help="Guard: EMA weight.")] = 0.05,
+    min_finished: Annotated[int, typer.Option(min=0, help="Guard: ended before judging.")] = 20,
+    guard: Annotated[bool, typer.Option(help="--no-guard: never warn nor pause.")] = True,
+    watch: Annotated[bool, typer.Option(help="Lead until every execution ended.")] = False,
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
     follow: Annotated[bool, typer.Option(help="Show progress until it ends.")] = True,
 ) -> None:
-    """Start one execution of MACHINE per selected source execution, with a progress bar."""
+    """Start one execution of MACHINE per selected source execution (or per input), and lead it.
+
+    With micro-batches (or --watch) this process leads the batch until every
+    execution has ended, waiting while it is paused; the failure guard warns
+    and pauses it on the thresholds.
+    """
     from orchestrator.statemachine import StateMachine
     from orchestrator.store import ExecutionFilter
     from orchestrator.types import ExecutionStatus
 
     _import_handlers(handlers)
     sm = _guard(lambda: StateMachine.load(machine))
-    flt = ExecutionFilter(
-        state_machine=source_machine, status=_guard(lambda: ExecutionStatus(source_status.upper()))
-    )
-    result = _guard(
-        lambda: sm.execute_batch(
-            flt,
-            source_state,
-            name_prefix=name_prefix,
-            priority=priority,
-            mode=mode,
-            concurrency=concurrency,
-            unique=unique,
-        )
-    )
+    options: dict[str, Any] = {
+        "name_prefix": name_prefix,
+        "priority": int(priority) if priority.isdigit() else priority,
+        "mode": mode,
+        "concurrency": concurrency,
+        "micro_batch_size": micro_batch_size,
+        "micro_batch_timeout": micro_batch_timeout,
+        "failure_warn_threshold": warn_threshold if guard else None,
+        "failure_pause_threshold": pause_threshold if guard else None,
+        "failure_smoothing": smoothing,
+        "failure_min_finished": min_finished,
+        "watch": watch,
+    }
+    if inputs is not None:
+        result = _guard(lambda: sm.execute_bulk(inputs, input_format=input_format, **options))
+    else:
+        status = _guard(lambda: ExecutionStatus(source_status.upper()))
+        flt = ExecutionFilter(state_machine=source_machine, status=status)
+        result = _guard(lambda: sm.execute_batch(flt, source_state, unique=unique, **options))
     typer.echo(
         f"batch {result.batch_id}: {result.sources} sources, {result.created} created, "
-        f"{result.skipped} skipped, {result.published} published"
+        f"{result.skipped} skipped, {result.published} published ({result.status})"
     )
     if follow:
         _follow(result)
@@ -476,23 +510,132 @@ def _follow(result: Any) -> None:
 
 @batch_app.command("show")
 def batch_show(batch_id: str, as_json: JsonFlag = False) -> None:
-    """A batch's counts and its executions by status."""
-    from orchestrator.batch import BatchResult
-    from orchestrator.store.shared import repository_for
+    """A batch's counts, its executions by status, and its control: guard, leader, position."""
+    from orchestrator.statemachine import describe_batch
 
-    repo = repository_for()
-    batch = _guard(lambda: repo.get_batch(batch_id))
-    progress = BatchResult(batch_id=batch_id, repository=repo).progress()
+    report = _guard(lambda: describe_batch(batch_id))
+    batch = report.batch
     row = {
         "batch": batch.id,
         "status": str(batch.status),
+        "reason": batch.status_reason,
         "sources": batch.source_count,
         "created": batch.created_count,
         "skipped": batch.skipped_count,
         "published": batch.published_count,
-        **progress.by_status,
+        "started": report.started,
+        **report.counts,
+        "failure_rate": batch.failure_rate,
+        "guard": f"{batch.guard_observed} ended, {'armed' if batch.guard_armed else 'disarmed'}",
+        "warning": batch.warning,
+        "error": batch.error,
+        "leader": f"{batch.leader or '-'} ({'alive' if report.leader_alive else 'none alive'})",
+        "position": batch.position,
+        "archived": batch.archived_count,
     }
-    _print(row, as_json)
+    if report.needs_leader:
+        row["next"] = f"no leader alive: `orchestrator batch resume {batch.id}` leads it"
+    if as_json:
+        _print(row, as_json)
+        return
+    for key, value in row.items():
+        if value not in (None, 0, ""):
+            typer.echo(f"{key:>12}: {_cell(value) if isinstance(value, dict) else value}")
+
+
+def _steered(report: Any) -> None:
+    """What a pause, resume or cancel did, in one line each."""
+    batch = report.batch
+    reason = f" ({batch.status_reason})" if batch.status_reason else ""
+    typer.echo(f"batch {batch.id}: {batch.status}{reason}")
+    done = {"held": report.held, "released": report.released, "published": report.published}
+    done["aborted"] = report.aborted
+    changes = ", ".join(f"{key} {value}" for key, value in done.items() if value)
+    typer.echo(f"this call: {changes or 'nothing new'}; {report.started} had started")
+    if report.needs_leader:
+        typer.echo(f"no leader alive: `orchestrator batch resume {batch.id}` leads it")
+
+
+@batch_app.command("pause")
+def batch_pause(
+    batch_id: str, reason: Annotated[str | None, typer.Option(help="Stored on the batch.")] = None
+) -> None:
+    """Stop publishing and hold the batch's unstarted executions (safe to repeat)."""
+    from orchestrator.statemachine import pause_batch
+
+    _steered(_guard(lambda: pause_batch(batch_id, reason=reason)))
+
+
+@batch_app.command("resume")
+def batch_resume(
+    batch_id: str,
+    arm_guard: Annotated[
+        bool | None, typer.Option("--arm-guard/--disarm-guard", help="Default: unchanged.")
+    ] = None,
+    lead: Annotated[
+        bool, typer.Option(help="If the leader died, lead the batch from here until it ends.")
+    ] = True,
+    reason: Annotated[str | None, typer.Option()] = None,
+    handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
+) -> None:
+    """Go on where the batch stopped: the held executions are published again."""
+    from orchestrator.statemachine import resume_batch
+
+    _import_handlers(handlers)
+    report = _guard(lambda: resume_batch(batch_id, arm_guard=arm_guard, reason=reason, lead=lead))
+    _steered(report)
+
+
+@batch_app.command("cancel")
+def batch_cancel(
+    batch_id: str,
+    reason: Annotated[str | None, typer.Option(help="The aborted executions' cause.")] = None,
+) -> None:
+    """Create nothing more, abort what has not started, report what had (safe to repeat)."""
+    from orchestrator.statemachine import cancel_batch
+
+    _steered(_guard(lambda: cancel_batch(batch_id, reason=reason)))
+
+
+@batch_app.command("failed")
+def batch_failed(
+    batch_id: str,
+    archived: Annotated[bool, typer.Option(help="List the archived failures instead.")] = False,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 100,
+    cursor: Annotated[str | None, typer.Option(help="next_cursor of the previous page.")] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """The batch's failed executions with their errors, in the order they ended."""
+    from orchestrator.statemachine import batch_failures
+
+    page = _guard(lambda: batch_failures(batch_id, archived=archived, limit=limit, cursor=cursor))
+    _print(list(page.items), as_json, ["id", "name", "status", "error", "cause", "ended_at"])
+    if page.next_cursor and not as_json:
+        typer.echo(f"more: --cursor {page.next_cursor}")
+
+
+@batch_app.command("redrive")
+def batch_redrive(
+    batch_id: str,
+    local: Annotated[bool, typer.Option(help="Run them in this process.")] = False,
+    handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
+) -> None:
+    """Redrive every failure of the batch that is not archived, from where it stopped."""
+    from orchestrator.statemachine import redrive_batch_failures
+
+    if local:
+        _import_handlers(handlers)
+    count = _guard(lambda: redrive_batch_failures(batch_id, local=local))
+    typer.echo(f"redrove {count} failed executions")
+
+
+@batch_app.command("archive")
+def batch_archive(batch_id: str) -> None:
+    """Archive the batch's failures so far (nothing is deleted; `failed --archived` lists them)."""
+    from orchestrator.statemachine import archive_batch_failures
+
+    count = _guard(lambda: archive_batch_failures(batch_id))
+    typer.echo(f"archived {count} failed executions")
 
 
 @batch_app.command("list")

@@ -13,14 +13,28 @@ front ends (CLI, HTTP API) call only this module.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
-from orchestrator import asl
+from orchestrator import asl, batch_control
 from orchestrator.asl.errors import OrchestratorError
-from orchestrator.batch import BatchOptions, BatchResult, Callback, Mode, Publisher, execute_batch
+from orchestrator.batch import (
+    BatchOptions,
+    BatchResult,
+    Callback,
+    ControlOptions,
+    InputFormat,
+    Mode,
+    Publisher,
+    continue_batch,
+    execute_batch,
+    execute_bulk,
+    stored_options,
+)
+from orchestrator.batch_control import DEFAULT_LEADER_TIMEOUT, SteeringReport
 from orchestrator.distributed.routing import priority_level
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.handlers import input_transformers
@@ -249,6 +263,7 @@ class StateMachine:
         on_execution_start: Callback | None = None,
         on_execution_complete: Callback | None = None,
         publisher: Publisher | None = None,
+        **control: Unpack[ControlOptions],
     ) -> BatchResult:
         """Start one execution of this machine per source execution that ``filter`` selects.
 
@@ -260,7 +275,9 @@ class StateMachine:
         are skipped. ``mode="distributed"`` publishes them to the Celery queue of
         ``priority``; ``mode="local"`` runs them here, ``concurrency`` at a time
         (``stop_on_error`` aborts the rest after a failure; the callbacks get each
-        execution as it starts and ends).
+        execution as it starts and ends). ``control`` takes the micro-batch and
+        failure-guard options (``micro_batch_size``, ``failure_pause_threshold``,
+        ...; see :class:`~orchestrator.batch.BatchOptions`).
 
         Returns:
             The batch's id and counts; ``.wait()`` and ``.progress()`` follow it.
@@ -274,6 +291,7 @@ class StateMachine:
             stop_on_error=stop_on_error,
             unique=unique,
             input_transformer=input_transformer,
+            **control,
         )
         if mode == "distributed" and publisher is None:
             publisher = _default_publisher(self.settings)
@@ -282,6 +300,87 @@ class StateMachine:
             filter,
             options,
             publisher=publisher,
+            on_execution_start=on_execution_start,
+            on_execution_complete=on_execution_complete,
+        )
+
+    def execute_bulk(
+        self,
+        inputs: Iterable[Any] | str | os.PathLike[str],
+        *,
+        name_prefix: str,
+        input_format: InputFormat = "auto",
+        priority: str | int = "default",
+        mode: Mode = "distributed",
+        concurrency: int = 8,
+        stop_on_error: bool = False,
+        input_transformer: str | None = None,
+        on_execution_start: Callback | None = None,
+        on_execution_complete: Callback | None = None,
+        publisher: Publisher | None = None,
+        **control: Unpack[ControlOptions],
+    ) -> BatchResult:
+        """Start one execution of this machine per input, named ``{name_prefix}-{index}``.
+
+        ``inputs`` is an iterable of JSON values, or the path of a JSON array or
+        JSON-lines file, read as a stream (``input_format``: ``auto`` guesses
+        from the suffix and the first character). A file is checked from end
+        to end before anything is created. The same batch again starts nothing
+        twice. ``mode``, ``priority`` and the callbacks are those of
+        :meth:`execute_batch`; ``control`` takes the micro-batch and
+        failure-guard options (see :class:`~orchestrator.batch.BatchOptions`).
+        With micro-batches (or ``watch=True``) this call leads the batch until
+        every execution has ended, waiting while the batch is paused.
+
+        Raises:
+            BulkInputError: an input is not storable JSON (it names the line or
+                element, and says what had been created).
+        """
+        options = BatchOptions(
+            name_prefix=name_prefix,
+            priority=priority,
+            mode=mode,
+            concurrency=concurrency,
+            stop_on_error=stop_on_error,
+            input_transformer=input_transformer,
+            **control,
+        )
+        if mode == "distributed" and publisher is None:
+            publisher = _default_publisher(self.settings)
+        return execute_bulk(
+            self,
+            inputs,
+            options,
+            input_format=input_format,
+            publisher=publisher,
+            on_execution_start=on_execution_start,
+            on_execution_complete=on_execution_complete,
+        )
+
+    def continue_batch(
+        self,
+        batch_id: str,
+        *,
+        inputs: Iterable[Any] | None = None,
+        publisher: Publisher | None = None,
+        leader_timeout: float = DEFAULT_LEADER_TIMEOUT,
+        on_execution_start: Callback | None = None,
+        on_execution_complete: Callback | None = None,
+    ) -> BatchResult:
+        """Lead a batch whose leader died, from its stored position (see ``batch.continue_batch``).
+
+        ``inputs``: the same inputs again, for a batch that read a Python iterable.
+        """
+        if publisher is None and stored_options(self.repository.get_batch(batch_id)).mode == (
+            "distributed"
+        ):
+            publisher = _default_publisher(self.settings)
+        return continue_batch(
+            self,
+            batch_id,
+            inputs=inputs,
+            publisher=publisher,
+            leader_timeout=leader_timeout,
             on_execution_start=on_execution_start,
             on_execution_complete=on_execution_complete,
         )
@@ -410,6 +509,122 @@ def purge_executions(
     return repository.purge_ended(cutoff, statuses=chosen, chunk_size=chunk_size)
 
 
+def batch_machine(
+    batch_id: str, *, repository: Repository | None = None, settings: Settings | None = None
+) -> StateMachine:
+    """The state machine version a batch runs (to continue it).
+
+    Raises:
+        BatchNotFound: no batch has this id.
+        ValueError: the batch predates batches recording their version.
+    """
+    settings = settings or get_settings()
+    repository = repository or repository_for(settings)
+    batch = repository.get_batch(batch_id)
+    version_id = batch.options.get("version_id") if isinstance(batch.options, dict) else None
+    if version_id is None:
+        raise ValueError(f"batch {batch_id} does not record its version: it cannot be continued")
+    version = repository.get_version_by_id(int(version_id))
+    return StateMachine(version, repository=repository, settings=settings)
+
+
+def pause_batch(
+    batch_id: str, *, reason: str | None = None, repository: Repository | None = None
+) -> SteeringReport:
+    """Pause a batch: nothing more is published, unstarted executions are held.
+
+    Safe to call twice and from any process (see :func:`orchestrator.batch_control.pause`).
+    """
+    return batch_control.pause(repository or repository_for(), batch_id, reason=reason)
+
+
+def resume_batch(
+    batch_id: str,
+    *,
+    arm_guard: bool | None = None,
+    reason: str | None = None,
+    lead: bool = False,
+    inputs: Iterable[Any] | None = None,
+    repository: Repository | None = None,
+    settings: Settings | None = None,
+    publisher: Publisher | None = None,
+) -> SteeringReport:
+    """Resume a paused batch where it stopped; the held executions are published again.
+
+    A leader that is alive goes on by itself. If the leader died
+    (``needs_leader`` in the report) and ``lead`` is True, this call becomes the
+    batch's leader and returns once the batch is over (``inputs``: the same
+    inputs again, for a batch that read a Python iterable).
+    """
+    settings = settings or get_settings()
+    repository = repository or repository_for(settings)
+    publisher = publisher or _default_publisher(settings)
+    report = batch_control.resume(
+        repository, batch_id, publisher=publisher, arm_guard=arm_guard, reason=reason
+    )
+    if not (lead and report.needs_leader):
+        return report
+    machine = batch_machine(batch_id, repository=repository, settings=settings)
+    machine.continue_batch(batch_id, inputs=inputs, publisher=publisher)
+    return batch_control.describe(repository, batch_id)
+
+
+def cancel_batch(
+    batch_id: str, *, reason: str | None = None, repository: Repository | None = None
+) -> SteeringReport:
+    """Cancel a batch: nothing more is created, unstarted executions end ABORTED.
+
+    The report's ``started`` counts those that had started (they run to their end).
+    """
+    return batch_control.cancel(repository or repository_for(), batch_id, reason=reason)
+
+
+def describe_batch(batch_id: str, *, repository: Repository | None = None) -> SteeringReport:
+    """Where a batch stands: status, reason, guard, leader, executions by status."""
+    return batch_control.describe(repository or repository_for(), batch_id)
+
+
+def batch_failures(
+    batch_id: str,
+    *,
+    archived: bool | None = False,
+    limit: int = 100,
+    cursor: str | None = None,
+    repository: Repository | None = None,
+) -> Page[Execution]:
+    """One page of a batch's failed executions with their errors (archived: see the flag)."""
+    return batch_control.failures(
+        repository or repository_for(), batch_id, archived=archived, limit=limit, cursor=cursor
+    )
+
+
+def redrive_batch_failures(
+    batch_id: str,
+    *,
+    local: bool = False,
+    repository: Repository | None = None,
+    settings: Settings | None = None,
+    publisher: Publisher | None = None,
+    runner: Runner | None = None,
+) -> int:
+    """Redrive every failure of a batch that is not archived; return how many.
+
+    They are published to the workers, or (``local=True``) run in this process.
+    """
+    settings = settings or get_settings()
+    repository = repository or repository_for(settings)
+    if local:
+        runner = runner or Runner(repository, settings=settings)
+        return batch_control.redrive_failures(repository, batch_id, advance=runner.advance)
+    publisher = publisher or _default_publisher(settings)
+    return batch_control.redrive_failures(repository, batch_id, publisher=publisher)
+
+
+def archive_batch_failures(batch_id: str, *, repository: Repository | None = None) -> int:
+    """Archive a batch's failures so far (nothing is deleted); return how many."""
+    return batch_control.archive_failures(repository or repository_for(), batch_id)
+
+
 def _refusal(repository: Repository, key: str, value: Any) -> str:
     seen = repository.find_correlations(key, value)
     if not seen:
@@ -423,4 +638,18 @@ def _refusal(repository: Repository, key: str, value: Any) -> str:
     return f"the wait of execution {last.execution_id} was cancelled (the execution ended)"
 
 
-__all__ = ["MessageRefused", "StateMachine", "purge_executions", "repository_for", "send_message"]
+__all__ = [
+    "MessageRefused",
+    "StateMachine",
+    "archive_batch_failures",
+    "batch_failures",
+    "batch_machine",
+    "cancel_batch",
+    "describe_batch",
+    "pause_batch",
+    "purge_executions",
+    "redrive_batch_failures",
+    "repository_for",
+    "resume_batch",
+    "send_message",
+]

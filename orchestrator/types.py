@@ -48,11 +48,30 @@ REDRIVABLE_STATUSES = frozenset(
 
 
 class BatchStatus(StrEnum):
-    """Progress of an ``execute_batch``: creating/publishing, done, or given up."""
+    """Where a batch (``execute_batch``, ``execute_bulk``) stands.
+
+    The status says what the *leader* (the process creating and publishing the
+    batch's executions) does; the executions' own statuses say how far they got.
+    """
 
     RUNNING = "RUNNING"
+    """The leader creates and publishes executions (or watches them, between slices)."""
+    PAUSED = "PAUSED"
+    """Nothing more is published, and executions that have not started are held."""
     COMPLETED = "COMPLETED"
+    """Every input has its execution, published; some may still be running."""
+    CANCELLED = "CANCELLED"
+    """Stopped for good: nothing more is created, unstarted executions were aborted."""
     FAILED = "FAILED"
+    """The leader gave up on an error (the batch's ``error`` says which)."""
+
+
+#: Error name of an execution aborted because its batch was cancelled before it started.
+BATCH_CANCELLED_ERROR = "BatchCancelled"
+
+#: Lease owner prefix under which a paused batch holds its unstarted executions
+#: (the owner is the prefix followed by the batch id).
+BATCH_HOLD_OWNER_PREFIX = "batch-hold:"
 
 
 class TimerKind(StrEnum):
@@ -78,6 +97,8 @@ class CorrelationOutcome(StrEnum):
 
 
 __all__ = [
+    "BATCH_CANCELLED_ERROR",
+    "BATCH_HOLD_OWNER_PREFIX",
     "REDRIVABLE_STATUSES",
     "TERMINAL_STATUSES",
     "BatchStatus",

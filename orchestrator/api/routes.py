@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
@@ -23,6 +23,7 @@ from orchestrator.api.schemas import (
     BatchIn,
     BatchOut,
     CheckOut,
+    CountOut,
     ErrorOut,
     ExecutionCounts,
     ExecutionIn,
@@ -35,18 +36,31 @@ from orchestrator.api.schemas import (
     MessageIn,
     MessageOut,
     ProblemOut,
+    ResumeIn,
     SourceFilter,
     StateMachineIn,
     StateMachineList,
     StateMachineOut,
     StateMachineSummary,
     StatsOut,
+    SteerIn,
+    SteeringOut,
     StopIn,
     StopOut,
     VersionNumber,
 )
 from orchestrator.batch import BatchResult
-from orchestrator.statemachine import StateMachine, send_message
+from orchestrator.batch_control import SteeringReport
+from orchestrator.statemachine import (
+    StateMachine,
+    archive_batch_failures,
+    batch_failures,
+    cancel_batch,
+    pause_batch,
+    redrive_batch_failures,
+    resume_batch,
+    send_message,
+)
 from orchestrator.store import ExecutionFilter
 
 log = logging.getLogger("orchestrator.api")
@@ -275,6 +289,121 @@ def start_batch(body: BatchIn, response: Response, ctx: Ctx) -> BatchOut:
 def get_batch(batch_id: BatchId, ctx: Ctx) -> BatchOut:
     """A batch's counts and the progress of its executions."""
     return batch_out(ctx, batch_id)
+
+
+@batches.post(
+    "/{batch_id}/pause",
+    summary="Pause a batch",
+    description="Nothing more is published and the executions that have not started are "
+    "held. Safe to repeat (`changed` is false then).",
+    responses=_errors(404),
+)
+def pause(batch_id: BatchId, ctx: Ctx, body: SteerIn | None = None) -> SteeringOut:
+    """Pause a batch."""
+    reason = (body or SteerIn()).reason
+    return steering_out(ctx, pause_batch(batch_id, reason=reason, repository=ctx.repository))
+
+
+@batches.post(
+    "/{batch_id}/resume",
+    summary="Resume a batch",
+    description="The held executions are released and published again; the leader, if "
+    "alive, goes on where it stopped. If no leader is alive, `needs_leader` is true: "
+    "run `orchestrator batch resume ID` to lead it. A cancelled batch is a 409.",
+    responses=_errors(404, 409),
+)
+def resume(batch_id: BatchId, ctx: Ctx, body: ResumeIn | None = None) -> SteeringOut:
+    """Resume a batch."""
+    options = body or ResumeIn()
+    with user_input_errors(409, "NotResumable"):
+        report = resume_batch(
+            batch_id,
+            arm_guard=options.arm_guard,
+            reason=options.reason,
+            repository=ctx.repository,
+            settings=ctx.settings,
+        )
+    return steering_out(ctx, report)
+
+
+@batches.post(
+    "/{batch_id}/cancel",
+    summary="Cancel a batch",
+    description="Nothing more is created; executions that have not started end ABORTED "
+    "(error `BatchCancelled`); `started` counts those that had. Safe to repeat.",
+    responses=_errors(404),
+)
+def cancel(batch_id: BatchId, ctx: Ctx, body: SteerIn | None = None) -> SteeringOut:
+    """Cancel a batch."""
+    reason = (body or SteerIn()).reason
+    return steering_out(ctx, cancel_batch(batch_id, reason=reason, repository=ctx.repository))
+
+
+@batches.get(
+    "/{batch_id}/failures",
+    summary="A batch's failed executions",
+    description="One page of its FAILED, TIMED_OUT and ABORTED executions with their error "
+    "and cause, in the order they ended. `archived`: `no` (default), `only` or `also`.",
+    responses=_errors(404),
+)
+def failures(
+    batch_id: BatchId,
+    ctx: Ctx,
+    archived: Literal["no", "only", "also"] = "no",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
+) -> ExecutionPage:
+    """One page of a batch's failures."""
+    which = {"no": False, "only": True, "also": None}[archived]
+    with user_input_errors(422, "RequestInvalid"):
+        page = batch_failures(
+            batch_id, archived=which, limit=limit, cursor=cursor, repository=ctx.repository
+        )
+    versions = VersionCache(ctx.repository)
+    items = [ExecutionOut.of(e, versions(e.version_id)) for e in page.items]
+    return ExecutionPage(items=items, next_cursor=page.next_cursor)
+
+
+@batches.post(
+    "/{batch_id}/failures/redrive",
+    status_code=202,
+    summary="Redrive a batch's failures",
+    description="Reopens every failure that is not archived from where it stopped, and "
+    "publishes them to the workers.",
+    responses=_errors(404),
+)
+def redrive_failures(batch_id: BatchId, ctx: Ctx) -> CountOut:
+    """Redrive a batch's failures on the workers."""
+    count = redrive_batch_failures(batch_id, repository=ctx.repository, settings=ctx.settings)
+    return CountOut(count=count)
+
+
+@batches.post(
+    "/{batch_id}/failures/archive",
+    summary="Archive a batch's failures",
+    description="The failures so far leave the default listing (`archived=only` lists "
+    "them); nothing is deleted.",
+    responses=_errors(404),
+)
+def archive_failures(batch_id: BatchId, ctx: Ctx) -> CountOut:
+    """Archive a batch's failures."""
+    return CountOut(count=archive_batch_failures(batch_id, repository=ctx.repository))
+
+
+def steering_out(ctx: ApiContext, report: SteeringReport) -> SteeringOut:
+    """The steering report with the batch as ``GET /batches/{id}`` shows it."""
+    return SteeringOut(
+        batch=batch_out(ctx, report.batch.id),
+        changed=report.changed,
+        held=report.held,
+        released=report.released,
+        published=report.published,
+        aborted=report.aborted,
+        started=report.started,
+        counts=report.counts,
+        leader_alive=report.leader_alive,
+        needs_leader=report.needs_leader,
+    )
 
 
 def batch_out(ctx: ApiContext, batch_id: str) -> BatchOut:

@@ -392,6 +392,17 @@ class BatchOut(BaseModel):
     updated_at: datetime
     ended_at: datetime | None
     progress: BatchProgressOut
+    status_reason: str | None = Field(default=None, description="Why the status last changed.")
+    warning: str | None = Field(default=None, description="The failure guard's last warning.")
+    failure_rate: float | None = Field(
+        default=None, description="The failure guard's moving average of the failure rate."
+    )
+    guard_observed: int = Field(default=0, description="Ended executions the guard has seen.")
+    guard_armed: bool = Field(default=True, description="Whether the guard may pause the batch.")
+    position: Any = Field(default=None, description="Where the leader stands in the inputs.")
+    leader: str | None = Field(default=None, description="The process leading the batch.")
+    heartbeat_at: datetime | None = Field(default=None, description="The leader's last beat.")
+    archived_count: int = Field(default=0, description="Failures archived so far.")
 
     @classmethod
     def of(cls, batch: Batch, machine: str | None, progress: BatchProgress) -> BatchOut:
@@ -411,7 +422,58 @@ class BatchOut(BaseModel):
             updated_at=batch.updated_at,
             ended_at=batch.ended_at,
             progress=BatchProgressOut.of(progress),
+            status_reason=batch.status_reason,
+            warning=batch.warning,
+            failure_rate=batch.failure_rate,
+            guard_observed=batch.guard_observed,
+            guard_armed=batch.guard_armed,
+            position=batch.position,
+            leader=batch.leader,
+            heartbeat_at=batch.heartbeat_at,
+            archived_count=batch.archived_count,
         )
+
+
+Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL)]
+
+
+class SteerIn(_Body):
+    """Why a batch is paused or cancelled (stored on the batch, and as the aborted ones' cause)."""
+
+    reason: Reason | None = None
+
+
+class ResumeIn(SteerIn):
+    """Resume a batch; optionally arm or disarm its failure guard."""
+
+    arm_guard: bool | None = Field(
+        default=None, description="False: the guard no longer pauses it. Default: unchanged."
+    )
+
+
+class SteeringOut(BaseModel):
+    """What a pause, resume or cancel did, and where the batch stands."""
+
+    batch: BatchOut
+    changed: bool = Field(description="Whether this call changed the batch's status.")
+    held: int = Field(description="Unstarted executions this call held (pause).")
+    released: int = Field(description="Held executions this call released (resume).")
+    published: int = Field(description="Released executions published again (resume).")
+    aborted: int = Field(description="Unstarted executions this call aborted (cancel).")
+    started: int = Field(description="Executions that had started.")
+    counts: dict[str, int] = Field(
+        description="Executions by status, plus held/unstarted/cancelled."
+    )
+    leader_alive: bool
+    needs_leader: bool = Field(
+        description="No leader is alive: `orchestrator batch resume ID` leads it from its position."
+    )
+
+
+class CountOut(BaseModel):
+    """How many executions an operation touched."""
+
+    count: int
 
 
 # -- messages -----------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from sqlalchemy import (
     DateTime,
     Dialect,
     Enum,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -30,6 +31,8 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -147,6 +150,23 @@ class Batch(Base):
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     ended_at: Mapped[datetime | None]
+    #: Where the leader stands in its inputs, so another process can go on from
+    #: there: ``{"index", "cursor", "slice_started_at", "exhausted"}`` (JSON).
+    position: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    #: The process leading the batch, and when it last showed it is alive.
+    leader: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[datetime | None]
+    #: Why the status last changed (who paused it, which threshold tripped).
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    #: The failure guard: its moving average, how many ended executions it has
+    #: seen, whether it may still pause the batch, and its last warning.
+    failure_rate: Mapped[float | None] = mapped_column(Float)
+    guard_observed: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    guard_armed: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    warning: Mapped[str | None] = mapped_column(Text)
+    #: Failed executions that ended at or before this time are archived.
+    failures_archived_at: Mapped[datetime | None]
+    archived_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class Execution(Base):

@@ -228,7 +228,21 @@ class Correlation:
 
 @dataclass(frozen=True, kw_only=True)
 class Batch:
-    """A stored ``execute_batch`` record and its counts."""
+    """A stored batch (``execute_batch``, ``execute_bulk``): its counts and its control.
+
+    Attributes:
+        filter: what it reads (an execution filter, or where its inputs come from).
+        options: how it runs (``BatchOptions`` as JSON).
+        position: where the leader stands in its inputs (JSON), or None.
+        leader: the process leading it; ``heartbeat_at`` when that process last beat.
+        status_reason: why the status last changed.
+        failure_rate: the failure guard's moving average (None before it saw any).
+        guard_observed: ended executions the guard has folded in.
+        guard_armed: whether the guard may still pause the batch.
+        warning: the guard's last warning (soft threshold), or None.
+        failures_archived_at: failures that ended at or before this are archived.
+        archived_count: how many failures have been archived.
+    """
 
     id: str
     state_machine_id: int
@@ -243,6 +257,16 @@ class Batch:
     started_at: datetime
     updated_at: datetime
     ended_at: datetime | None
+    position: Any = None
+    leader: str | None = None
+    heartbeat_at: datetime | None = None
+    status_reason: str | None = None
+    failure_rate: float | None = None
+    guard_observed: int = 0
+    guard_armed: bool = True
+    warning: str | None = None
+    failures_archived_at: datetime | None = None
+    archived_count: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

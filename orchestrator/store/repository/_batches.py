@@ -1,23 +1,95 @@
-"""Batch records: what an execute_batch selected and how far it got."""
+"""Batches: what a batch reads, how far its leader got, and steering its executions.
+
+A batch has one *leader*, the process that creates and publishes its executions;
+it proves it is alive by beating (``lead_batch``), and another process can take
+the lead once the beats stop (``take_batch_lead``). Pause, resume and cancel are
+one transaction each, callable from any process, and safe to repeat.
+
+Holding: a paused batch keeps its executions that have not started from
+starting by holding their lease itself (owner ``batch-hold:<batch id>``, expiry
+:data:`HOLD_UNTIL`). A worker's claim then fails as it does for an execution that
+another worker holds, and the recovery sweep leaves it alone (its lease has not
+expired); resuming releases the hold. "Not started" means PENDING with no
+checkpoint yet (``revision`` 0) and no lease: no worker has claimed it.
+
+Races with the leader: pause and cancel change the batch row *first*, then the
+executions, in one transaction. The leader creates a slice of executions, then
+updates the batch row (``lead_batch``) and publishes only if the status it got
+back is RUNNING. On PostgreSQL the batch row's lock orders the two: either the
+leader saw the pause (and publishes nothing), or the pause's UPDATE of the
+executions started after the slice was committed (and holds it). SQLite runs
+writers one at a time.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import uuid
-from datetime import datetime
+from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import (
+    Connection,
+    String,
+    and_,
+    case,
+    false,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy import update as sql_update
+from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import models as m
 from orchestrator.store import payloads
 from orchestrator.store.errors import BatchNotFound
-from orchestrator.store.records import Batch
-from orchestrator.store.repository._base import RepositoryBase, utc_now
-from orchestrator.types import BatchStatus
+from orchestrator.store.records import Batch, Execution, Page
+from orchestrator.store.repository._base import (
+    EX,
+    EXECUTION_COLUMNS,
+    RepositoryBase,
+    execution_record,
+    utc_now,
+)
+from orchestrator.types import (
+    BATCH_CANCELLED_ERROR,
+    BATCH_HOLD_OWNER_PREFIX,
+    BatchStatus,
+    ExecutionStatus,
+)
+
+B = m.Batch
+
+#: Lease expiry of an execution held by a paused batch: never, in practice.
+HOLD_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
+
+BATCH_CANCELLED = BATCH_CANCELLED_ERROR
+
+#: Statuses of a failed execution, as a batch's failures are listed.
+FAILED_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
+
+#: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement).
+_IDS_PER_QUERY = 1000
+
+#: A batch the leader still works on.
+_LEADING = (BatchStatus.RUNNING, BatchStatus.PAUSED)
+
+
+def hold_owner(batch_id: str) -> str:
+    """The lease owner under which a paused batch holds its unstarted executions."""
+    return f"{BATCH_HOLD_OWNER_PREFIX}{batch_id}"
 
 
 class BatchesMixin(RepositoryBase):
-    """Batch records."""
+    """Batch records, their leader, and steering their executions."""
 
     def create_batch(
         self,
@@ -26,15 +98,21 @@ class BatchesMixin(RepositoryBase):
         filter: Any,
         options: Any,
         batch_id: str | None = None,
+        leader: str | None = None,
+        position: Any = None,
         now: datetime | None = None,
     ) -> Batch:
-        """Record a new RUNNING batch of ``state_machine_id`` with its filter and options (JSON)."""
+        """Record a new RUNNING batch of ``state_machine_id`` with its filter and options (JSON).
+
+        ``leader`` (default none) makes the caller its leader, beating from now.
+        """
         now = utc_now(now)
         payloads.encode(filter, field="filter")
         payloads.encode(options, field="options")
+        payloads.encode(position, field="position")
         with self._write() as conn:
             row = conn.execute(
-                insert(m.Batch)
+                insert(B)
                 .values(
                     id=batch_id or str(uuid.uuid4()),
                     state_machine_id=state_machine_id,
@@ -47,10 +125,16 @@ class BatchesMixin(RepositoryBase):
                     published_count=0,
                     started_at=now,
                     updated_at=now,
+                    position=position,
+                    leader=leader,
+                    heartbeat_at=now if leader else None,
+                    guard_observed=0,
+                    guard_armed=True,
+                    archived_count=0,
                 )
                 .returning(*_batch_columns())
             ).one()
-        return Batch(**row._mapping)
+        return _batch(row)
 
     def record_batch_progress(
         self,
@@ -72,7 +156,7 @@ class BatchesMixin(RepositoryBase):
             created: executions created. Default 0.
             skipped: sources skipped (name existed, or already linked). Default 0.
             published: executions handed to workers. Default 0.
-            status: new status; COMPLETED or FAILED also sets ``ended_at``.
+            status: new status; any but RUNNING and PAUSED also sets ``ended_at``.
                 Default: unchanged.
             error: why it failed. Default: unchanged.
             now: the time. Default: now.
@@ -81,26 +165,19 @@ class BatchesMixin(RepositoryBase):
             BatchNotFound: no batch has this id.
         """
         now = utc_now(now)
-        b = m.Batch
-        values: dict[str, Any] = {
-            "source_count": b.source_count + sources,
-            "created_count": b.created_count + created,
-            "skipped_count": b.skipped_count + skipped,
-            "published_count": b.published_count + published,
-            "updated_at": now,
-        }
+        values = _counts(sources, created, skipped, published, now)
         if status is not None:
             values["status"] = status
-            values["ended_at"] = None if status == BatchStatus.RUNNING else now
+            values["ended_at"] = None if status in _LEADING else now
         if error is not None:
             values["error"] = error
         with self._write() as conn:
             row = conn.execute(
-                update(b).where(b.id == batch_id).values(values).returning(*_batch_columns())
+                sql_update(B).where(B.id == batch_id).values(values).returning(*_batch_columns())
             ).first()
         if row is None:
             raise BatchNotFound(batch_id)
-        return Batch(**row._mapping)
+        return _batch(row)
 
     def get_batch(self, batch_id: str) -> Batch:
         """Return the batch with this id.
@@ -109,11 +186,523 @@ class BatchesMixin(RepositoryBase):
             BatchNotFound: no batch has this id.
         """
         with self._read() as conn:
-            row = conn.execute(select(*_batch_columns()).where(m.Batch.id == batch_id)).first()
+            row = conn.execute(select(*_batch_columns()).where(B.id == batch_id)).first()
         if row is None:
             raise BatchNotFound(batch_id)
-        return Batch(**row._mapping)
+        return _batch(row)
+
+    # -- the leader ------------------------------------------------------------
+
+    def lead_batch(
+        self,
+        batch_id: str,
+        leader: str,
+        *,
+        sources: int = 0,
+        created: int = 0,
+        skipped: int = 0,
+        published: int = 0,
+        position: Any = None,
+        guard: tuple[int, float | None, int] | None = None,
+        warning: str | None = None,
+        now: datetime | None = None,
+    ) -> Batch | None:
+        """The leader's beat: add to the counts, store its position, read the batch back.
+
+        Only while ``leader`` still leads the batch. The returned status is what
+        the leader acts on (see the module docstring for why this UPDATE, and
+        not a plain read, is the point the leader synchronises on).
+
+        Args:
+            batch_id: the batch.
+            leader: the caller.
+            sources, created, skipped, published: increments. Default 0.
+            position: the new position (JSON). Default: unchanged.
+            guard: ``(observed before, new failure rate, observed now)``: written
+                only if the stored count is still ``observed before``, so a resume
+                that reset the guard meanwhile wins. Default: unchanged.
+            warning: the guard's new warning. Default: unchanged.
+            now: the time. Default: now.
+
+        Returns:
+            The batch, or None if another process leads it now.
+        """
+        now = utc_now(now)
+        values = _counts(sources, created, skipped, published, now)
+        values["heartbeat_at"] = now
+        if position is not None:
+            payloads.encode(position, field="position")
+            values["position"] = position
+        if guard is not None:
+            before, rate, observed = guard
+            unchanged = B.guard_observed == before
+            values["failure_rate"] = case((unchanged, rate), else_=B.failure_rate)
+            values["guard_observed"] = case((unchanged, observed), else_=B.guard_observed)
+        if warning is not None:
+            values["warning"] = warning
+        with self._write() as conn:
+            row = conn.execute(
+                sql_update(B)
+                .where(B.id == batch_id, B.leader == leader)
+                .values(values)
+                .returning(*_batch_columns())
+            ).first()
+        return None if row is None else _batch(row)
+
+    def take_batch_lead(
+        self, batch_id: str, leader: str, *, stale_before: datetime, now: datetime | None = None
+    ) -> Batch | None:
+        """Become the leader of a RUNNING or PAUSED batch whose leader stopped beating.
+
+        The lead is taken if nobody leads, ``leader`` already does, or the last
+        beat is older than ``stale_before``. A previous leader that was only slow
+        finds out at its next beat (``lead_batch`` returns None) and stops.
+
+        Returns:
+            The batch, or None if it is not RUNNING/PAUSED or its leader is alive.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        now = utc_now(now)
+        alive = and_(B.leader.is_not(None), B.leader != leader, B.heartbeat_at >= stale_before)
+        with self._write() as conn:
+            row = conn.execute(
+                sql_update(B)
+                .where(B.id == batch_id, B.status.in_(_LEADING), ~alive)
+                .values(leader=leader, heartbeat_at=now, updated_at=now)
+                .returning(*_batch_columns())
+            ).first()
+            if row is None:
+                _require_batch(conn, batch_id)
+        return None if row is None else _batch(row)
+
+    def release_batch_lead(self, batch_id: str, leader: str) -> bool:
+        """The leader stops leading (it ended, failed or was interrupted): anyone may take over.
+
+        Returns:
+            Whether ``leader`` was leading the batch.
+        """
+        with self._write() as conn:
+            result = conn.execute(
+                sql_update(B).where(B.id == batch_id, B.leader == leader).values(leader=None)
+            )
+        return bool(result.rowcount)
+
+    def finish_batch(
+        self,
+        batch_id: str,
+        leader: str,
+        *,
+        status: BatchStatus,
+        from_statuses: Collection[BatchStatus],
+        reason: str | None = None,
+        error: str | None = None,
+        now: datetime | None = None,
+    ) -> Batch | None:
+        """The leader ends its batch: ``status`` if the batch is in one of ``from_statuses``.
+
+        Returns:
+            The batch, or None if it was in another status (the leader leaves it
+            as a pause or a cancel left it) or another process leads it.
+        """
+        now = utc_now(now)
+        values: dict[str, Any] = {"status": status, "updated_at": now, "heartbeat_at": now}
+        values["ended_at"] = None if status in _LEADING else now
+        if reason is not None:
+            values["status_reason"] = reason
+        if error is not None:
+            values["error"] = error
+        with self._write() as conn:
+            row = conn.execute(
+                sql_update(B)
+                .where(B.id == batch_id, B.leader == leader, B.status.in_(list(from_statuses)))
+                .values(values)
+                .returning(*_batch_columns())
+            ).first()
+        return None if row is None else _batch(row)
+
+    # -- pause, resume, cancel -------------------------------------------------
+
+    def pause_batch(
+        self,
+        batch_id: str,
+        *,
+        reason: str,
+        guard_observed: int | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Batch, int]:
+        """Pause a RUNNING or COMPLETED batch and hold its executions that have not started.
+
+        Pausing a paused batch holds what is unstarted and not held yet (nothing,
+        usually); a CANCELLED or FAILED batch is left as it is. ``guard_observed``
+        (the failure guard pausing) pauses only if the guard is armed and still
+        at that count, so a resume that reset or disarmed it meanwhile wins.
+
+        Returns:
+            The batch, and how many executions this call held.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        now = utc_now(now)
+        pausable = (BatchStatus.RUNNING, BatchStatus.COMPLETED)
+        conditions = [B.id == batch_id, B.status.in_(pausable)]
+        if guard_observed is not None:
+            conditions += [B.guard_observed == guard_observed, B.guard_armed.is_(True)]
+        with self._write() as conn:
+            row = conn.execute(
+                sql_update(B)
+                .where(*conditions)
+                .values(status=BatchStatus.PAUSED, status_reason=reason, updated_at=now)
+                .values(ended_at=None)
+                .returning(*_batch_columns())
+            ).first()
+            batch = _batch(row) if row is not None else _read_batch(conn, batch_id)
+            if batch.status != BatchStatus.PAUSED:
+                return batch, 0
+            return batch, _hold(conn, batch_id)
+
+    def hold_unstarted(self, batch_id: str) -> int:
+        """Hold the batch's unstarted executions if (and only if) it is PAUSED.
+
+        What the leader calls when it finds its batch paused between creating a
+        slice and publishing it; unlike ``pause_batch`` it never pauses a batch
+        that was resumed meanwhile.
+
+        Returns:
+            How many executions this call held.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        with self._write() as conn:
+            batch = _read_batch(conn, batch_id, lock=True)
+            return _hold(conn, batch_id) if batch.status == BatchStatus.PAUSED else 0
+
+    def resume_batch(
+        self,
+        batch_id: str,
+        *,
+        reason: str,
+        arm_guard: bool | None = None,
+        now: datetime | None = None,
+    ) -> tuple[Batch, list[tuple[str, int]]]:
+        """Resume a PAUSED (or FAILED) batch and release the executions it held.
+
+        The status becomes COMPLETED if the leader had already created every
+        execution (``position["exhausted"]``), RUNNING otherwise. The failure
+        guard starts afresh (its average and count are reset); ``arm_guard``
+        arms or disarms it (default: unchanged). Resuming a RUNNING or COMPLETED
+        batch changes nothing but ``arm_guard`` and releases any leftover hold.
+
+        Returns:
+            The batch, and (execution id, priority) of every execution released
+            now, to be published again (their messages were dropped while held).
+
+        Raises:
+            BatchNotFound: no batch has this id.
+            ValueError: the batch was cancelled.
+        """
+        now = utc_now(now)
+        with self._write() as conn:
+            batch = _read_batch(conn, batch_id, lock=True)
+            if batch.status == BatchStatus.CANCELLED:
+                raise ValueError(f"batch {batch_id} was cancelled; it cannot be resumed")
+            values: dict[str, Any] = {"updated_at": now}
+            if arm_guard is not None:
+                values["guard_armed"] = arm_guard
+            if batch.status in (BatchStatus.PAUSED, BatchStatus.FAILED):
+                values.update(_resumed(batch, reason, now))
+            row = conn.execute(
+                sql_update(B).where(B.id == batch_id).values(values).returning(*_batch_columns())
+            ).one()
+            released = conn.execute(
+                sql_update(EX)
+                .where(EX.batch_id == batch_id, EX.lease_owner == hold_owner(batch_id))
+                .values(lease_owner=None, lease_expires_at=None, updated_at=now)
+                .returning(EX.id, EX.priority)
+            ).all()
+        return _batch(row), [(r.id, int(r.priority)) for r in released]
+
+    def cancel_batch(
+        self, batch_id: str, *, reason: str, now: datetime | None = None
+    ) -> tuple[Batch, int]:
+        """Cancel a batch: no more executions, and the unstarted ones ABORTED.
+
+        Each execution that no worker has claimed yet (held or not) ends ABORTED
+        with the error :data:`BATCH_CANCELLED` and ``reason`` as its cause.
+        Cancelling again aborts nothing more (unless something was created since).
+
+        Returns:
+            The batch, and how many executions this call aborted.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        now = utc_now(now)
+        with self._write() as conn:
+            row = conn.execute(
+                sql_update(B)
+                .where(B.id == batch_id, B.status != BatchStatus.CANCELLED)
+                .values(status=BatchStatus.CANCELLED, status_reason=reason)
+                .values(updated_at=now, ended_at=now)
+                .returning(*_batch_columns())
+            ).first()
+            batch = _batch(row) if row is not None else _read_batch(conn, batch_id)
+            aborted = conn.execute(
+                sql_update(EX)
+                .where(
+                    *_unstarted(batch_id),
+                    or_(EX.lease_owner.is_(None), EX.lease_owner == hold_owner(batch_id)),
+                )
+                .values(status=ExecutionStatus.ABORTED, error=BATCH_CANCELLED, cause=reason)
+                .values(ended_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
+            ).rowcount
+        return batch, int(aborted)
+
+    # -- reading a batch's executions ----------------------------------------------
+
+    def batch_execution_counts(self, batch_id: str) -> dict[str, int]:
+        """Count a batch's executions by status, and by what steering did to them.
+
+        Returns:
+            status name -> count, plus ``held`` (held by a pause), ``unstarted``
+            (PENDING, never claimed, not held) and ``cancelled`` (aborted by a cancel).
+        """
+        held = EX.lease_owner == hold_owner(batch_id)
+        query = (
+            select(
+                EX.status,
+                func.count(),
+                func.sum(case((held, 1), else_=0)),
+                func.sum(case((and_(*_unstarted(batch_id), EX.lease_owner.is_(None)), 1), else_=0)),
+                func.sum(case((EX.error == BATCH_CANCELLED, 1), else_=0)),
+            )
+            .where(EX.batch_id == batch_id)
+            .group_by(EX.status)
+        )
+        out = {"held": 0, "unstarted": 0, "cancelled": 0}
+        with self._read() as conn:
+            for status, count, n_held, n_unstarted, n_cancelled in conn.execute(query):
+                out[str(ExecutionStatus(status))] = int(count)
+                out["held"] += int(n_held or 0)
+                out["unstarted"] += int(n_unstarted or 0)
+                out["cancelled"] += int(n_cancelled or 0)
+        return out
+
+    def status_counts_of(self, execution_ids: Sequence[str]) -> dict[ExecutionStatus, int]:
+        """Count the given executions by status (``IN`` lists of 1,000 ids)."""
+        counts: dict[ExecutionStatus, int] = {}
+        with self._read() as conn:
+            for start in range(0, len(execution_ids), _IDS_PER_QUERY):
+                chunk = execution_ids[start : start + _IDS_PER_QUERY]
+                query = select(EX.status, func.count()).where(EX.id.in_(chunk)).group_by(EX.status)
+                for status, count in conn.execute(query):
+                    key = ExecutionStatus(status)
+                    counts[key] = counts.get(key, 0) + int(count)
+        return counts
+
+    def unstarted_executions(
+        self, batch_id: str, *, created_since: datetime | None = None, limit: int = 10_000
+    ) -> list[tuple[str, int]]:
+        """(id, priority) of the batch's executions no worker has claimed (not held).
+
+        ``created_since`` keeps those created at or after that time. Default: all.
+        """
+        query = select(EX.id, EX.priority).where(*_unstarted(batch_id), EX.lease_owner.is_(None))
+        if created_since is not None:
+            query = query.where(EX.started_at >= created_since)
+        with self._read() as conn:
+            rows = conn.execute(query.order_by(EX.started_at, EX.id).limit(limit)).all()
+        return [(r.id, int(r.priority)) for r in rows]
+
+    # -- failures: list, archive, redrive --------------------------------------------
+
+    def batch_failures(
+        self,
+        batch_id: str,
+        *,
+        archived: bool | None = False,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page[Execution]:
+        """One page of the batch's failed executions, in the order they ended.
+
+        Failed: FAILED, TIMED_OUT or ABORTED, except those a cancel aborted
+        before they started. ``archived``: False (default) lists those not
+        archived, True the archived ones, None both. Pass ``next_cursor`` back
+        as ``cursor`` for the next page.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+            ValueError: a bad ``limit`` or ``cursor``.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._read() as conn:
+            batch = _read_batch(conn, batch_id)
+            query = select(*EXECUTION_COLUMNS).where(*_failed(batch, archived))
+            if cursor is not None:
+                query = query.where(_after_ended(cursor))
+            query = query.order_by(EX.ended_at, EX.id).limit(limit + 1)
+            rows = conn.execute(query).all()
+        items = [execution_record(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        return Page(items=tuple(items), next_cursor=_ended_cursor(items[-1]) if more else None)
+
+    def archive_batch_failures(
+        self, batch_id: str, *, now: datetime | None = None
+    ) -> tuple[Batch, int]:
+        """Archive the batch's failures so far: they leave the default failure listing.
+
+        Nothing is deleted: the batch records the end time of the latest failure
+        archived, and every failure that ended at or before it counts as
+        archived. A failure that is redriven and fails again ends later, so it
+        is listed again.
+
+        Returns:
+            The batch, and how many failures this call archived.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        now = utc_now(now)
+        with self._write() as conn:
+            batch = _read_batch(conn, batch_id, lock=True)
+            count, latest = conn.execute(
+                select(func.count(), func.max(EX.ended_at)).where(*_failed(batch, False))
+            ).one()
+            if not count:
+                return batch, 0
+            row = conn.execute(
+                sql_update(B)
+                .where(B.id == batch_id)
+                .values(failures_archived_at=latest, updated_at=now)
+                .values(archived_count=B.archived_count + int(count))
+                .returning(*_batch_columns())
+            ).one()
+        return _batch(row), int(count)
+
+    def redrive_batch_failures(
+        self, batch_id: str, *, now: datetime | None = None
+    ) -> list[tuple[str, int]]:
+        """Reopen every failure of the batch that is not archived as PENDING, cursors kept.
+
+        The same as ``redrive`` for each of them, in one statement.
+
+        Returns:
+            (execution id, priority) of each execution reopened, to be published.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        now = utc_now(now)
+        with self._write() as conn:
+            batch = _read_batch(conn, batch_id)
+            rows = conn.execute(
+                sql_update(EX)
+                .where(*_failed(batch, False))
+                .values(status=ExecutionStatus.PENDING, output=None, error=None, cause=None)
+                .values(ended_at=None, updated_at=now, redrive_count=EX.redrive_count + 1)
+                .returning(EX.id, EX.priority)
+            ).all()
+        return [(r.id, int(r.priority)) for r in rows]
 
 
 def _batch_columns() -> list[Any]:
-    return list(m.Batch.__table__.c)
+    return list(B.__table__.c)
+
+
+def _batch(row: Any) -> Batch:
+    return Batch(**row._mapping)
+
+
+def _read_batch(conn: Connection, batch_id: str, *, lock: bool = False) -> Batch:
+    query = select(*_batch_columns()).where(B.id == batch_id)
+    row = conn.execute(query.with_for_update() if lock else query).first()
+    if row is None:
+        raise BatchNotFound(batch_id)
+    return _batch(row)
+
+
+def _require_batch(conn: Connection, batch_id: str) -> None:
+    if conn.execute(select(B.id).where(B.id == batch_id)).first() is None:
+        raise BatchNotFound(batch_id)
+
+
+def _counts(
+    sources: int, created: int, skipped: int, published: int, now: datetime
+) -> dict[str, Any]:
+    return {
+        "source_count": B.source_count + sources,
+        "created_count": B.created_count + created,
+        "skipped_count": B.skipped_count + skipped,
+        "published_count": B.published_count + published,
+        "updated_at": now,
+    }
+
+
+def _resumed(batch: Batch, reason: str, now: datetime) -> dict[str, Any]:
+    """What resuming a paused batch writes: its status back, the guard afresh."""
+    exhausted = isinstance(batch.position, dict) and bool(batch.position.get("exhausted"))
+    status = BatchStatus.COMPLETED if exhausted else BatchStatus.RUNNING
+    return {
+        "status": status,
+        "status_reason": reason,
+        "ended_at": now if exhausted else None,
+        "error": None,
+        "failure_rate": None,
+        "guard_observed": 0,
+    }
+
+
+def _hold(conn: Connection, batch_id: str) -> int:
+    """Hold the batch's unstarted executions that nobody holds (see the module docstring)."""
+    return int(
+        conn.execute(
+            sql_update(EX)
+            .where(*_unstarted(batch_id), EX.lease_owner.is_(None))
+            .values(lease_owner=hold_owner(batch_id), lease_expires_at=HOLD_UNTIL)
+        ).rowcount
+    )
+
+
+def _unstarted(batch_id: str) -> list[ColumnElement[bool]]:
+    """Executions of the batch that no worker has claimed: PENDING, no checkpoint."""
+    return [EX.batch_id == batch_id, EX.status == ExecutionStatus.PENDING, EX.revision == 0]
+
+
+def _failed(batch: Batch, archived: bool | None) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = [
+        EX.batch_id == batch.id,
+        EX.status.in_(FAILED_STATUSES),
+        or_(EX.error.is_(None), EX.error != BATCH_CANCELLED),
+    ]
+    cutoff = batch.failures_archived_at
+    if archived is None:
+        return conditions
+    if cutoff is None:
+        return [*conditions, false() if archived else true()]
+    bound = literal(cutoff, m.UTCDateTime())
+    conditions.append(EX.ended_at <= bound if archived else EX.ended_at > bound)
+    return conditions
+
+
+def _ended_cursor(last: Execution) -> str:
+    assert last.ended_at is not None
+    raw = json.dumps([last.ended_at.isoformat(), last.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _after_ended(token: str) -> ColumnElement[bool]:
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        ended, execution_id = json.loads(raw)
+        ended_at = datetime.fromisoformat(ended)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ValueError(f"invalid page cursor {token!r}") from exc
+    if ended_at.tzinfo is None or not isinstance(execution_id, str):
+        raise ValueError(f"invalid page cursor {token!r}")
+    bound = tuple_(literal(ended_at, m.UTCDateTime()), literal(execution_id, String(36)))
+    return tuple_(EX.ended_at, EX.id) > bound
