@@ -973,9 +973,17 @@ class _LocalRun:
             raise _Stopped
 
     def _held(self, execution_id: str) -> bool:
+        """Whether an execution this run could not claim is still ours to start.
+
+        A pause holds it (PENDING with a hold owner); a resume that came between
+        the failed claim and this look has already released it (PENDING, no
+        owner). Either way it goes back in the queue, or it would never run.
+        """
         row = self.machine.repository.get_execution(execution_id)
         owner = row.lease_owner or ""
-        return row.status == ExecutionStatus.PENDING and owner.startswith(BATCH_HOLD_OWNER_PREFIX)
+        return row.status == ExecutionStatus.PENDING and (
+            not owner or owner.startswith(BATCH_HOLD_OWNER_PREFIX)
+        )
 
     def abort_rest(self) -> None:
         """Abort executions created but never started (stop_on_error)."""

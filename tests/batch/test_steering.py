@@ -335,3 +335,29 @@ def _run_published(world: World, recorder: Recorder) -> threading.Event:
 
     world.leaders.submit(work)
     return stop
+
+
+def test_an_execution_released_between_a_failed_claim_and_its_look_still_runs(
+    local: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a runner whose first claim of every execution comes too late, as when a
+    # pause held it and a resume released it before the local run looked at it again
+    advance = local.machine.runner.advance
+    missed: set[str] = set()
+
+    def late_first_claim(execution_id: str) -> Any:
+        if execution_id not in missed:
+            missed.add(execution_id)
+            return None
+        return advance(execution_id)
+
+    monkeypatch.setattr(local.machine.runner, "advance", late_first_claim)
+
+    # When a local batch runs
+    leader = local.bulk_in_background([{"n": n} for n in range(10)])
+
+    # Then every execution still runs, once, and the batch completes
+    assert leader.result(timeout=30).status == BatchStatus.COMPLETED
+    executions = local.executions(local.only_batch())
+    assert len(missed) == len(executions) == 10
+    assert all(e.status != ExecutionStatus.PENDING for e in executions)
