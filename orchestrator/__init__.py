@@ -10,7 +10,18 @@ from orchestrator.errors import (
     StatesError,
 )
 from orchestrator.handlers import HandlerContext, handler, input_transformer
-from orchestrator.statemachine import MessageRefused, StateMachine, send_message
+from orchestrator.statemachine import (
+    MessageRefused,
+    StateMachine,
+    archive_batch_failures,
+    batch_failures,
+    cancel_batch,
+    pause_batch,
+    purge_executions,
+    redrive_batch_failures,
+    resume_batch,
+    send_message,
+)
 from orchestrator.store import ExecutionFilter
 
 __version__ = "0.1.0"
@@ -28,7 +39,14 @@ __all__ = [
     "StateMachineNotFound",
     "StatesError",
     "__version__",
+    "archive_batch_failures",
+    "batch_failures",
+    "cancel_batch",
     "handler",
     "input_transformer",
+    "pause_batch",
+    "purge_executions",
+    "redrive_batch_failures",
+    "resume_batch",
     "send_message",
 ]

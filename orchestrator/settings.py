@@ -82,6 +82,15 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     """Seconds between two runs of the sweeper (timers, recovery). Default 5."""
 
+    retention_days: PositiveFloat | None = None
+    """Ended executions older than this many days are purged, with their history,
+    by the ``orchestrator.purge`` beat entry. Default none: nothing is purged
+    automatically (``orchestrator executions purge`` does it on demand)."""
+
+    purge_interval_seconds: float = Field(default=3600.0, gt=0)
+    """Seconds between two beat-scheduled purges when ``retention_days`` is set.
+    Default 3600."""
+
     celery_overrides: dict[str, Any] = Field(default_factory=dict)
     """Raw Celery settings applied last (JSON in the environment). Default none."""
 

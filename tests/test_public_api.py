@@ -24,6 +24,13 @@ def test_the_package_exports_exactly_the_public_names_sorted() -> None:
         "handler",
         "input_transformer",
         "send_message",
+        "archive_batch_failures",
+        "batch_failures",
+        "cancel_batch",
+        "pause_batch",
+        "purge_executions",
+        "redrive_batch_failures",
+        "resume_batch",
     }
 
 

@@ -15,7 +15,9 @@ the app. What it fixes and why (DESIGN.md, "Celery conventions"):
   hands a still-running task to a second worker.
 - Redis consumes the three queues by weight (:mod:`.consumer`).
 - No result backend: business results live in the database.
-- A beat entry runs ``orchestrator.sweep`` every few seconds.
+- A beat entry runs ``orchestrator.sweep`` every few seconds; with
+  ``retention_days`` set, another runs ``orchestrator.purge`` every
+  ``purge_interval_seconds`` (on ``low``).
 
 The tunables are the fields of :class:`CeleryOptions`, each with its default;
 each is read from the Settings field of the same name once Settings declares
@@ -46,6 +48,9 @@ _Queue: Any = kombu.entity.Queue
 #: Celery task name of the sweeper, and its beat entry.
 SWEEP_TASK: Final = "orchestrator.sweep"
 SWEEP_ENTRY: Final = "orchestrator-sweep"
+#: Celery task name of the retention purge, and its beat entry.
+PURGE_TASK: Final = "orchestrator.purge"
+PURGE_ENTRY: Final = "orchestrator-purge"
 
 #: URL schemes served by kombu's Redis transport.
 REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
@@ -80,6 +85,12 @@ class CeleryOptions:
     sweep_interval_seconds: float = 5.0
     """Seconds between two beat-scheduled ``orchestrator.sweep`` runs. Default 5."""
 
+    retention_days: float | None = None
+    """Days after which ended executions are purged by beat. Default none (no entry)."""
+
+    purge_interval_seconds: float = 3600.0
+    """Seconds between two beat-scheduled purges. Default 3600."""
+
     celery_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Raw Celery settings applied last, for what no option covers. Default none."""
 
@@ -97,6 +108,10 @@ class CeleryOptions:
             )
         if self.sweep_interval_seconds <= 0:
             raise ConfigurationError("sweep_interval_seconds must be positive")
+        if self.retention_days is not None and self.retention_days <= 0:
+            raise ConfigurationError("retention_days must be positive (or unset)")
+        if self.purge_interval_seconds <= 0:
+            raise ConfigurationError("purge_interval_seconds must be positive")
 
 
 def options_from_settings(settings: Settings) -> CeleryOptions:
@@ -134,7 +149,11 @@ def celery_config(settings: Settings, options: CeleryOptions | None = None) -> d
         **_serializer_config(),
         **_result_config(),
         **_event_config(opts.task_events),
-        "beat_schedule": beat_schedule(opts.sweep_interval_seconds),
+        "beat_schedule": beat_schedule(
+            opts.sweep_interval_seconds,
+            retention_days=opts.retention_days,
+            purge_interval_seconds=opts.purge_interval_seconds,
+        ),
         "enable_utc": True,
         "timezone": "UTC",
     }
@@ -160,18 +179,33 @@ def task_queues() -> tuple[kombu.entity.Queue, ...]:
     return tuple(_Queue(name, _Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
 
 
-def beat_schedule(interval_seconds: float) -> dict[str, dict[str, Any]]:
-    """The beat entry of the sweeper, on ``critical`` so load never delays it.
+def beat_schedule(
+    interval_seconds: float,
+    *,
+    retention_days: float | None = None,
+    purge_interval_seconds: float = 3600.0,
+) -> dict[str, dict[str, Any]]:
+    """The beat entries: the sweeper, and the retention purge if ``retention_days`` is set.
 
-    Each run expires after one interval: while no worker is up, sweeps do not pile up.
+    The sweeper goes to ``critical`` so load never delays it; the purge, which
+    deletes in chunks and is never urgent, to ``low``. Each run expires after one
+    interval: while no worker is up, runs do not pile up.
     """
-    return {
+    schedule: dict[str, dict[str, Any]] = {
         SWEEP_ENTRY: {
             "task": SWEEP_TASK,
             "schedule": interval_seconds,
             "options": {"queue": "critical", "expires": interval_seconds},
         }
     }
+    if retention_days is not None:
+        schedule[PURGE_ENTRY] = {
+            "task": PURGE_TASK,
+            "schedule": purge_interval_seconds,
+            "kwargs": {"older_than_days": retention_days},
+            "options": {"queue": "low", "expires": purge_interval_seconds},
+        }
+    return schedule
 
 
 def _queue_config() -> dict[str, Any]:
@@ -218,6 +252,8 @@ def _event_config(enabled: bool) -> dict[str, Any]:
 
 
 __all__ = [
+    "PURGE_ENTRY",
+    "PURGE_TASK",
     "REDIS_SCHEMES",
     "SWEEP_ENTRY",
     "SWEEP_TASK",

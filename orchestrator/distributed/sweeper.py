@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from orchestrator.distributed.publish import Publish, publisher_for
@@ -56,3 +57,34 @@ def sweep(
             extra={"action": "sweep", "woken": timers, "stalled": recovered},
         )
     return {"woken": timers, "stalled": recovered}
+
+
+def purge(
+    older_than_days: float,
+    statuses: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    repository: Repository | None = None,
+) -> dict[str, Any]:
+    """Delete executions that ended more than ``older_than_days`` ago (beat's retention run).
+
+    Running and waiting executions are never touched; deletes go in chunks of
+    ``page_size``. Returns what was done (for Flower).
+    """
+    from orchestrator.statemachine import purge_executions  # the facade imports the runtime
+
+    settings = settings or get_settings()
+    repository = repository or repository_for(settings)
+    deleted = purge_executions(
+        timedelta(days=older_than_days),
+        statuses=statuses,
+        chunk_size=settings.page_size,
+        repository=repository,
+    )
+    log.info(
+        "purge deleted %d executions that ended more than %s days ago",
+        deleted,
+        older_than_days,
+        extra={"action": "purge", "deleted": deleted, "older_than_days": older_than_days},
+    )
+    return {"deleted": deleted, "older_than_days": older_than_days}

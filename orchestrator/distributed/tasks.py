@@ -28,7 +28,7 @@ import sqlalchemy.exc
 from celery import shared_task
 from celery.exceptions import Reject
 
-from orchestrator.distributed.config import SWEEP_TASK
+from orchestrator.distributed.config import PURGE_TASK, SWEEP_TASK
 from orchestrator.distributed.routing import queue_for
 
 logger = logging.getLogger(__name__)
@@ -177,6 +177,14 @@ def sweep() -> Any:
     return _runtime("sweep", SWEEPER_MODULE)()
 
 
+@_task(name=PURGE_TASK, ignore_result=True)
+def purge(older_than_days: float, statuses: list[str] | None = None) -> Any:
+    """Delete executions that ended more than ``older_than_days`` ago (retention)."""
+    if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
+        raise Reject(f"older_than_days must be a number, not {older_than_days!r}", requeue=False)
+    return _runtime("purge", SWEEPER_MODULE)(older_than_days, statuses)
+
+
 def publish_runs(
     app: Any,
     execution_ids: Sequence[str],
@@ -238,6 +246,7 @@ __all__ = [
     "is_transient",
     "publish_runs",
     "run_execution",
+    "purge",
     "sweep",
     "validate_run_arguments",
 ]
