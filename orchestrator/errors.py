@@ -8,6 +8,8 @@
     ├── ExecutionAlreadyExists   (store: same name, different input)
     ├── LeaseLost                (store: another worker holds the execution now)
     ├── BatchNotFound            (store: no batch with that id)
+    ├── BulkInputError           (an input of execute_bulk that is not storable JSON)
+    ├── LeadLost                 (another process leads the batch now)
     ├── PayloadRejected          (store: a payload that cannot be stored)
     │   ├── PayloadTooLarge      (over payload_max_bytes: States.DataLimitExceeded)
     │   └── PayloadInvalid       (not storable JSON: NaN, NUL, non-string keys, ...)
@@ -61,6 +63,37 @@ class ConfigurationError(OrchestratorError):
     """Settings that cannot work."""
 
 
+class BulkInputError(OrchestratorError, ValueError):
+    """An input of ``execute_bulk`` is not a storable JSON value.
+
+    Attributes:
+        source: the file, or ``inputs`` for an iterable.
+        location: where, e.g. ``line 7`` or ``element 3 (line 12)``.
+        reason: what is wrong there.
+        created: executions the batch had created before (they stay); None
+            when the error was found before anything was created.
+    """
+
+    def __init__(self, source: str, location: str, reason: str, *, created: int | None = None):
+        if created is None:
+            after = "nothing was created"
+        else:
+            after = (
+                f"{created} executions were created before it and stay; run the same "
+                "batch again (same name_prefix) once it is fixed: they are skipped by name"
+            )
+        super().__init__(f"{source}, {location}: {reason} ({after})")
+        self.source, self.location, self.reason, self.created = source, location, reason, created
+
+
+class LeadLost(OrchestratorError):
+    """Another process took over the lead of the batch (this leader was thought dead)."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"another process leads batch {batch_id} now")
+        self.batch_id = batch_id
+
+
 # The store's errors are re-exported last: the store imports the classes above.
 from orchestrator.store.errors import (  # noqa: E402
     BatchNotFound,
@@ -72,11 +105,13 @@ from orchestrator.store.errors import (  # noqa: E402
 
 __all__ = [
     "BatchNotFound",
+    "BulkInputError",
     "ConfigurationError",
     "DefinitionInvalid",
     "ExecutionAlreadyExists",
     "ExecutionNotFound",
     "HandlerNotFound",
+    "LeadLost",
     "LeaseLost",
     "OrchestratorError",
     "PayloadInvalid",

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from orchestrator import batch as batch_module
-from orchestrator.batch import BulkInputError, detect_format, read_inputs
+from orchestrator import bulk_inputs as inputs_module
+from orchestrator.bulk_inputs import detect_format, read_inputs
+from orchestrator.errors import BulkInputError
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from orchestrator.types import BatchStatus
@@ -48,7 +49,7 @@ def test_an_array_is_read_element_by_element_across_chunk_boundaries(
     # Given a JSON array (compact or pretty-printed), read in chunks of a few characters
     path = tmp_path / "inputs.json"
     path.write_text(json.dumps(AWKWARD * 3, indent=indent, ensure_ascii=False))
-    monkeypatch.setattr(batch_module, "CHUNK_CHARS", chunk)
+    monkeypatch.setattr(inputs_module, "CHUNK_CHARS", chunk)
 
     # Then every element comes out as json.load reads it, numbered from 0
     assert values(path, "array") == AWKWARD * 3
@@ -63,11 +64,11 @@ def test_a_long_array_is_streamed_without_holding_it(
     # Given a 20,000-element array and a 1 KiB chunk
     path = tmp_path / "big.json"
     path.write_text(json.dumps([{"n": n, "pad": "x" * 20} for n in range(20_000)]))
-    monkeypatch.setattr(batch_module, "CHUNK_CHARS", 1024)
+    monkeypatch.setattr(inputs_module, "CHUNK_CHARS", 1024)
     # When it is read, the buffer never holds more than a chunk or two
     largest = count = 0
     with path.open() as stream:
-        reader = batch_module._ArrayReader(stream, str(path), 1 << 20)
+        reader = inputs_module._ArrayReader(stream, str(path), 1 << 20)
         for _ in reader.values():
             count += 1
             largest = max(largest, len(reader.buf))

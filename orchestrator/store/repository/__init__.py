@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from orchestrator.store.engine import make_engine
 from orchestrator.store.repository._base import DEFAULT_CHUNK_SIZE, DEFAULT_PAYLOAD_MAX_BYTES
+from orchestrator.store.repository._batch_failures import BatchFailuresMixin
 from orchestrator.store.repository._batch_list import BatchListMixin
 from orchestrator.store.repository._batches import BatchesMixin
 from orchestrator.store.repository._definitions import DefinitionsMixin
@@ -36,7 +37,13 @@ if TYPE_CHECKING:
 
 
 class Repository(
-    DefinitionsMixin, ExecutionsMixin, RunsMixin, WaitsMixin, BatchesMixin, BatchListMixin
+    DefinitionsMixin,
+    ExecutionsMixin,
+    RunsMixin,
+    WaitsMixin,
+    BatchesMixin,
+    BatchFailuresMixin,
+    BatchListMixin,
 ):
     """Use-case methods over the store's tables.
 
