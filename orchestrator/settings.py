@@ -82,6 +82,14 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=5.0, gt=0)
     """Seconds between two runs of the sweeper (timers, recovery). Default 5."""
 
+    executions_per_message: int = Field(default=10, ge=1, le=100)
+    """Most executions one task message carries when many are published at once
+    (batches, the sweeper). Default 10: Celery's cost is per message, so this is
+    what lets a batch start and drain near the broker's speed; each execution
+    keeps its own lease, retries and recovery. 1 sends one message per execution.
+    A publish of fewer than 64 x this many spreads them thinner, so small batches
+    still reach every worker process."""
+
     retention_days: PositiveFloat | None = None
     """Ended executions older than this many days are purged, with their history,
     by the ``orchestrator.purge`` beat entry. Default none: nothing is purged

@@ -26,7 +26,9 @@ def app_for(settings: Settings) -> Any:
 
 
 def publisher_for(settings: Settings) -> Publish:
-    """A function that publishes one ``run_execution`` task per id, pipelined on Redis.
+    """A function that publishes execution ids, ``executions_per_message`` to a message.
+
+    Pipelined on Redis (see :func:`~orchestrator.distributed.tasks.publish_runs`).
 
     Publish only after the execution rows are committed: if the process dies in
     between, the rows stay PENDING and the sweeper publishes them.
@@ -36,6 +38,8 @@ def publisher_for(settings: Settings) -> Publish:
     app = app_for(settings)
 
     def publish(execution_ids: Sequence[str], priority: str | int) -> int:
-        return int(publish_runs(app, execution_ids, priority))
+        return int(
+            publish_runs(app, execution_ids, priority, per_message=settings.executions_per_message)
+        )
 
     return publish

@@ -2,6 +2,11 @@
 
 - ``orchestrator.run_execution(execution_id, event=None)`` advances one stored
   execution as far as it goes (``orchestrator.runtime.runner.advance_from_task``).
+- ``orchestrator.run_executions(execution_ids)`` advances several, one after
+  another: what bulk publishing sends (``executions_per_message``), because
+  Celery's cost is per message, not per execution. Each execution keeps its own
+  lease, checkpoints and recovery; a transient error retries only the ids not
+  yet done, and a failure of one does not stop the others.
 - ``orchestrator.sweep()`` fires due timers and re-publishes stalled executions
   (``orchestrator.distributed.sweeper.sweep``); beat runs it every few seconds.
 
@@ -27,6 +32,7 @@ import redis.exceptions
 import sqlalchemy.exc
 from celery import shared_task
 from celery.exceptions import Reject
+from celery.utils.time import get_exponential_backoff_interval
 
 from orchestrator.distributed.config import PURGE_TASK, SWEEP_TASK
 from orchestrator.distributed.routing import queue_for
@@ -40,6 +46,14 @@ RUNNER_MODULE: Final = "orchestrator.runtime.runner"
 SWEEPER_MODULE: Final = "orchestrator.distributed.sweeper"
 
 RUN_EXECUTION_TASK: Final = "orchestrator.run_execution"
+RUN_EXECUTIONS_TASK: Final = "orchestrator.run_executions"
+
+#: Most execution ids one ``run_executions`` message may carry.
+MAX_EXECUTIONS_PER_MESSAGE: Final = 100
+
+#: Below this many ids per message, a bulk publish sends one message per
+#: execution: small batches keep every worker process busy.
+MIN_MESSAGES_PER_PUBLISH: Final = 64
 
 #: Retries of one task message before it fails (the sweeper still recovers the
 #: execution: its row stays PENDING/RUNNING and its lease expires).
@@ -109,6 +123,30 @@ def validate_run_arguments(execution_id: object, event: object) -> None:
         )
 
 
+def validate_run_list(execution_ids: object) -> list[str]:
+    """Check the argument of ``run_executions``; return it as a list.
+
+    Raises:
+        InvalidTaskArguments: not a list of 1 to :data:`MAX_EXECUTIONS_PER_MESSAGE`
+            execution ids, each valid for ``run_execution``.
+    """
+    if not isinstance(execution_ids, list) or not execution_ids:
+        raise InvalidTaskArguments(
+            f"execution_ids must be a non-empty list, got {type(execution_ids).__name__} "
+            f"{execution_ids!r:.80}"
+        )
+    if len(execution_ids) > MAX_EXECUTIONS_PER_MESSAGE:
+        raise InvalidTaskArguments(
+            f"execution_ids holds {len(execution_ids)} ids, more than {MAX_EXECUTIONS_PER_MESSAGE}"
+        )
+    for index, execution_id in enumerate(execution_ids):
+        try:
+            validate_run_arguments(execution_id, None)
+        except InvalidTaskArguments as exc:
+            raise InvalidTaskArguments(f"execution_ids[{index}]: {exc}") from None
+    return list(execution_ids)
+
+
 def _is_json_object(value: object) -> bool:
     return isinstance(value, Mapping) and all(isinstance(key, str) for key in value)
 
@@ -146,6 +184,55 @@ def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = N
         extra={"action": "run_execution", "execution_id": execution_id},
     )
     return _call_classifying_errors(advance_from_task, execution_id, event)
+
+
+@_task(
+    name=RUN_EXECUTIONS_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=MAX_RETRIES,
+)
+def run_executions(self: Any, execution_ids: list[str]) -> Any:
+    """Advance each of ``execution_ids`` in turn, as ``run_execution`` advances one.
+
+    A transient infrastructure error retries the message with the ids not yet
+    done (exponential, jittered back-off capped at :data:`RETRY_BACKOFF_MAX`);
+    any other error is logged for its execution and the rest go on (the
+    execution's row is the truth, and the sweeper recovers what is left).
+
+    Returns:
+        Executions by the status they were left in (a small summary for Flower).
+
+    Raises:
+        Reject: malformed arguments; the message is dropped, not retried.
+    """
+    try:
+        ids = validate_run_list(execution_ids)
+    except InvalidTaskArguments as exc:
+        reason = f"rejected {RUN_EXECUTIONS_TASK} task {self.request.id}: {exc}"
+        logger.error(reason, extra={"action": "run_executions.reject"})
+        raise Reject(reason, requeue=False) from exc
+    advance_from_task = _runtime("advance_from_task")
+    summary: dict[str, int] = {}
+    for done, execution_id in enumerate(ids):
+        try:
+            report = _call_classifying_errors(advance_from_task, execution_id, None)
+        except TRANSIENT_ERRORS as exc:
+            countdown = get_exponential_backoff_interval(
+                factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
+            )
+            raise self.retry(args=(ids[done:],), exc=exc, countdown=countdown) from exc
+        except Exception:
+            logger.exception(
+                "run_executions: advancing execution %s failed; going on with the rest",
+                execution_id,
+                extra={"action": "run_executions.error", "execution_id": execution_id},
+            )
+            report = {"status": "ERROR"}
+        status = str(report.get("status", "?")) if isinstance(report, Mapping) else "?"
+        summary[status] = summary.get(status, 0) + 1
+    return summary
 
 
 def _reject_if_malformed(execution_id: object, event: object, task_id: str | None) -> None:
@@ -191,38 +278,60 @@ def publish_runs(
     priority: str | int = "default",
     *,
     batch_size: int = PUBLISH_BATCH_SIZE,
+    per_message: int = 1,
 ) -> int:
-    """Publish one ``run_execution`` task per id to the queue of ``priority``.
+    """Publish ``execution_ids`` to the queue of ``priority``, pipelined on Redis.
 
-    One producer, and on Redis kombu's ``Producer.batch()`` pipelines the pushes
-    (about 3x a plain ``apply_async`` loop, see ``bench/celery_baseline.py``);
-    other transports publish one by one. Each message still carries one
-    execution, so routing, retries and recovery stay per execution. Publish
-    after the rows are committed: a crash in between leaves PENDING rows, which
-    the sweeper re-publishes.
+    With ``per_message`` 1 each execution is one ``run_execution`` message; above
+    1 the ids go as ``run_executions`` messages of up to ``per_message`` ids
+    (see :func:`ids_per_message`), which is what makes bulk starts and drains
+    cheap: Celery's cost is per message. Routing stays per priority, and
+    retries and recovery per execution. One producer; on Redis kombu's
+    ``Producer.batch()`` pipelines the pushes; other transports publish one by
+    one. Publish after the rows are committed: a crash in between leaves
+    PENDING rows, which the sweeper re-publishes.
 
     Args:
         app: the Celery app to publish with.
         execution_ids: executions to run.
         priority: queue name or 0-9 (see :func:`~.routing.queue_for`).
         batch_size: Redis commands per pipeline round trip. Default 1000.
+        per_message: most ids per message. Default 1.
 
     Returns:
-        How many tasks were published.
+        How many executions were published.
 
     Raises:
-        ValueError: a bad priority, before anything is published.
+        ValueError: a bad priority or ``per_message``, before anything is published.
         kombu.exceptions.BatchPublishError: Redis failed mid-batch; delivery of
             that batch is uncertain (the sweeper covers it).
     """
     queue = queue_for(priority)
+    if not 1 <= per_message <= MAX_EXECUTIONS_PER_MESSAGE:
+        raise ValueError(
+            f"per_message must be 1 to {MAX_EXECUTIONS_PER_MESSAGE}, not {per_message}"
+        )
     if not execution_ids:
         return 0
-    task = app.tasks[RUN_EXECUTION_TASK]
+    size = ids_per_message(len(execution_ids), per_message)
     with app.producer_or_acquire() as producer, producer.batch(max_size=batch_size):
-        for execution_id in execution_ids:
-            task.apply_async((execution_id,), queue=queue, producer=producer)
+        if size == 1:
+            single = app.tasks[RUN_EXECUTION_TASK]
+            for execution_id in execution_ids:
+                single.apply_async((execution_id,), queue=queue, producer=producer)
+        else:
+            several = app.tasks[RUN_EXECUTIONS_TASK]
+            for start in range(0, len(execution_ids), size):
+                chunk = list(execution_ids[start : start + size])
+                several.apply_async((chunk,), queue=queue, producer=producer)
     return len(execution_ids)
+
+
+def ids_per_message(count: int, per_message: int) -> int:
+    """Ids per message for a publish of ``count``: at most ``per_message``, and
+    few enough that the publish still makes :data:`MIN_MESSAGES_PER_PUBLISH`
+    messages (or one id each), so a small batch spreads over every worker."""
+    return max(1, min(per_message, count // MIN_MESSAGES_PER_PUBLISH))
 
 
 def _runtime(name: str, module_name: str = RUNNER_MODULE) -> Callable[..., Any]:
@@ -237,16 +346,21 @@ def _runtime(name: str, module_name: str = RUNNER_MODULE) -> Callable[..., Any]:
 
 
 __all__ = [
+    "MAX_EXECUTIONS_PER_MESSAGE",
     "MAX_RETRIES",
     "RETRY_BACKOFF_MAX",
+    "RUN_EXECUTIONS_TASK",
     "RUN_EXECUTION_TASK",
     "TRANSIENT_ERRORS",
     "InvalidTaskArguments",
     "TransientDatabaseError",
+    "ids_per_message",
     "is_transient",
     "publish_runs",
-    "run_execution",
     "purge",
+    "run_execution",
+    "run_executions",
     "sweep",
     "validate_run_arguments",
+    "validate_run_list",
 ]

@@ -149,7 +149,11 @@ class Cluster(World):
 
     def publish(self, execution_ids: Any, priority: Any) -> int:
         """The batches' publisher: the test's Celery app on the test's Redis DB."""
-        return int(publish_runs(self.app, execution_ids, priority))
+        return int(
+            publish_runs(
+                self.app, execution_ids, priority, per_message=self.settings.executions_per_message
+            )
+        )
 
     def start_workers(self, count: int = 1, *, concurrency: int = 2) -> None:
         """Start ``count`` prefork workers running the real runtime on the test's database."""

@@ -176,7 +176,11 @@ class Cluster:
 
     def publish(self, execution_ids: Any, priority: str | int) -> int:
         """The batch's publisher: the test's app on the test's Redis DB."""
-        return int(publish_runs(self.app, execution_ids, priority))
+        return int(
+            publish_runs(
+                self.app, execution_ids, priority, per_message=self.settings.executions_per_message
+            )
+        )
 
     def run_batch(self, name_prefix: str = "batch") -> BatchResult:
         """``execute_batch`` over every source, distributed, priority ``default``."""

@@ -266,3 +266,16 @@ def test_run_execution_retries_with_bounded_jittered_backoff(app: Celery) -> Non
 
 def test_queues_constant_matches_the_config() -> None:
     assert QUEUES == ("critical", "default", "low")
+
+
+@pytest.mark.parametrize(
+    ("count", "per_message", "expected"),
+    [(1, 10, 1), (63, 10, 1), (64, 10, 1), (128, 10, 2), (640, 10, 10), (20_000, 10, 10),
+     (20_000, 1, 1), (20_000, 100, 100)],
+)  # fmt: skip
+def test_ids_per_message_keep_at_least_64_messages_per_publish(
+    count: int, per_message: int, expected: int
+) -> None:
+    from orchestrator.distributed.tasks import ids_per_message
+
+    assert ids_per_message(count, per_message) == expected

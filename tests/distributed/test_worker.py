@@ -160,3 +160,80 @@ def test_a_task_whose_pool_process_is_killed_runs_again(
     # Then reject_on_worker_lost puts the message back and a new process runs it
     wait_until(lambda: redis_db.strings("ran") == ["survivor"], timeout=30, what="the rerun")
     wait_until(lambda: queue_depths(redis_db) == 0, timeout=5, what="the acknowledgement")
+
+
+RUN_MANY = "orchestrator.run_executions"
+
+
+def test_publish_runs_packs_several_executions_per_message_and_a_worker_runs_each(
+    redis_db: RedisDB, app: Celery, start_worker: Callable[..., Worker]
+) -> None:
+    # Given 1,000 executions published 10 to a message
+    ids = [f"exec-{n}" for n in range(1000)]
+    assert publish_runs(app, ids, "default", per_message=10) == len(ids)
+    # Then they are 100 run_executions messages, each naming its 10 ids, in order
+    assert redis_db.client.llen("default") == 100
+    message = json.loads(redis_db.client.lindex("default", -1))
+    assert message["headers"]["task"] == RUN_MANY
+    assert json.loads(base64.b64decode(message["body"]))[0] == [ids[:10]]
+    # And a worker runs every one of them exactly once
+    start_worker(redis_db.url)
+    wait_until(
+        lambda: len(redis_db.strings("advanced")) >= len(ids),
+        timeout=30,
+        what="all published executions to run",
+    )
+    _settle(redis_db, app)
+    assert sorted(redis_db.strings("advanced")) == sorted(ids)
+
+
+def test_a_small_publish_still_spreads_one_execution_per_message(
+    redis_db: RedisDB, app: Celery
+) -> None:
+    # 100 ids at up to 10 a message would be 10 messages for 2+ worker processes: too few
+    publish_runs(app, [f"exec-{n}" for n in range(100)], "low", per_message=10)
+    assert redis_db.client.llen("low") == 100
+    message = json.loads(redis_db.client.lindex("low", -1))
+    assert message["headers"]["task"] == RUN
+
+
+def test_a_transient_error_retries_only_the_executions_not_yet_done(
+    redis_db: RedisDB, app: Celery, start_worker: Callable[..., Worker]
+) -> None:
+    # Given one message of five executions: a bug in the 2nd, a database outage at the 4th
+    start_worker(redis_db.url)
+    ids = ["one", "broken-two", "three", "flaky-2-four", "five"]
+    task_id = app.send_task(RUN_MANY, args=[ids], queue="default").id
+    # When the retries have run their course
+    wait_until(
+        lambda: "five" in redis_db.strings("advanced"), timeout=30, what="the last execution"
+    )
+    _settle(redis_db, app)
+    # Then the message ran three times, each retry carrying only what was left,
+    assert prerun_attempts(redis_db, task_id) == [0, 1, 2]
+    # every execution but the broken one ran exactly once, and the bug was logged
+    assert redis_db.strings("advanced") == ["one", "three", "flaky-2-four", "five"]
+
+
+def test_malformed_run_executions_messages_are_rejected_once_and_logged(
+    redis_db: RedisDB, app: Celery, start_worker: Callable[..., Worker]
+) -> None:
+    worker = start_worker(redis_db.url)
+    bad = {
+        "not a list": ["exec-1"],
+        "empty": [[]],
+        "an id not a string": [["exec-1", 7]],
+        "too many": [[f"exec-{n}" for n in range(101)]],
+    }
+    sent = {
+        why: app.send_task(RUN_MANY, args=args, queue="default").id for why, args in bad.items()
+    }
+    _settle(redis_db, app)
+    for why, task_id in sent.items():
+        assert prerun_attempts(redis_db, task_id) == [0], why
+    assert redis_db.strings("advanced") == []
+    log = worker.log()
+    assert "rejected orchestrator.run_executions task" in log
+    assert "execution_ids must be a non-empty list, got str 'exec-1'" in log
+    assert "execution_ids[1]: execution_id must be a non-empty string, got int 7" in log
+    assert "holds 101 ids, more than 100" in log
