@@ -52,9 +52,9 @@ def test_a_batch_of_5000_failing_40_percent_pauses_itself_and_resumes_on_command
     # And the worker, which got their messages, started none of those held
     held = paused.counts["held"]
     assert held > 0
-    wait_for(lambda: _running(cluster, batch_id) == 0, timeout=20, what="started ones to end")
+    wait_for(lambda: _running(cluster, batch_id) == 0, timeout=60, what="started ones to end")
     assert cluster.redis is not None
-    wait_for(lambda: _queued(cluster) == 0, timeout=20, what="the worker to drain its queue")
+    wait_for(lambda: _queued(cluster) == 0, timeout=60, what="the worker to drain its queue")
     still = batch_control.describe(cluster.repo, batch_id)
     assert still.counts["held"] == held
     assert still.batch.created_count == 1000

@@ -39,12 +39,12 @@ N = 2000
 #: Effects per batch: one per Task state per execution.
 EFFECTS = N * len(TASK_STATES)
 #: How long a batch may take to end, recovery included.
-END_TIMEOUT = 90.0
+END_TIMEOUT = 150.0  # generous: other worker tests may share the 2 CPUs
 #: Short leases and grace so that recovery takes seconds: a lease lapses 3 s
 #: after its last renewal, and an execution unchanged for 5 s is re-published.
 RECOVERY = {"lease_seconds": 3, "recovery_grace_seconds": 5, "sweep_interval_seconds": 1}
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture
