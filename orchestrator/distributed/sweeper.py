@@ -16,7 +16,8 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from orchestrator.distributed.publish import Publish, publisher_for
+from orchestrator.distributed.publish import Depths, Publish, depths_for, publisher_for
+from orchestrator.distributed.routing import queue_for
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import Repository
 from orchestrator.store.shared import repository_for
@@ -37,17 +38,30 @@ def sweep(
     settings: Settings | None = None,
     repository: Repository | None = None,
     publish: Publish | None = None,
+    depths: Depths | None = None,
     limit: int = 500,
 ) -> dict[str, Any]:
-    """Fire due timers, re-publish stalled executions; return what was done (for Flower)."""
+    """Fire due timers, re-publish stalled executions; return what was done (for Flower).
+
+    RUNNING executions whose lease expired are re-published after the grace
+    period. PENDING ones only when their priority's queue is empty: behind a
+    queue of a million messages a PENDING execution is waiting its turn, and
+    re-publishing it every grace period would only pile up duplicates. When the
+    broker cannot say how deep its queues are, the grace period alone decides.
+    """
     settings = settings or get_settings()
     repository = repository or repository_for(settings)
     publish = publish or publisher_for(settings)
+    depths = depths or depths_for(settings)
     fired = repository.claim_due_timers(limit=limit)
     woken = {t.execution_id for t in fired}
     priorities = {e: repository.get_execution(e).priority for e in woken}
     timers = publish_by_priority(publish, priorities.items())
-    stalled = repository.take_stalled(grace_seconds=settings.recovery_grace_seconds, limit=limit)
+    stalled = repository.take_stalled(
+        grace_seconds=settings.recovery_grace_seconds,
+        limit=limit,
+        pending_priorities=quiet_levels(depths()),
+    )
     recovered = publish_by_priority(publish, stalled)
     if timers or recovered:
         log.info(
@@ -57,6 +71,13 @@ def sweep(
             extra={"action": "sweep", "woken": timers, "stalled": recovered},
         )
     return {"woken": timers, "stalled": recovered}
+
+
+def quiet_levels(depths: dict[str, int] | None) -> list[int] | None:
+    """The priority levels (0-9) whose queue is empty; None (all) if depths are unknown."""
+    if depths is None:
+        return None
+    return [level for level in range(10) if depths.get(queue_for(level), 0) == 0]
 
 
 def purge(

@@ -260,6 +260,15 @@ class Cluster:
         """The live processes of ``worker`` (main process and pool children)."""
         return process_group(worker.process.pid)
 
+    def count_status(self, batch_id: str, status: str) -> int:
+        """How many executions of the batch are in ``status`` now."""
+        rows = query(
+            self.dsn,
+            "SELECT count(*) FROM executions WHERE batch_id = %s AND status = %s",
+            (batch_id, status),
+        )
+        return int(rows[0][0])
+
     def sweeper_log(self) -> str:
         """What the workers logged (the sweeper runs in them)."""
         return "".join(worker.log() for worker in self.workers)

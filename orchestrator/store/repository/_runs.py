@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -156,7 +156,12 @@ class RunsMixin(RepositoryBase):
             return [execution_record(row) for row in conn.execute(query)]
 
     def take_stalled(
-        self, now: datetime | None = None, *, grace_seconds: float, limit: int = 500
+        self,
+        now: datetime | None = None,
+        *,
+        grace_seconds: float,
+        limit: int = 500,
+        pending_priorities: Collection[int] | None = None,
     ) -> list[tuple[str, int]]:
         """Take executions to re-publish: active, unchanged for ``grace_seconds``, unleased.
 
@@ -164,16 +169,28 @@ class RunsMixin(RepositoryBase):
         a RUNNING one whose worker died (lease expired). Taking one marks it
         updated now, so each is re-published at most once per grace period, and
         concurrent sweepers take different rows (``SKIP LOCKED`` on PostgreSQL).
+        ``pending_priorities`` limits the PENDING ones to those priority levels
+        (the sweeper passes the levels whose queue is empty: a PENDING execution
+        behind a long queue is waiting, not lost); None takes every level.
 
         Returns:
             (execution id, priority) of each execution taken.
         """
         now = utc_now(now)
         stale = now - timedelta(seconds=grace_seconds)
+        status: ColumnElement[bool] = EX.status.in_(ACTIVE)
+        if pending_priorities is not None:
+            status = or_(
+                EX.status == ExecutionStatus.RUNNING,
+                and_(
+                    EX.status == ExecutionStatus.PENDING,
+                    EX.priority.in_(sorted(set(pending_priorities)) or [-1]),
+                ),
+            )
         candidates = (
             select(EX.id)
             .where(
-                EX.status.in_(ACTIVE),
+                status,
                 EX.updated_at < stale,
                 or_(EX.lease_owner.is_(None), EX.lease_expires_at < now),
             )

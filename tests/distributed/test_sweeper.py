@@ -1,0 +1,101 @@
+"""The sweeper re-publishes lost work, not work that is merely queued (real PostgreSQL, Redis)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import pytest
+from sqlalchemy import text
+
+from orchestrator.distributed.publish import depths_for
+from orchestrator.distributed.sweeper import quiet_levels, sweep
+from orchestrator.settings import Settings
+from orchestrator.statemachine import StateMachine
+from orchestrator.store import NewExecution, Repository
+from tests.distributed.conftest import RedisDB
+
+PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+
+
+class Recorder:
+    """A publisher that records what it was asked to publish."""
+
+    def __init__(self) -> None:
+        self.published: list[str] = []
+
+    def __call__(self, ids: Sequence[str], priority: str | int) -> int:
+        self.published.extend(ids)
+        return len(ids)
+
+
+@pytest.fixture
+def stalled(postgres_url: str, redis_db: RedisDB) -> Iterator[tuple[Settings, Repository, dict]]:
+    """Executions unchanged for an hour: PENDING at default and low, one RUNNING, lease gone."""
+    settings = Settings(database_url=postgres_url, broker_url=redis_db.url)
+    repo = Repository.from_settings(settings)
+    version = StateMachine.create("swept", PASS, repository=repo, settings=settings).version_record
+    rows = [
+        NewExecution(name="pending-default", input={}, priority=5),
+        NewExecution(name="pending-low", input={}, priority=1),
+        NewExecution(name="running-lost", input={}, priority=5),
+    ]
+    ids = dict(repo.create_executions_bulk(version, rows).created)
+    with repo.engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE executions SET status = 'RUNNING', lease_owner = 'dead-worker', "
+                "lease_expires_at = :expired WHERE id = :id"
+            ),
+            {"id": ids["running-lost"], "expired": "2000-01-01T00:00:00+00:00"},
+        )
+    yield settings, repo, ids
+    repo.close()
+
+
+def _age(repo: Repository) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(text("UPDATE executions SET updated_at = '2000-01-01T00:00:00+00:00'"))
+
+
+def test_pending_executions_behind_a_queue_are_left_to_it_and_lost_ones_come_back(
+    stalled: tuple[Settings, Repository, dict], redis_db: RedisDB
+) -> None:
+    settings, repo, ids = stalled
+    _age(repo)
+    # Given messages still waiting in the default queue (the low queue is empty)
+    redis_db.client.rpush("default", b"a message ahead")
+    recorder = Recorder()
+
+    # When the sweeper runs
+    done = sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+
+    # Then the RUNNING execution whose worker died, and the PENDING one on the empty
+    # queue, are published again; the PENDING one behind the default queue is not
+    assert sorted(recorder.published) == sorted([ids["running-lost"], ids["pending-low"]])
+    assert done == {"woken": 0, "stalled": 2}
+
+    # When the default queue has drained and the sweeper runs again
+    redis_db.client.delete("default")
+    _age(repo)
+    recorder.published.clear()
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+
+    # Then the PENDING execution whose message never came is published again too
+    assert ids["pending-default"] in recorder.published
+
+
+def test_when_the_broker_cannot_say_the_grace_period_alone_decides(
+    stalled: tuple[Settings, Repository, dict],
+) -> None:
+    settings, repo, ids = stalled
+    _age(repo)
+    recorder = Recorder()
+    down = Settings(database_url=settings.database_url, broker_url="redis://127.0.0.1:1/0")
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(down))
+    assert sorted(recorder.published) == sorted(ids.values())
+
+
+def test_quiet_levels_are_those_of_empty_queues() -> None:
+    assert quiet_levels(None) is None
+    assert quiet_levels({"critical": 0, "default": 3, "low": 0}) == [0, 1, 2, 7, 8, 9]
+    assert quiet_levels({"critical": 1, "default": 1, "low": 1}) == []
