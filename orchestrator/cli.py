@@ -186,10 +186,14 @@ def machines_create(
     as_json: JsonFlag = False,
 ) -> None:
     """Store a definition as a new version of NAME (nothing new if unchanged)."""
+    from orchestrator.errors import InvalidName
     from orchestrator.statemachine import StateMachine
 
     try:
         sm = StateMachine.create(name, _read_text(file))
+    except InvalidName as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     except asl.DefinitionInvalid as exc:
         for problem in exc.problems:
             typer.echo(f"{file}: {problem}", err=True)

@@ -13,6 +13,7 @@
     ├── PayloadRejected          (store: a payload that cannot be stored)
     │   ├── PayloadTooLarge      (over payload_max_bytes: States.DataLimitExceeded)
     │   └── PayloadInvalid       (not storable JSON: NaN, NUL, non-string keys, ...)
+    ├── InvalidName              (a name AWS would refuse: length, whitespace, specials)
     └── ConfigurationError       (settings that cannot work)
     StatesError                  (an ASL runtime error: name + cause, matched as strings)
 
@@ -63,6 +64,10 @@ class ConfigurationError(OrchestratorError):
     """Settings that cannot work."""
 
 
+class InvalidName(OrchestratorError, ValueError):
+    """A state machine or execution name AWS would refuse (``InvalidName``)."""
+
+
 class BulkInputError(OrchestratorError, ValueError):
     """An input of ``execute_bulk`` is not a storable JSON value.
 
@@ -111,6 +116,7 @@ __all__ = [
     "ExecutionAlreadyExists",
     "ExecutionNotFound",
     "HandlerNotFound",
+    "InvalidName",
     "LeadLost",
     "LeaseLost",
     "OrchestratorError",

@@ -36,7 +36,7 @@ from orchestrator.batch import (
 )
 from orchestrator.batch_control import DEFAULT_LEADER_TIMEOUT, SteeringReport
 from orchestrator.distributed.routing import priority_level
-from orchestrator.errors import ExecutionNotFound
+from orchestrator.errors import ExecutionNotFound, InvalidName, StateMachineNotFound
 from orchestrator.handlers import input_transformers
 from orchestrator.runtime import Runner
 from orchestrator.settings import Settings, get_settings
@@ -106,8 +106,11 @@ class StateMachine:
         """Validate and store a definition; the same definition again makes no new version.
 
         Raises:
+            InvalidName: ``name`` is not 1-80 characters without whitespace, control
+                characters or any of ``<>{}[]?*"#%\\^|~`$&,;:/`` (AWS's rule).
             DefinitionInvalid: the definition has problems (each with its JSON pointer).
         """
+        check_name(name, "state machine name")
         settings = settings or get_settings()
         repository = repository or repository_for(settings)
         raw, problems = asl.parse(definition)
@@ -130,6 +133,8 @@ class StateMachine:
         Raises:
             StateMachineNotFound: no such machine or version.
         """
+        if "\x00" in name:  # PostgreSQL cannot even look for it; none could be stored
+            raise StateMachineNotFound(name, version)
         settings = settings or get_settings()
         repository = repository or repository_for(settings)
         return cls(repository.get_version(name, version), repository=repository, settings=settings)
@@ -483,6 +488,32 @@ def send_message(
     for execution_id in ids:
         runner.advance(execution_id)
     return ids
+
+
+#: Characters AWS refuses in state machine names (besides whitespace and controls).
+_NAME_SPECIALS = frozenset('<>{}[]?*"#%\\^|~`$&,;:/')
+
+#: Longest state machine name AWS accepts.
+MAX_NAME_LENGTH = 80
+
+
+def check_name(name: object, what: str) -> None:
+    """Refuse a name AWS would refuse, saying what is wrong with it.
+
+    Raises:
+        InvalidName: not a string of 1-80 characters, or one holding whitespace,
+            a control character or one of AWS's special characters.
+    """
+    if not isinstance(name, str):
+        raise InvalidName(f"{what} must be a string, not {type(name).__name__}")
+    if not 1 <= len(name) <= MAX_NAME_LENGTH:
+        raise InvalidName(f"{what} must be 1 to {MAX_NAME_LENGTH} characters, not {len(name)}")
+    for index, char in enumerate(name):
+        if char.isspace() or not char.isprintable() or char in _NAME_SPECIALS:
+            raise InvalidName(
+                f"{what} {name!r} may not contain {char!r} (at {index}): no whitespace, "
+                f"control characters or any of {''.join(sorted(_NAME_SPECIALS))}"
+            )
 
 
 def purge_executions(
