@@ -218,9 +218,11 @@ class Runner:
         )
 
     def _advance_claimed(self, execution: Execution) -> Execution:
+        advance: _Advance | None = None
         try:
             defn = self.definition(execution.version_id)
-            _Advance(self, execution, defn, self._context(execution, defn)).run()
+            advance = _Advance(self, execution, defn, self._context(execution, defn))
+            advance.run()
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
         except _Stop:
@@ -231,6 +233,8 @@ class Runner:
             # is intact), instead of holding it until the lease expires.
             self._release_quietly(execution.id)
             raise
+        if advance is not None and advance.stored is not None:
+            return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
 
     def _release_quietly(self, execution_id: str) -> None:
@@ -251,6 +255,8 @@ class _Advance:
         self.work = _Pass()
         self.cursor: dict[str, Any] = execution.cursor or {}
         self.strict = False  # commit after every state (see run)
+        self.held: _Held | None = None  # a finished Task's result, not yet committed
+        self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
 
@@ -263,9 +269,15 @@ class _Advance:
             # A buffered commit held something that cannot be stored. Go back to the
             # last commit and replay committing every state, so the failure lands on
             # the state that produced it (deterministic states replay identically).
+            # A Task result held back is committed first, so that its handler is
+            # not called again by the replay.
             self.strict = True
-            self.work = _Pass()
-            self.cursor = self.repo.get_execution(self.execution.id).cursor or {}
+            held, self.held, self.work = self.held, None, _Pass()
+            if held is None:
+                self.cursor = self.repo.get_execution(self.execution.id).cursor or {}
+            else:
+                self.cursor, self.work.history = held.cursor, held.history
+                self.checkpoint(ExecutionStatus.RUNNING)
             self.run_from_checkpoint()
 
     def run_from_checkpoint(self) -> None:
@@ -344,16 +356,32 @@ class _Advance:
     def must_commit(self) -> bool:
         """Commit now only what would be wrong or costly to do again after a crash.
 
-        A finished Task (its handler must not run again once its result is known)
-        is committed at once. Pass, Choice, Succeed and the like are deterministic and
-        free of side effects, so they ride along with the next commit (a crash just
-        replays them, and their history rows are written once, by that commit); a
-        long run of them is committed every ``_MAX_BUFFERED`` states.
+        Pass, Choice, Succeed and the like are deterministic and free of side
+        effects, so they ride along with the next commit (a crash just replays
+        them, and their history rows are written once, by that commit); a long run
+        of them is committed every ``_MAX_BUFFERED`` states. A finished Task's
+        result is held too, but only until the next handler call, sleep or the
+        end of the advance (``commit_held``): the deterministic states after the
+        last Task then share its commit, so a short execution is one transaction
+        after its start. A crash before that commit runs the Task again, with the
+        same idempotency key, as a crash during the Task always could.
         """
         history = self.work.history
         if self.strict or len(history) >= _MAX_BUFFERED:
             return True
-        return any(row.state_type == "Task" for row in history)
+        if self.held is None and not self.work.events and self.holds_task():
+            # What the old per-Task commit would have stored, kept for _Replay.
+            self.held = _Held(cursor=_copy(self.cursor), history=list(history))
+        return False
+
+    def holds_task(self) -> bool:
+        """Whether a Task's result (or failed attempt) is buffered, not yet committed."""
+        return any(row.state_type == "Task" for row in self.work.history)
+
+    def commit_held(self) -> None:
+        """Commit a buffered Task result before anything else with a side effect or a wait."""
+        if self.holds_task():
+            self.checkpoint(ExecutionStatus.RUNNING)
 
     def wait_until(self, command: asl.WaitUntil) -> None:
         fired = asl.TimerFired(path=command.path, token=command.token)
@@ -380,9 +408,11 @@ class _Advance:
 
     def idle(self) -> bool:
         if self.work.tasks:
+            self.commit_held()
             self.work.events.extend(self.run_tasks())
             return False
         if self.work.sleeps:
+            self.commit_held()
             until, _, fired = heapq.heappop(self.work.sleeps)
             with self.keep_lease():
                 self.clock.sleep(until - self.clock.now())
@@ -434,8 +464,10 @@ class _Advance:
         current = self.cursor.get("root", {}).get("s")
         if status == ExecutionStatus.WAITING:
             self.may_have_waits = True
+        final = status != ExecutionStatus.RUNNING
+        store = self.repo.checkpoint_execution if final else self.repo.checkpoint
         try:
-            self.repo.checkpoint(
+            stored = store(
                 self.execution.id,
                 self.runner.owner,
                 cursor=self.cursor,
@@ -454,7 +486,9 @@ class _Advance:
                 raise _Replay from exc
             self.fail_oversized(exc)
             raise _Stop from None
-        work.history = []
+        work.history, self.held = [], None
+        if isinstance(stored, Execution):
+            self.stored = stored
         if status == ExecutionStatus.WAITING:
             work.timers, work.correlations = [], []
 
@@ -545,6 +579,23 @@ class LeaseKeeper:
             self.drop(execution_id)
         except Exception:  # a database hiccup: try again at the next interval
             log.warning("lease renewal failed", exc_info=True)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """The cursor and history right after a Task's result was applied, uncommitted."""
+
+    cursor: dict[str, Any]
+    history: list[NewHistoryEvent]
+
+
+def _copy(value: Any) -> Any:
+    """A copy of a JSON tree (the interpreter updates cursors in place)."""
+    if isinstance(value, dict):
+        return {key: _copy(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy(item) for item in value]
+    return value
 
 
 class _Stop(Exception):

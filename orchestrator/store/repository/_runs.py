@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, and_, case, delete, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import models as m
@@ -36,6 +36,21 @@ class _Ending:
     output: Any
     error: str | None
     cause: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Step:
+    """What one checkpoint writes."""
+
+    status: ExecutionStatus
+    cursor: Any
+    current_state: str | None
+    history: Sequence[NewHistoryEvent]
+    ending: _Ending
+    timers: Sequence[NewTimer]
+    correlations: Sequence[NewCorrelation]
+    lease_seconds: float | None
+    may_have_waits: bool
 
 
 class RunsMixin(RepositoryBase):
@@ -295,27 +310,90 @@ class RunsMixin(RepositoryBase):
             PayloadTooLarge, PayloadInvalid: a payload cannot be stored;
                 nothing was written.
         """
-        now = utc_now(now)
-        status = ExecutionStatus(status)
-        ending = _Ending(output=output, error=error, cause=cause)
-        self._check_checkpoint_payloads(cursor, history, ending, timers, correlations)
-        values = _checkpoint_values(status, cursor, current_state, ending, lease_seconds, now)
+        step = _Step(
+            status=ExecutionStatus(status),
+            cursor=cursor,
+            current_state=current_state,
+            history=history,
+            ending=_Ending(output=output, error=error, cause=cause),
+            timers=timers,
+            correlations=correlations,
+            lease_seconds=lease_seconds,
+            may_have_waits=may_have_waits,
+        )
+        row = self._checkpoint(execution_id, owner, step, utc_now(now), (EX.status, EX.last_seq))
+        return ExecutionStatus(row.status)
+
+    def checkpoint_execution(
+        self,
+        execution_id: str,
+        owner: str,
+        *,
+        cursor: Any,
+        status: ExecutionStatus,
+        current_state: str | None = None,
+        history: Sequence[NewHistoryEvent] = (),
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        timers: Sequence[NewTimer] = (),
+        correlations: Sequence[NewCorrelation] = (),
+        lease_seconds: float | None = None,
+        may_have_waits: bool = True,
+        now: datetime | None = None,
+    ) -> Execution:
+        """:meth:`checkpoint`, returning the execution as stored by it (no second read).
+
+        Raises:
+            LeaseLost, PayloadTooLarge, PayloadInvalid: as :meth:`checkpoint`.
+        """
+        step = _Step(
+            status=ExecutionStatus(status),
+            cursor=cursor,
+            current_state=current_state,
+            history=history,
+            ending=_Ending(output=output, error=error, cause=cause),
+            timers=timers,
+            correlations=correlations,
+            lease_seconds=lease_seconds,
+            may_have_waits=may_have_waits,
+        )
+        return execution_record(
+            self._checkpoint(execution_id, owner, step, utc_now(now), EXECUTION_COLUMNS)
+        )
+
+    def _checkpoint(
+        self,
+        execution_id: str,
+        owner: str,
+        step: _Step,
+        now: datetime,
+        returning: Sequence[Any],
+    ) -> Row[Any]:
+        """Write ``step``; return the updated row's ``returning`` columns (with last_seq)."""
+        history = step.history
+        self._check_checkpoint_payloads(
+            step.cursor, history, step.ending, step.timers, step.correlations
+        )
+        values = _checkpoint_values(
+            step.status, step.cursor, step.current_state, step.ending, step.lease_seconds, now
+        )
         values["last_seq"] = EX.last_seq + len(history)
         with self._write() as conn:
             row = conn.execute(
                 update(EX)
                 .where(*_held_by(execution_id, owner, now))
                 .values(values)
-                .returning(EX.status, EX.last_seq)
+                .returning(*returning)
             ).first()
             if row is None:
                 raise LeaseLost(execution_id, owner)
             first_seq = row.last_seq - len(history) + 1
             _insert_history(conn, execution_id, first_seq, history, now)
-            add_waits(conn, execution_id, timers, correlations, now)
-            if status in TERMINAL_STATUSES and may_have_waits:
+            add_waits(conn, execution_id, step.timers, step.correlations, now)
+            if step.status in TERMINAL_STATUSES and step.may_have_waits:
                 cancel_waits(conn, execution_id, now)
-        return ExecutionStatus(row.status)
+        return row
 
     def _check_checkpoint_payloads(
         self,
