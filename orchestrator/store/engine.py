@@ -8,17 +8,22 @@ process wrote in between (the busy timeout does not apply to that upgrade);
 taking the write lock up front makes writers queue instead.
 
 PostgreSQL goes through psycopg2 (also for a bare ``postgresql://`` URL, which
-SQLAlchemy 2.1 would give to psycopg 3) with ``pool_pre_ping`` so a restarted server
-costs a reconnect, not an error.
+SQLAlchemy 2.1 would give to psycopg 3). A pooled connection is pinged before
+use only when it sat idle for ``IDLE_PING_SECONDS`` (``pool_pre_ping`` pinged on
+every checkout: a round trip per transaction). A connection that a restarted
+server dropped while busy fails its next statement instead; SQLAlchemy then
+replaces every connection of the pool, and the repository's hot writes retry such
+a failure once on a fresh connection (``RepositoryBase._transaction``).
 """
 
 from __future__ import annotations
 
 import json
+import time
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, exc
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -27,6 +32,10 @@ WRITE_OPTION = "orchestrator_write"
 
 #: Default SQLite busy timeout, in seconds: how long a writer waits for the lock.
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
+
+#: A pooled PostgreSQL connection idle for longer than this, in seconds, is
+#: pinged before it is handed out (a server restart while it sat unused).
+IDLE_PING_SECONDS = 10.0
 
 #: How JSON columns are serialised: compact, UTF-8, and strict (no NaN/Infinity,
 #: which neither PostgreSQL nor other JSON readers accept).
@@ -51,9 +60,31 @@ def make_engine(
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed, echo=echo, busy_timeout_seconds=busy_timeout_seconds)
-    return create_engine(
-        _with_driver(parsed), echo=echo, pool_pre_ping=True, json_serializer=json_dumps
-    )
+    engine = create_engine(_with_driver(parsed), echo=echo, json_serializer=json_dumps)
+    _ping_when_idle(engine, IDLE_PING_SECONDS)
+    return engine
+
+
+def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:
+    """Ping a pooled connection on checkout if it was idle for ``idle_seconds``.
+
+    A failed ping raises ``DisconnectionError``, on which the pool discards the
+    connection and checks out (or opens) another.
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        idle_since = record.info.pop("idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle_seconds:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except engine.dialect.loaded_dbapi.Error as error:
+            raise exc.DisconnectionError(str(error)) from error
 
 
 def _with_driver(url: URL) -> URL:
@@ -111,4 +142,4 @@ def _sqlite_engine(url: URL, *, echo: bool, busy_timeout_seconds: float) -> Engi
     return engine
 
 
-__all__ = ["WRITE_OPTION", "json_dumps", "make_engine", "make_session_factory"]
+__all__ = ["IDLE_PING_SECONDS", "WRITE_OPTION", "json_dumps", "make_engine", "make_session_factory"]

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg2
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
-from orchestrator.store import make_engine, make_session_factory
+from orchestrator.settings import Settings
+from orchestrator.store import ExecutionFilter, Repository, make_engine, make_session_factory
+from orchestrator.store import engine as engine_module
+
+from .conftest import DEFINITION
 
 
 def test_sqlite_connections_use_wal_and_enforce_foreign_keys(tmp_path: Path) -> None:
@@ -40,3 +46,60 @@ def test_a_postgres_url_without_a_driver_uses_psycopg2(url: str) -> None:
         assert engine.dialect.driver == "psycopg2"
     finally:
         engine.dispose()
+
+
+# -- PostgreSQL connections that the server dropped ------------------------------------
+
+
+def _drop_connections(url: str) -> int:
+    """Terminate every other session on the database of ``url`` (a server restart's effect)."""
+    conn = psycopg2.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            row = cur.fetchone()
+            assert row is not None
+            return int(row[0])
+    finally:
+        conn.close()
+
+
+def test_a_write_on_a_connection_the_server_dropped_runs_again_on_a_fresh_one(
+    postgres_url: str,
+) -> None:
+    # Given a repository whose pooled connection the server has dropped
+    repo = Repository.from_settings(Settings(database_url=postgres_url))
+    try:
+        _, version, _ = repo.create_or_get_version("orders", DEFINITION)
+        assert _drop_connections(postgres_url) >= 1
+
+        # When it creates and claims an execution, Then both succeed (no error reaches us)
+        execution, created = repo.create_execution(version, name="after-drop")
+        claimed = repo.claim(execution.id, "me", lease_seconds=60)
+
+        assert created
+        assert claimed is not None
+        assert claimed.lease_owner == "me"
+        assert repo.count_executions(ExecutionFilter(state_machine="orders")) == 1
+    finally:
+        repo.close()
+
+
+def test_a_pooled_connection_idle_for_a_while_is_pinged_before_use(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a repository whose connections count as idle at once, dropped by the server
+    monkeypatch.setattr(engine_module, "IDLE_PING_SECONDS", 0.0)
+    repo = Repository.from_settings(Settings(database_url=postgres_url))
+    try:
+        repo.create_or_get_version("orders", DEFINITION)
+        assert _drop_connections(postgres_url) >= 1
+
+        # When it reads, Then the ping found the dead connection and a fresh one answers
+        assert repo.count_executions(ExecutionFilter(state_machine="orders")) == 0
+    finally:
+        repo.close()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Row, select
+from sqlalchemy import Connection, Engine, Insert, Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 from orchestrator.errors import ConfigurationError, ExecutionNotFound
 from orchestrator.store import models as m
@@ -24,7 +25,12 @@ DEFAULT_PAYLOAD_MAX_BYTES = 262_144
 DEFAULT_CHUNK_SIZE = 500
 
 EX = m.Execution
-EXECUTION_COLUMNS = tuple(EX.__table__.c)
+#: The executions table (Core statements built on it skip the ORM's bookkeeping).
+EXT: Table = m.Execution.__table__  # type: ignore[assignment]
+EXECUTION_COLUMNS = tuple(EXT.c)
+HISTORY_TABLE: Table = m.HistoryEvent.__table__  # type: ignore[assignment]
+
+_T = TypeVar("_T")
 #: Statuses in which a worker may hold (or take) the lease.
 ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
@@ -42,6 +48,7 @@ class RepositoryBase:
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
         self._dialect = dialect
         self._owns_engine = False
+        self._create_insert: Insert | None = None
         self.payload_max_bytes = payload_max_bytes
 
     @property
@@ -60,13 +67,33 @@ class RepositoryBase:
         with self._write_engine.begin() as conn:
             yield conn
 
+    def _transaction(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in a write transaction; once more if the server dropped the connection.
+
+        A statement that fails because the connection died (a restarted server;
+        SQLAlchemy then replaces every pooled connection) leaves nothing
+        committed, so the whole transaction is run once more. A failure at
+        COMMIT is not retried: it may have committed.
+        """
+        for attempt in (1, 2):
+            committing = False
+            try:
+                with self._write() as conn:
+                    result = work(conn)
+                    committing = True
+                return result
+            except DBAPIError as error:
+                if committing or attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
     @contextmanager
     def _read(self) -> Iterator[Connection]:
         """A read-only connection; its transaction is rolled back on exit."""
         with self._engine.connect() as conn:
             yield conn
 
-    def _insert_ignoring(self, model: type[m.Base], *conflict: str) -> Insert:
+    def _insert_ignoring(self, model: type[m.Base] | Table, *conflict: str) -> Insert:
         """INSERT that skips rows conflicting on the ``conflict`` columns."""
         dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         return dialect_insert(model).on_conflict_do_nothing(index_elements=list(conflict))

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Connection, Insert, Row, Select, and_, func, select
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import models as m
@@ -26,6 +26,7 @@ from orchestrator.store.repository._base import (
     DEFAULT_CHUNK_SIZE,
     EX,
     EXECUTION_COLUMNS,
+    EXT,
     RepositoryBase,
     check_name,
     execution_record,
@@ -100,24 +101,33 @@ class ExecutionsMixin(RepositoryBase):
                 lease_owner=claim_as,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
             )
-        with self._write() as conn:
-            created = conn.execute(
-                self._insert_ignoring(EX, "state_machine_id", "name")
-                .values(row)
-                .returning(*EXECUTION_COLUMNS)
-            ).first()
+        statement = self._create_statement()
+
+        def create(conn: Connection) -> tuple[Row[Any] | None, Row[Any] | None]:
+            created = conn.execute(statement, row).first()
             if created is not None:
-                return execution_record(created), True
-            existing = execution_record(
-                conn.execute(
-                    select(*EXECUTION_COLUMNS).where(
-                        EX.state_machine_id == version.state_machine_id, EX.name == new.name
-                    )
-                ).one()
+                return created, None
+            query = select(*EXECUTION_COLUMNS).where(
+                EX.state_machine_id == version.state_machine_id, EX.name == new.name
             )
+            return None, conn.execute(query).one()
+
+        created, found = self._transaction(create)
+        if created is not None:
+            return execution_record(created), True
+        assert found is not None
+        existing = execution_record(found)
         if payloads.canonical(existing.input) != payloads.canonical(input):
             raise ExecutionAlreadyExists(new.name)
         return existing, False
+
+    def _create_statement(self) -> Insert:
+        """INSERT ... ON CONFLICT DO NOTHING RETURNING of one execution, built once."""
+        if self._create_insert is None:
+            self._create_insert = self._insert_ignoring(EXT, "state_machine_id", "name").returning(
+                *EXECUTION_COLUMNS
+            )
+        return self._create_insert
 
     def create_executions_bulk(
         self,

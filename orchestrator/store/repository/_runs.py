@@ -5,12 +5,25 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, case, delete, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Integer,
+    Row,
+    Update,
+    and_,
+    bindparam,
+    case,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.sql.elements import ColumnElement
 
-from orchestrator.store import models as m
 from orchestrator.store import payloads
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Execution, NewCorrelation, NewHistoryEvent, NewTimer
@@ -18,6 +31,8 @@ from orchestrator.store.repository._base import (
     ACTIVE,
     EX,
     EXECUTION_COLUMNS,
+    EXT,
+    HISTORY_TABLE,
     RepositoryBase,
     execution_record,
     utc_now,
@@ -73,26 +88,13 @@ class RunsMixin(RepositoryBase):
             The claimed execution, or None (held by another, WAITING, ended or missing).
         """
         now = utc_now(now)
-        with self._write() as conn:
-            row = conn.execute(
-                update(EX)
-                .where(
-                    EX.id == execution_id,
-                    EX.status.in_(ACTIVE),
-                    or_(
-                        EX.lease_owner.is_(None),
-                        EX.lease_owner == owner,
-                        EX.lease_expires_at < now,
-                    ),
-                )
-                .values(
-                    status=ExecutionStatus.RUNNING,
-                    lease_owner=owner,
-                    lease_expires_at=now + timedelta(seconds=lease_seconds),
-                    updated_at=now,
-                )
-                .returning(*EXECUTION_COLUMNS)
-            ).first()
+        params = {
+            "p_id": execution_id,
+            "p_owner": owner,
+            "p_now": now,
+            "p_expires": now + timedelta(seconds=lease_seconds),
+        }
+        row = self._transaction(lambda conn: conn.execute(_claim_statement(), params).first())
         return None if row is None else execution_record(row)
 
     def renew_lease(
@@ -321,7 +323,7 @@ class RunsMixin(RepositoryBase):
             lease_seconds=lease_seconds,
             may_have_waits=may_have_waits,
         )
-        row = self._checkpoint(execution_id, owner, step, utc_now(now), (EX.status, EX.last_seq))
+        row = self._checkpoint(execution_id, owner, step, utc_now(now), full=False)
         return ExecutionStatus(row.status)
 
     def checkpoint_execution(
@@ -359,7 +361,7 @@ class RunsMixin(RepositoryBase):
             may_have_waits=may_have_waits,
         )
         return execution_record(
-            self._checkpoint(execution_id, owner, step, utc_now(now), EXECUTION_COLUMNS)
+            self._checkpoint(execution_id, owner, step, utc_now(now), full=True)
         )
 
     def _checkpoint(
@@ -368,24 +370,19 @@ class RunsMixin(RepositoryBase):
         owner: str,
         step: _Step,
         now: datetime,
-        returning: Sequence[Any],
+        *,
+        full: bool,
     ) -> Row[Any]:
-        """Write ``step``; return the updated row's ``returning`` columns (with last_seq)."""
+        """Write ``step``; return the row stored (all columns if ``full``, else two)."""
         history = step.history
         self._check_checkpoint_payloads(
             step.cursor, history, step.ending, step.timers, step.correlations
         )
-        values = _checkpoint_values(
-            step.status, step.cursor, step.current_state, step.ending, step.lease_seconds, now
-        )
-        values["last_seq"] = EX.last_seq + len(history)
-        with self._write() as conn:
-            row = conn.execute(
-                update(EX)
-                .where(*_held_by(execution_id, owner, now))
-                .values(values)
-                .returning(*returning)
-            ).first()
+        statement = _checkpoint_statement(_shape(step), full)
+        params = _checkpoint_params(execution_id, owner, step, now)
+
+        def write(conn: Connection) -> Row[Any]:
+            row = conn.execute(statement, params).first()
             if row is None:
                 raise LeaseLost(execution_id, owner)
             first_seq = row.last_seq - len(history) + 1
@@ -393,7 +390,9 @@ class RunsMixin(RepositoryBase):
             add_waits(conn, execution_id, step.timers, step.correlations, now)
             if step.status in TERMINAL_STATUSES and step.may_have_waits:
                 cancel_waits(conn, execution_id, now)
-        return row
+            return row
+
+        return self._transaction(write)
 
     def _check_checkpoint_payloads(
         self,
@@ -503,35 +502,106 @@ def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement
     ]
 
 
-def _checkpoint_values(
-    status: ExecutionStatus,
-    cursor: Any,
-    current_state: str | None,
-    ending: _Ending,
-    lease_seconds: float | None,
-    now: datetime,
-) -> dict[str, Any]:
+#: Which UPDATE a checkpoint needs (see ``_checkpoint_statement``).
+_Shape = str
+
+
+def _shape(step: _Step) -> _Shape:
+    if step.status == ExecutionStatus.RUNNING:
+        return "running" if step.lease_seconds is None else "renewing"
+    if step.status == ExecutionStatus.WAITING:
+        return "waiting"
+    return "ended" if step.status in TERMINAL_STATUSES else "released"
+
+
+@cache
+def _claim_statement() -> Update:
+    """The claim's UPDATE, built once (parameters ``p_*``; the engine caches its SQL)."""
+    c = EXT.c
+    return (
+        update(EXT)
+        .where(
+            c.id == bindparam("p_id"),
+            c.status.in_(ACTIVE),
+            or_(
+                c.lease_owner.is_(None),
+                c.lease_owner == bindparam("p_owner"),
+                c.lease_expires_at < bindparam("p_now"),
+            ),
+        )
+        .values(
+            status=ExecutionStatus.RUNNING,
+            lease_owner=bindparam("p_owner"),
+            lease_expires_at=bindparam("p_expires"),
+            updated_at=bindparam("p_now"),
+        )
+        .returning(*EXECUTION_COLUMNS)
+    )
+
+
+@cache
+def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
+    """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
+
+    The lease is kept only while RUNNING (``renewing`` extends it); any other
+    status releases it. Parking as WAITING stores PENDING if a wake-up arrived
+    while the execution ran, so it is not slept through.
+    """
+    c = EXT.c
     values: dict[str, Any] = {
-        "cursor": cursor,
-        "current_state": current_state,
-        "status": status,
-        "revision": EX.revision + 1,
-        "updated_at": now,
+        "cursor": bindparam("p_cursor"),
+        "current_state": bindparam("p_state"),
+        "status": bindparam("p_status"),
+        "revision": c.revision + 1,
+        "updated_at": bindparam("p_now"),
+        "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
     }
-    if status == ExecutionStatus.RUNNING:
-        if lease_seconds is not None:
-            values["lease_expires_at"] = now + timedelta(seconds=lease_seconds)
-        return values
-    values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
-    if status == ExecutionStatus.WAITING:
-        # A wake-up that arrived while we ran must not be slept through.
+    if shape == "renewing":
+        values["lease_expires_at"] = bindparam("p_expires")
+    elif shape != "running":
+        values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
+    if shape == "waiting":
         values["status"] = case(
-            (EX.wake_pending, ExecutionStatus.PENDING.value),
+            (c.wake_pending, ExecutionStatus.PENDING.value),
             else_=ExecutionStatus.WAITING.value,
         )
-    elif status in TERMINAL_STATUSES:
-        values.update(output=ending.output, error=ending.error, cause=ending.cause, ended_at=now)
-    return values
+    elif shape == "ended":
+        values.update(
+            output=bindparam("p_output"),
+            error=bindparam("p_error"),
+            cause=bindparam("p_cause"),
+            ended_at=bindparam("p_now"),
+        )
+    returning = EXECUTION_COLUMNS if full else (c.status, c.last_seq)
+    return (
+        update(EXT)
+        .where(
+            c.id == bindparam("p_id"),
+            c.status == ExecutionStatus.RUNNING,
+            c.lease_owner == bindparam("p_owner"),
+            c.lease_expires_at >= bindparam("p_now"),
+        )
+        .values(values)
+        .returning(*returning)
+    )
+
+
+def _checkpoint_params(execution_id: str, owner: str, step: _Step, now: datetime) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "p_id": execution_id,
+        "p_owner": owner,
+        "p_now": now,
+        "p_cursor": step.cursor,
+        "p_state": step.current_state,
+        "p_status": step.status,
+        "p_rows": len(step.history),
+    }
+    if step.lease_seconds is not None:
+        params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
+    if step.status in TERMINAL_STATUSES:
+        ending = step.ending
+        params.update(p_output=ending.output, p_error=ending.error, p_cause=ending.cause)
+    return params
 
 
 def _insert_history(
@@ -560,4 +630,8 @@ def _insert_history(
         }
         for i, e in enumerate(events)
     ]
-    conn.execute(insert(m.HistoryEvent), rows)
+    conn.execute(_HISTORY_INSERT, rows)
+
+
+#: The history INSERT on the Core table (the ORM entity's bulk path costs more).
+_HISTORY_INSERT = insert(HISTORY_TABLE)
