@@ -115,21 +115,27 @@ def test_each_task_result_is_committed_before_the_next_handler_is_called(env: En
     assert states_in(machine.history(done.id)) == ["A", "B", "Between", "C"]
 
 
-def crash_on_commit(repo: Repository, number: int) -> Callable[[], None]:
-    """Make the ``number``-th commit from now raise Crash (before anything is committed)."""
+def crash_at_checkpoint(repo: Repository, number: int) -> Callable[[], None]:
+    """Make the ``number``-th checkpoint from now raise Crash before its SQL is sent.
+
+    A checkpoint is the statement that writes an execution's cursor (on
+    PostgreSQL it also appends the history; on SQLite the INSERT follows in the
+    same transaction, which the Crash rolls back).
+    """
     count = [0]
 
-    def on_commit(conn: Any) -> None:
-        count[0] += 1
-        if count[0] == number:
-            raise Crash
+    def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "UPDATE executions SET" in statement and "cursor=" in statement:
+            count[0] += 1
+            if count[0] == number:
+                raise Crash
 
-    event.listen(repo.engine, "commit", on_commit)
-    return lambda: event.remove(repo.engine, "commit", on_commit)
+    event.listen(repo.engine, "before_cursor_execute", before_execute)
+    return lambda: event.remove(repo.engine, "before_cursor_execute", before_execute)
 
 
 def test_a_crash_before_the_shared_commit_runs_only_the_uncommitted_task_again(env: Env) -> None:
-    # Given the five-state machine, whose worker dies at the commit after its Task
+    # Given the five-state machine, whose worker dies at the checkpoint after its Task
     calls: list[str] = []
 
     def work(data: Any, ctx: HandlerContext) -> Any:
@@ -138,7 +144,7 @@ def test_a_crash_before_the_shared_commit_runs_only_the_uncommitted_task_again(e
 
     env.handlers.register("work", work)
     machine = env.machine("five", FIVE_STATES)
-    undo = crash_on_commit(env.repo, 2)  # 1: the claimed row; 2: the checkpoint
+    undo = crash_at_checkpoint(env.repo, 1)  # the one checkpoint after the start
     try:
         machine.start({"n": 1}, name="doomed")
     except Crash:
@@ -163,7 +169,7 @@ def test_a_crash_before_the_shared_commit_runs_only_the_uncommitted_task_again(e
 
 
 def test_a_crash_after_a_task_commit_does_not_run_that_task_again(env: Env) -> None:
-    # Given three Tasks; the worker dies at the commit that follows B (A is committed)
+    # Given three Tasks; the worker dies at the checkpoint that follows B (A is committed)
     calls: list[str] = []
 
     def work(data: Any, ctx: HandlerContext) -> Any:
@@ -172,7 +178,7 @@ def test_a_crash_after_a_task_commit_does_not_run_that_task_again(env: Env) -> N
 
     env.handlers.register("work", work)
     machine = env.machine("three", three_tasks())
-    undo = crash_on_commit(env.repo, 3)  # 1: start, 2: A, 3: B with Between
+    undo = crash_at_checkpoint(env.repo, 2)  # 1: A, 2: B with Between
     try:
         machine.start({}, name="doomed")
     except Crash:

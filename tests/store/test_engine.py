@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 
 from orchestrator.settings import Settings
@@ -102,4 +103,34 @@ def test_a_pooled_connection_idle_for_a_while_is_pinged_before_use(
         # When it reads, Then the ping found the dead connection and a fresh one answers
         assert repo.count_executions(ExecutionFilter(state_machine="orders")) == 0
     finally:
+        repo.close()
+
+
+def test_a_create_whose_connection_dropped_after_it_committed_still_reports_it_created(
+    postgres_url: str,
+) -> None:
+    # Given a repository whose first execution INSERT commits, then loses its connection
+    repo = Repository.from_settings(Settings(database_url=postgres_url))
+    dropped: list[str] = []
+
+    def drop_after_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not dropped and statement.startswith("INSERT INTO executions"):
+            dropped.append(statement)
+            raise psycopg2.OperationalError("server closed the connection unexpectedly")
+
+    try:
+        _, version, _ = repo.create_or_get_version("orders", DEFINITION)
+        event.listen(repo.engine, "after_cursor_execute", drop_after_insert)
+
+        # When it creates a claimed execution
+        execution, created = repo.create_execution(version, name="once", claim_as="me")
+
+        # Then the retry finds the row the first try committed, and reports it created
+        assert dropped
+        assert created
+        assert execution.name == "once"
+        assert execution.lease_owner == "me"
+        assert repo.count_executions(ExecutionFilter(state_machine="orders")) == 1
+    finally:
+        event.remove(repo.engine, "after_cursor_execute", drop_after_insert)
         repo.close()

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Insert, Row, Table, select
+from sqlalchemy import Connection, Engine, Executable, Insert, Row, Table, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
@@ -46,6 +46,13 @@ class RepositoryBase:
             raise ConfigurationError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        # One-statement transactions on PostgreSQL: the server commits when the
+        # statement ends, which saves the BEGIN and COMMIT round trips.
+        self._autocommit_engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT")
+            if dialect == "postgresql"
+            else None
+        )
         self._dialect = dialect
         self._owns_engine = False
         self._create_insert: Insert | None = None
@@ -84,6 +91,32 @@ class RepositoryBase:
                 return result
             except DBAPIError as error:
                 if committing or attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _statement(
+        self, statement: Executable, params: dict[str, Any], *, retry: bool
+    ) -> Row[Any] | None:
+        """Run one writing statement as a transaction of its own; return its first row.
+
+        On PostgreSQL the statement runs in autocommit mode (one round trip). With
+        ``retry`` it runs once more if the server dropped the connection: only
+        for statements whose second run is harmless even if the first committed
+        (in autocommit mode a dropped connection does not say whether it did).
+        """
+        engine = self._autocommit_engine
+        if engine is None:
+            return self._transaction(lambda conn: conn.execute(statement, params).first())
+        for attempt in (1, 2):
+            try:
+                with engine.connect() as conn:
+                    row = conn.execute(statement, params).first()
+                    # A no-op for the driver (the statement committed itself), but
+                    # it ends the connection's transaction as every write here does.
+                    conn.commit()
+                    return row
+            except DBAPIError as error:
+                if not retry or attempt == 2 or not error.connection_invalidated:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Insert, Row, Select, and_, func, select
+from sqlalchemy import Insert, Select, and_, func, select
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import models as m
@@ -101,22 +101,21 @@ class ExecutionsMixin(RepositoryBase):
                 lease_owner=claim_as,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
             )
-        statement = self._create_statement()
-
-        def create(conn: Connection) -> tuple[Row[Any] | None, Row[Any] | None]:
-            created = conn.execute(statement, row).first()
-            if created is not None:
-                return created, None
-            query = select(*EXECUTION_COLUMNS).where(
-                EX.state_machine_id == version.state_machine_id, EX.name == new.name
-            )
-            return None, conn.execute(query).one()
-
-        created, found = self._transaction(create)
+        created = self._statement(self._create_statement(), row, retry=True)
         if created is not None:
             return execution_record(created), True
-        assert found is not None
-        existing = execution_record(found)
+        with self._read() as conn:
+            existing = execution_record(
+                conn.execute(
+                    select(*EXECUTION_COLUMNS).where(
+                        EX.state_machine_id == version.state_machine_id, EX.name == new.name
+                    )
+                ).one()
+            )
+        if execution_id is None and existing.id == new_id:
+            # A fresh id can only exist if the first try committed before its
+            # connection dropped (see ``_statement``): this call created it.
+            return existing, True
         if payloads.canonical(existing.input) != payloads.canonical(input):
             raise ExecutionAlreadyExists(new.name)
         return existing, False

@@ -12,16 +12,21 @@ from sqlalchemy import (
     Connection,
     Integer,
     Row,
+    Select,
     Update,
     and_,
     bindparam,
     case,
+    column,
     delete,
+    func,
     insert,
     or_,
     select,
+    true,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -94,7 +99,8 @@ class RunsMixin(RepositoryBase):
             "p_now": now,
             "p_expires": now + timedelta(seconds=lease_seconds),
         }
-        row = self._transaction(lambda conn: conn.execute(_claim_statement(), params).first())
+        # Claiming again for the same owner is harmless, so a retry is safe.
+        row = self._statement(_claim_statement(), params, retry=True)
         return None if row is None else execution_record(row)
 
     def renew_lease(
@@ -380,6 +386,16 @@ class RunsMixin(RepositoryBase):
         )
         statement = _checkpoint_statement(_shape(step), full)
         params = _checkpoint_params(execution_id, owner, step, now)
+        if self._dialect == "postgresql" and not _touches_waits(step):
+            # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
+            # retried: a second run after a commit would append the history again.
+            params["p_history"] = _history_rows(history, now)
+            row = self._statement(
+                _logged_checkpoint_statement(_shape(step), full), params, retry=False
+            )
+            if row is None:
+                raise LeaseLost(execution_id, owner)
+            return row
 
         def write(conn: Connection) -> Row[Any]:
             row = conn.execute(statement, params).first()
@@ -584,6 +600,74 @@ def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
         .values(values)
         .returning(*returning)
     )
+
+
+@cache
+def _logged_checkpoint_statement(shape: _Shape, full: bool) -> Select[Any]:
+    """PostgreSQL: the checkpoint's UPDATE and its history INSERT as one statement.
+
+    ``WITH stored AS (UPDATE ... RETURNING ...), logged AS (INSERT INTO history
+    SELECT ... FROM stored JOIN jsonb_to_recordset(:p_history)) SELECT ... FROM
+    stored``: no row is logged when the UPDATE matched none (the lease is lost).
+    """
+    stored = _checkpoint_statement(shape, True).cte("stored")
+    rows = (
+        func.jsonb_to_recordset(bindparam("p_history", type_=JSONB))
+        .table_valued(
+            column("n", Integer),
+            *(column(name, HISTORY_TABLE.c[name].type) for name in _HISTORY_FIELDS),
+        )
+        .render_derived("h", with_types=True)
+    )
+    source = select(
+        stored.c.id,
+        stored.c.last_seq - bindparam("p_rows", type_=Integer) + rows.c.n,
+        *(rows.c[name] for name in _HISTORY_FIELDS),
+    ).select_from(stored.join(rows, true()))
+    logged = insert(HISTORY_TABLE).from_select(["execution_id", "seq", *_HISTORY_FIELDS], source)
+    columns = EXECUTION_COLUMNS if full else (EXT.c.status, EXT.c.last_seq)
+    return select(*(stored.c[c.name] for c in columns)).add_cte(logged.cte("logged"))
+
+
+#: History columns a checkpoint writes from its events (besides execution_id, seq).
+_HISTORY_FIELDS = (
+    "event_type",
+    "state_name",
+    "state_type",
+    "input",
+    "output",
+    "error",
+    "cause",
+    "attempt",
+    "entered_at",
+    "recorded_at",
+)
+
+
+def _touches_waits(step: _Step) -> bool:
+    """Whether the checkpoint adds timers or correlations, or must cancel open ones."""
+    ending = step.status in TERMINAL_STATUSES and step.may_have_waits
+    return bool(step.timers or step.correlations or ending)
+
+
+def _history_rows(events: Sequence[NewHistoryEvent], now: datetime) -> list[dict[str, Any]]:
+    """The events as the JSON array ``jsonb_to_recordset`` reads (times as ISO 8601)."""
+    return [
+        {
+            "n": i,
+            "event_type": e.event_type,
+            "state_name": e.state_name,
+            "state_type": e.state_type,
+            "input": e.input,
+            "output": e.output,
+            "error": e.error,
+            "cause": e.cause,
+            "attempt": e.attempt,
+            "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
+            "recorded_at": (e.recorded_at or now).isoformat(),
+        }
+        for i, e in enumerate(events, start=1)
+    ]
 
 
 def _checkpoint_params(execution_id: str, owner: str, step: _Step, now: datetime) -> dict[str, Any]:
