@@ -134,3 +134,27 @@ def test_a_create_whose_connection_dropped_after_it_committed_still_reports_it_c
     finally:
         event.remove(repo.engine, "after_cursor_execute", drop_after_insert)
         repo.close()
+
+
+def test_connections_go_back_to_the_pool_out_of_autocommit_mode(postgres_url: str) -> None:
+    # Given a repository that records each connection's autocommit flag at checkin
+    repo = Repository.from_settings(Settings(database_url=postgres_url))
+    flags: list[bool] = []
+
+    def on_checkin(dbapi_connection: Any, record: Any) -> None:
+        flags.append(bool(dbapi_connection.autocommit))
+
+    event.listen(repo.engine, "checkin", on_checkin)
+    try:
+        # When one-statement writes (autocommit) and transactions alternate
+        _, version, _ = repo.create_or_get_version("orders", DEFINITION)
+        execution, _ = repo.create_execution(version, name="one", claim_as="me")
+        repo.release(execution.id, "me")
+        assert repo.claim(execution.id, "me", lease_seconds=60) is not None
+
+        # Then every connection went back to the pool in transaction mode
+        assert len(flags) >= 4
+        assert not any(flags)
+    finally:
+        event.remove(repo.engine, "checkin", on_checkin)
+        repo.close()

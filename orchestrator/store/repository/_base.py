@@ -46,13 +46,6 @@ class RepositoryBase:
             raise ConfigurationError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
         self._engine = engine
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        # One-statement transactions on PostgreSQL: the server commits when the
-        # statement ends, which saves the BEGIN and COMMIT round trips.
-        self._autocommit_engine = (
-            engine.execution_options(isolation_level="AUTOCOMMIT")
-            if dialect == "postgresql"
-            else None
-        )
         self._dialect = dialect
         self._owns_engine = False
         self._create_insert: Insert | None = None
@@ -104,17 +97,12 @@ class RepositoryBase:
         for statements whose second run is harmless even if the first committed
         (in autocommit mode a dropped connection does not say whether it did).
         """
-        engine = self._autocommit_engine
-        if engine is None:
+        if self._dialect != "postgresql":
             return self._transaction(lambda conn: conn.execute(statement, params).first())
         for attempt in (1, 2):
             try:
-                with engine.connect() as conn:
-                    row = conn.execute(statement, params).first()
-                    # A no-op for the driver (the statement committed itself), but
-                    # it ends the connection's transaction as every write here does.
-                    conn.commit()
-                    return row
+                with self._engine.connect() as conn:
+                    return _autocommitted(conn, statement, params)
             except DBAPIError as error:
                 if not retry or attempt == 2 or not error.connection_invalidated:
                     raise
@@ -137,6 +125,31 @@ class RepositoryBase:
         found = conn.execute(select(EX.id).where(EX.id == execution_id)).first()
         if found is None:
             raise ExecutionNotFound(execution_id)
+
+
+def _autocommitted(
+    conn: Connection, statement: Executable, params: dict[str, Any]
+) -> Row[Any] | None:
+    """Run one statement on a psycopg2 connection switched to autocommit meanwhile.
+
+    The driver's own flag, not SQLAlchemy's AUTOCOMMIT isolation level: that one
+    costs a round trip to restore the level at every checkin.
+    """
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.autocommit = True
+    try:
+        row = conn.execute(statement, params).first()
+        # A no-op for the driver (the statement committed itself), but it ends
+        # the connection's transaction as every write here does.
+        conn.commit()
+        return row
+    finally:
+        if not conn.invalidated:
+            try:
+                raw.autocommit = False
+            except Exception:  # a broken connection: never hand it out again
+                conn.invalidate()
 
 
 def utc_now(now: datetime | None) -> datetime:
