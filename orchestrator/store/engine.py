@@ -34,8 +34,11 @@ WRITE_OPTION = "orchestrator_write"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30.0
 
 #: A pooled PostgreSQL connection idle for longer than this, in seconds, is
-#: pinged before it is handed out (a server restart while it sat unused).
-IDLE_PING_SECONDS = 10.0
+#: pinged before it is handed out (the server may have restarted meanwhile).
+#: Connections reused back to back, as a busy worker's are, skip the round trip;
+#: any pause longer than this pays it, so only a restart in the last second
+#: before a reuse reaches the caller as an error.
+IDLE_PING_SECONDS = 1.0
 
 #: How JSON columns are serialised: compact, UTF-8, and strict (no NaN/Infinity,
 #: which neither PostgreSQL nor other JSON readers accept).
