@@ -8,11 +8,12 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select, and_, func, select
+from sqlalchemy import Insert, Select, and_, func, select, text
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import models as m
 from orchestrator.store import payloads
+from orchestrator.store.engine import json_dumps
 from orchestrator.store.records import (
     BulkCreateResult,
     Execution,
@@ -42,6 +43,24 @@ from orchestrator.store.repository._paging import (
 from orchestrator.types import ExecutionStatus
 
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
+
+
+#: PostgreSQL bulk create (see ``ExecutionsMixin._insert_bulk_postgres``).
+_BULK_INSERT = text(
+    """
+    INSERT INTO executions (
+        id, state_machine_id, version_id, name, status, input, priority, batch_id,
+        source_execution_id, source_state_name, started_at, updated_at,
+        revision, last_seq, wake_pending, redrive_count)
+    SELECT r.id, :machine, :version, r.name, :status, r.input, r.priority, r.batch_id,
+        r.source_execution_id, r.state, :now, :now, 0, 0, false, 0
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        id text, name text, input jsonb, priority integer, batch_id text,
+        source_execution_id text, state text)
+    ON CONFLICT (state_machine_id, name) DO NOTHING
+    RETURNING id, name
+    """
+)
 
 
 class ExecutionsMixin(RepositoryBase):
@@ -154,6 +173,10 @@ class ExecutionsMixin(RepositoryBase):
         created: dict[str, str] = {}
         if not values:
             return BulkCreateResult(created={}, skipped=tuple(skipped))
+        if self._dialect == "postgresql":
+            created.update(self._insert_bulk_postgres(version, values, now, chunk_size))
+            skipped.extend(v["name"] for v in values if v["name"] not in created)
+            return BulkCreateResult(created=created, skipped=tuple(skipped))
         statement = (
             self._insert_ignoring(EX, "state_machine_id", "name")
             .returning(EX.id, EX.name)
@@ -165,6 +188,37 @@ class ExecutionsMixin(RepositoryBase):
             created.update((r.name, r.id) for r in conn.execute(statement, values))
         skipped.extend(v["name"] for v in values if v["name"] not in created)
         return BulkCreateResult(created=created, skipped=tuple(skipped))
+
+    def _insert_bulk_postgres(
+        self, version: Version, values: list[dict[str, Any]], now: datetime, chunk_size: int
+    ) -> dict[str, str]:
+        """PostgreSQL: each chunk is one INSERT ... SELECT FROM jsonb_to_recordset.
+
+        The rows travel as one JSON parameter holding only what differs between
+        them; the constants are bound once. Against SQLAlchemy's multi-row VALUES
+        (25 parameters a row, each rendered into the SQL by psycopg2) this halves
+        the time a bulk start spends in the database call.
+        """
+        created: dict[str, str] = {}
+        fields = ("id", "name", "input", "priority", "batch_id", "source_execution_id")
+        with self._write() as conn:
+            for start in range(0, len(values), chunk_size):
+                chunk = values[start : start + chunk_size]
+                rows = [
+                    {f: v[f] for f in fields} | {"state": v["source_state_name"]} for v in chunk
+                ]
+                result = conn.execute(
+                    _BULK_INSERT,
+                    {
+                        "rows": json_dumps(rows),
+                        "machine": version.state_machine_id,
+                        "version": version.id,
+                        "status": ExecutionStatus.PENDING.value,
+                        "now": now,
+                    },
+                )
+                created.update((r.name, r.id) for r in result)
+        return created
 
     def _bulk_rows(
         self, version: Version, rows: Iterable[NewExecution], now: datetime
