@@ -46,13 +46,13 @@ import json
 import math
 import random
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from orchestrator.asl import errors
+from orchestrator.asl import errors, jsonata_scan
 
 #: The error every JSONata failure is raised as (developer guide, "Error names").
 QUERY_EVALUATION_ERROR = errors.QUERY_EVALUATION_ERROR
@@ -215,39 +215,119 @@ def _compile(text: str) -> Any:
     return compiled
 
 
-def check_expression(value: str, pointer: str) -> list[errors.Problem]:
-    """Compile one ``{% %}`` string; a syntax error becomes a problem at ``pointer``."""
+def check_expression(
+    value: str, pointer: str, *, error_output: bool = False
+) -> list[errors.Problem]:
+    """Check one ``{% %}`` string as AWS does at create time; return its problems.
+
+    The problems, each at ``pointer`` and worded with AWS's diagnostic codes:
+
+    * ``INVALID_JSONATA_EXPRESSION``: the engine cannot parse it;
+    * ``UNSUPPORTED_JSONATA_EXPRESSION``: it reads the context item, which a JSONata
+      state does not have (a top-level field name, ``$`` at the top level, ``$$``),
+      or ``$states.errorOutput`` where no error exists.
+
+    Args:
+        value: the whole string, ``{%`` and ``%}`` included.
+        pointer: JSON pointer of the string in the definition.
+        error_output: True in a Catcher's ``Output`` and ``Assign``, the only place
+            ``$states.errorOutput`` exists.
+    """
+    text = expression_text(value)
     try:
-        _compile(expression_text(value))
+        _compile(text)
     except JsonataSyntaxError as exc:
-        return [
-            errors.Problem(
-                path=pointer,
-                message=f"invalid JSONata expression {expression_text(value)!r}: {exc}",
+        return [_problem(pointer, f"INVALID_JSONATA_EXPRESSION: {exc} (in '{text}')")]
+    problems = []
+    for name in dict.fromkeys(jsonata_scan.top_level_references(text)):
+        where = "" if name == "$$" else " at the top level"
+        problems.append(
+            _problem(
+                pointer,
+                f"UNSUPPORTED_JSONATA_EXPRESSION: Reference to '{name}'{where} is not supported.",
             )
-        ]
-    return []
+        )
+    if not error_output and jsonata_scan.reads_states_field(text, "errorOutput"):
+        problems.append(
+            _problem(
+                pointer,
+                "UNSUPPORTED_JSONATA_EXPRESSION: Reference to '$states.errorOutput' is only "
+                "supported in a Catcher's Output and Assign.",
+            )
+        )
+    return problems
 
 
-def check_template(template: Any, pointer: str) -> list[errors.Problem]:
-    """Compile every ``{% %}`` string in a JSON value; return the problems found.
+def _problem(pointer: str, message: str) -> errors.Problem:
+    return errors.Problem(path=pointer, message=message)
+
+
+def check_template(
+    template: Any, pointer: str, *, error_output: bool = False
+) -> list[errors.Problem]:
+    """Check every ``{% %}`` string in a JSON value (see :func:`check_expression`).
 
     Args:
         template: any JSON value (an ``Arguments``/``Output``/``Assign`` field, a
             ``Condition`` string, ...).
         pointer: JSON pointer of ``template`` in the definition; a problem inside it
             gets the pointer of the string itself (``/States/S/Output/a/0``).
+        error_output: True in a Catcher's ``Output`` and ``Assign``.
     """
     if is_expression(template):
-        return check_expression(template, pointer)
+        return check_expression(template, pointer, error_output=error_output)
     problems: list[errors.Problem] = []
     if isinstance(template, dict):
         for key, value in template.items():
-            problems += check_template(value, f"{pointer}/{_escape(key)}")
+            where = f"{pointer}/{_escape(key)}"
+            problems += check_template(value, where, error_output=error_output)
     elif isinstance(template, list):
         for index, value in enumerate(template):
-            problems += check_template(value, f"{pointer}/{index}")
+            problems += check_template(value, f"{pointer}/{index}", error_output=error_output)
     return problems
+
+
+def variable_references(template: Any) -> list[str]:
+    """The workflow variables the ``{% %}`` strings in a JSON value read, in order.
+
+    Leaves out ``$states``, names the expressions bind themselves (``$x := ...``,
+    lambda parameters) and the functions (JSONata's and AWS's), so what remains must
+    be assigned by some state. Only expressions that parse are read.
+    """
+    found: dict[str, None] = {}
+    for text in _expressions(template):
+        try:
+            _compile(text)
+        except JsonataSyntaxError:
+            continue
+        for name in jsonata_scan.variable_references(text):
+            if not is_function_name(name):
+                found[name] = None
+    return list(found)
+
+
+def _expressions(template: Any) -> Iterator[str]:
+    if is_expression(template):
+        yield expression_text(template)
+    elif isinstance(template, dict):
+        for value in template.values():
+            yield from _expressions(value)
+    elif isinstance(template, list):
+        for value in template:
+            yield from _expressions(value)
+
+
+@lru_cache(maxsize=1024)
+def is_function_name(name: str) -> bool:
+    """Whether ``$name`` is a function JSONata or AWS provides (``sum``, ``partition``)."""
+    if name in _PRELUDE:
+        return True
+    import jsonatapy
+
+    try:  # the engine knows its built-ins: $type() of one is "function"
+        return bool(jsonatapy.compile(f"$type(${name}) = 'function'").evaluate(None) is True)
+    except ValueError:
+        return False
 
 
 def _escape(key: str) -> str:

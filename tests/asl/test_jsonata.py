@@ -86,6 +86,68 @@ def test_valid_expressions_and_literals_give_no_problem() -> None:
     assert jsonata.check_expression("{% $partition([1], 1) %}", "/States/S/Output") == []
 
 
+def test_a_top_level_field_reference_is_refused_with_aws_s_diagnostic() -> None:
+    # AWS CreateStateMachine answer (recorded by the Floci emulator's docs, measured on
+    # AWS): "UNSUPPORTED_JSONATA_EXPRESSION: Reference to 'phone' at the top level is
+    # not supported. at /States/E/Output/v".
+    problems = jsonata.check_template({"v": "{% phone %}"}, "/States/E/Output")
+
+    assert problems == [
+        Problem(
+            path="/States/E/Output/v",
+            message="UNSUPPORTED_JSONATA_EXPRESSION: Reference to 'phone' at the top level "
+            "is not supported.",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("expression", "refused"),
+    [
+        ("$states.input.phone", []),
+        ("$states.input.items[value > 3]", []),  # a predicate reads each item
+        ("$states.input.(a + b)", []),  # a parenthesised step reads the step
+        ("$states.input{k: v}", []),  # group-by
+        ("$states.input^(x)", []),  # sort term
+        ("$states.input.items[$ > 1]", []),
+        ("$states.input ~> | a | {'b': c} |", []),  # transform
+        ("$f := function($s)<s:s>{ $s }", []),  # a signature is not a path
+        ("$match($states.input.s, /a.b/i)", []),  # a regex is not a path
+        ("'phone' & \"x\"", []),
+        ("true and false or null", []),
+        ("$map($states.input.a, function($x){ b })", ["b"]),  # a lambda body is top level
+        ("a.b.c", ["a"]),
+        ("{'k': v}", ["v"]),
+        ("[a, 2]", ["a"]),
+        ("$", ["$"]),
+        ("$$.Execution.Id", ["$$"]),
+    ],
+)
+def test_only_the_first_step_of_a_path_reads_the_top_level_context(
+    expression: str, refused: list[str]
+) -> None:
+    problems = jsonata.check_expression("{% " + expression + " %}", "/p")
+    assert [p.message.split("'")[1] for p in problems] == refused
+
+
+def test_error_output_exists_only_in_a_catcher() -> None:
+    value = "{% $states.errorOutput.Cause %}"
+    assert jsonata.check_template(value, "/States/S/Catch/0/Output", error_output=True) == []
+    [problem] = jsonata.check_template(value, "/States/S/Output")
+    assert "'$states.errorOutput'" in problem.message
+
+
+def test_variable_references_leave_out_functions_states_and_local_names() -> None:
+    template = {
+        "a": "{% $sum($items) + $n %}",
+        "b": ["{% ($x := 1; $x + $y) %}", "{% $map($l, function($v){ $v * $k }) %}"],
+        "c": "{% $states.input & $uuid() %}",
+        "d": "{% ( %}",
+        "e": "$literal",
+    }
+    assert jsonata.variable_references(template) == ["items", "n", "y", "l", "k"]
+
+
 def test_compiled_expressions_are_cached_by_text() -> None:
     first = jsonata._compile("$n + 40")
     assert jsonata._compile("$n + 40") is first
