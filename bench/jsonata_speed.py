@@ -6,10 +6,14 @@
 jsonata-python, which this script imports when it is installed.)
 
 Cases (issue 13): (a) ``$sum`` of a 10-item array; (b) a small object construction
-(``Output`` template with four fields). Each is measured
+(``Output`` template with four fields); (c) the template of (b) over a 100 kB input,
+with a new Scope per evaluation (as a state gets), where converting ``$states`` for
+the engine dominates. Each is measured
 
 * through the module (``jsonata.evaluate`` / ``evaluate_template``: ``$states``
-  bindings, the AWS functions, result checks, error mapping),
+  bindings, the AWS functions, result checks, error mapping), with one Scope for all
+  evaluations (``$states`` converted for the engine once) and, where marked, a new
+  Scope for each (converted every time, as for each state of an execution),
 * on the engine directly (``jsonatapy``, compiled once), to show the module's cost,
 * on ``jsonata-python`` (the pure-Python port), when it is installed; it is not a
   dependency (``pip install jsonata-python`` to include it),
@@ -55,6 +59,12 @@ PARAMETERS = {
 }
 
 
+BIG_INPUT = {
+    **INPUT,
+    "rows": [{"id": i, "name": f"name-{i}", "tags": ["x", "y"]} for i in range(2000)],
+}
+
+
 def rate(fn: Callable[[], Any], seconds: float) -> float:
     """Calls per second of ``fn`` over about ``seconds``."""
     fn()
@@ -75,6 +85,14 @@ def cases() -> dict[str, Callable[[], Any]]:
     )
     import jsonatapy
 
+    def small_scope() -> jsonata.Scope:
+        return jsonata.Scope(input=INPUT, context=CONTEXT, rng=scope.rng, new_uuid=scope.new_uuid)
+
+    def big_scope() -> jsonata.Scope:
+        return jsonata.Scope(
+            input=BIG_INPUT, context=CONTEXT, rng=scope.rng, new_uuid=scope.new_uuid
+        )
+
     bindings = {"states": {"input": INPUT, "context": CONTEXT}}
     raw_sum = jsonatapy.compile(SUM)
     raw_object = jsonatapy.compile(OBJECT_EXPR)
@@ -84,6 +102,9 @@ def cases() -> dict[str, Callable[[], Any]]:
     assert not problems
     found: dict[str, Callable[[], Any]] = {
         "(a) $sum, module": lambda: jsonata.evaluate("{% " + SUM + " %}", scope, field="Output"),
+        "(a) $sum, module, new Scope each": lambda: jsonata.evaluate(
+            "{% " + SUM + " %}", small_scope(), field="Output"
+        ),
         "(a) $sum, jsonatapy direct": lambda: raw_sum.evaluate(None, bindings),
         "(b) object, module template": lambda: jsonata.evaluate_template(
             OBJECT, scope, field="Output"
@@ -92,8 +113,12 @@ def cases() -> dict[str, Callable[[], Any]]:
             "{% " + OBJECT_EXPR + " %}", scope, field="Output"
         ),
         "(b) object, jsonatapy direct": lambda: raw_object.evaluate(None, bindings),
+        "(c) object, 100 kB input, template": lambda: jsonata.evaluate_template(
+            OBJECT, big_scope(), field="Output"
+        ),
         "baseline: JSONPath lookup": lambda: lookup.find(INPUT),
         "baseline: JSONPath Parameters": lambda: template.render(INPUT, CONTEXT),
+        "baseline: (c) JSONPath Parameters": lambda: template.render(BIG_INPUT, CONTEXT),
     }
     try:
         import jsonata as jsonata_python  # the pure-Python port, if installed
