@@ -197,6 +197,28 @@ def test_states_cannot_be_shadowed_by_a_variable_of_that_name() -> None:
     assert run("$states.input.title", where) == "Doctor"
 
 
+def test_states_is_converted_for_the_engine_once_per_scope(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import jsonatapy
+
+    conversions: list[Any] = []
+    original = jsonatapy.JsonataData
+
+    def counting(data: Any) -> Any:
+        conversions.append(data)
+        return original(data)
+
+    monkeypatch.setattr(jsonatapy, "JsonataData", counting)
+    where = scope()
+    template = {"a": "{% $states.input.title %}", "b": ["{% $n %}", "{% $states.input.items %}"]}
+
+    jsonata.evaluate_template(template, where, field="Output")
+    jsonata.evaluate("{% $states.context.State.Name %}", where, field="Output")
+
+    assert len(conversions) == 1
+
+
 # --- results --------------------------------------------------------------------------
 
 
