@@ -6,9 +6,11 @@ other fields that take a value. This module is the whole JSONata layer; the
 interpreter decides *where* expressions are, this module decides what they mean:
 
 * :func:`is_expression` tells an expression string from a literal one;
-* :func:`check_template` / :func:`check_expression` compile every expression in a
-  field at create time and report syntax errors as :class:`~orchestrator.asl.errors.Problem`
-  values at the caller's JSON pointer;
+* :func:`check_template` / :func:`check_expression` check every expression in a
+  field at create time as AWS does (syntax; no reads of the context item, which
+  JSONata states do not have) and report :class:`~orchestrator.asl.errors.Problem`
+  values at the caller's JSON pointer; :func:`variable_references` lists the
+  workflow variables a field reads, for the check that some state assigns them;
 * :func:`evaluate`, :func:`evaluate_template` and :func:`evaluate_condition` run
   them against a :class:`Scope`: the reserved ``$states`` (``input``, ``result``,
   ``errorOutput``, ``context``), the workflow variables, and the impure sources
@@ -78,8 +80,8 @@ class Limits:
 
     Attributes:
         timeout_ms: wall time of one expression, in milliseconds. Default 1,000: a
-            JSONata field runs on a worker between two checkpoints, and AWS's slowest
-            accepted payload evaluates in well under 0.1 s.
+            JSONata field runs on a worker between two checkpoints, and the slowest
+            evaluation AWS accepts takes about 0.1 s (measured by the Floci emulator).
         max_depth: evaluation nesting (recursion) depth. Default 100, AWS's own
             ceiling (``1+1+...+1`` of 100 terms passes, 101 fails).
         max_sequence_length: items in one sequence (a range, a map, a filter).

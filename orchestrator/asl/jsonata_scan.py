@@ -100,6 +100,7 @@ def top_level_references(text: str) -> list[str]:
         if token.kind == "variable":
             if token.text == "$$" or (token.text == "$" and top):
                 found.append(token.text)
+            scan.step_call = scan.after_dot()  # a.$f(x): x reads each item of a
         elif token.kind in ("name", "backtick"):
             if token.text in ("function", "λ"):
                 scan.lambda_state = "params"
@@ -120,6 +121,8 @@ class _Scan:
         #: "" | "params": "(" opens a lambda's parameters | "body": "<" or "{" follows
         self.lambda_state = ""
         self.signature_depth = 0
+        #: the variable just read was a path step, so its call arguments read the step
+        self.step_call = False
 
     def after_dot(self) -> bool:
         return (
@@ -144,18 +147,22 @@ class _Scan:
     def operator(self, token: Token) -> None:
         frame, text = self.stack[-1], token.text
         state, self.lambda_state = self.lambda_state, ""
+        step_call, self.step_call = self.step_call, False
+        # After ".", a bracket is a step of the path and reads that step's items.
+        step = self.after_dot()
         if text == "(":
             params = state == "params"
             sort = self.previous is not None and self.previous.text == "^"
-            relative = not params and (self.after_dot() or sort)
+            relative = not params and (step or sort or step_call)
             self.stack.append(
                 _Frame(closing=")", top=frame.top and not relative, kind="params" * params)
             )
         elif text == "[":
-            self.stack.append(_Frame(closing="]", top=frame.top and not self.after_operand()))
+            relative = step or self.after_operand()
+            self.stack.append(_Frame(closing="]", top=frame.top and not relative))
         elif text == "{":
             # A lambda body keeps its definer's context; after an operand, "{" groups.
-            relative = state != "body" and self.after_operand()
+            relative = step or (state != "body" and self.after_operand())
             self.stack.append(_Frame(closing="}", top=frame.top and not relative))
         elif text == frame.closing and len(self.stack) > 1:
             self.stack.pop()

@@ -111,6 +111,10 @@ def test_a_top_level_field_reference_is_refused_with_aws_s_diagnostic() -> None:
         ("$states.input^(x)", []),  # sort term
         ("$states.input.items[$ > 1]", []),
         ("$states.input ~> | a | {'b': c} |", []),  # transform
+        ("$states.input.$zip(one, two)", []),  # a call as a step reads the step
+        ("$states.input.[a, b]", []),  # an array constructor as a step
+        ("$states.input.{'k': v}", []),  # an object constructor as a step
+        ("$states.input ~> $zip(one)", ["one"]),  # ~> arguments read the top level
         ("$f := function($s)<s:s>{ $s }", []),  # a signature is not a path
         ("$match($states.input.s, /a.b/i)", []),  # a regex is not a path
         ("'phone' & \"x\"", []),
