@@ -28,7 +28,6 @@ from orchestrator.store.repository._base import (
     utc_now,
 )
 from orchestrator.store.repository._batches import (
-    _IDS_PER_QUERY,
     BATCH_CANCELLED,
     FAILED_STATUSES,
     B,
@@ -39,6 +38,9 @@ from orchestrator.store.repository._batches import (
     hold_owner,
 )
 from orchestrator.types import ExecutionStatus
+
+#: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement).
+_IDS_PER_QUERY = 1000
 
 
 class BatchExecutions(Part):

@@ -65,9 +65,6 @@ BATCH_CANCELLED = BATCH_CANCELLED_ERROR
 #: Statuses of a failed execution, as a batch's failures are listed.
 FAILED_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
 
-#: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement).
-_IDS_PER_QUERY = 1000
-
 #: A batch the leader still works on.
 _LEADING = (BatchStatus.RUNNING, BatchStatus.PAUSED)
 
