@@ -13,6 +13,10 @@
     ├── PayloadRejected          (store: a payload that cannot be stored)
     │   ├── PayloadTooLarge      (over payload_max_bytes: States.DataLimitExceeded)
     │   └── PayloadInvalid       (not storable JSON: NaN, NUL, non-string keys, ...)
+    ├── TaskTokenRefused         (store: a task token that cannot be used, with the reason)
+    │   ├── InvalidToken         (malformed, or already used)
+    │   ├── TaskDoesNotExist     (unknown, or its execution ended)
+    │   └── TaskTimedOut         (its TimeoutSeconds/HeartbeatSeconds passed)
     ├── InvalidName              (a name AWS would refuse: length, whitespace, specials)
     └── ConfigurationError       (settings that cannot work)
     StatesError                  (an ASL runtime error: name + cause, matched as strings)
@@ -102,10 +106,14 @@ class LeadLost(OrchestratorError):
 # The store's errors are re-exported last: the store imports the classes above.
 from orchestrator.store.errors import (  # noqa: E402
     BatchNotFound,
+    InvalidToken,
     LeaseLost,
     PayloadInvalid,
     PayloadRejected,
     PayloadTooLarge,
+    TaskDoesNotExist,
+    TaskTimedOut,
+    TaskTokenRefused,
 )
 
 __all__ = [
@@ -117,6 +125,7 @@ __all__ = [
     "ExecutionNotFound",
     "HandlerNotFound",
     "InvalidName",
+    "InvalidToken",
     "LeadLost",
     "LeaseLost",
     "OrchestratorError",
@@ -126,4 +135,7 @@ __all__ = [
     "Problem",
     "StateMachineNotFound",
     "StatesError",
+    "TaskDoesNotExist",
+    "TaskTimedOut",
+    "TaskTokenRefused",
 ]

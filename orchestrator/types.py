@@ -83,6 +83,9 @@ class TimerKind(StrEnum):
     """A retry back-off longer than the park threshold."""
     MESSAGE_TIMEOUT = "MESSAGE_TIMEOUT"
     """A ``Message`` state's ``TimeoutSeconds``; tied to one correlation row."""
+    TASK_TOKEN = "TASK_TOKEN"  # noqa: S105 - a timer kind, not a secret
+    """The next deadline of a waiting task token: its ``TimeoutSeconds`` or, sooner,
+    its ``HeartbeatSeconds`` since the last heartbeat; tied to one task token row."""
 
 
 class CorrelationOutcome(StrEnum):
@@ -96,6 +99,23 @@ class CorrelationOutcome(StrEnum):
     """The execution ended (stopped, failed, ...) while it waited."""
 
 
+class TaskTokenStatus(StrEnum):
+    """Where a task token of a ``.waitForTaskToken`` Task stands; it ends once."""
+
+    WAITING = "WAITING"
+    """Issued; waits for SendTaskSuccess/Failure (heartbeats keep it alive)."""
+    SUCCEEDED = "SUCCEEDED"
+    """``send_task_success`` used it; the output is on the row."""
+    FAILED = "FAILED"
+    """``send_task_failure`` used it; the error and cause are on the row."""
+    TIMED_OUT = "TIMED_OUT"
+    """Its ``TimeoutSeconds`` passed first (States.Timeout)."""
+    NO_HEARTBEAT = "NO_HEARTBEAT"
+    """No heartbeat came within ``HeartbeatSeconds`` (States.HeartbeatTimeout)."""
+    CANCELLED = "CANCELLED"
+    """The execution ended (stopped, failed, ...) or moved on while it waited."""
+
+
 __all__ = [
     "BATCH_CANCELLED_ERROR",
     "BATCH_HOLD_OWNER_PREFIX",
@@ -104,5 +124,6 @@ __all__ = [
     "BatchStatus",
     "CorrelationOutcome",
     "ExecutionStatus",
+    "TaskTokenStatus",
     "TimerKind",
 ]

@@ -3,9 +3,13 @@
 OrchestratorError
 ├── LeaseLost            (the caller no longer holds the execution's lease)
 ├── BatchNotFound        (no batch with that id)
-└── PayloadRejected      (nothing was stored)
-    ├── PayloadTooLarge  (above payload_max_bytes: States.DataLimitExceeded)
-    └── PayloadInvalid   (not storable JSON: NaN, non-string keys, NUL, ...)
+├── PayloadRejected      (nothing was stored)
+│   ├── PayloadTooLarge  (above payload_max_bytes: States.DataLimitExceeded)
+│   └── PayloadInvalid   (not storable JSON: NaN, non-string keys, NUL, ...)
+└── TaskTokenRefused     (SendTask*: the token cannot be used; ``reason`` says why)
+    ├── InvalidToken     (not a token of ours, or already used)
+    ├── TaskDoesNotExist (unknown, or its execution ended or moved on)
+    └── TaskTimedOut     (its TimeoutSeconds or HeartbeatSeconds passed)
 """
 
 from __future__ import annotations
@@ -64,4 +68,47 @@ class PayloadInvalid(PayloadRejected):
     """A payload is not JSON that every backend stores faithfully."""
 
 
-__all__ = ["BatchNotFound", "LeaseLost", "PayloadInvalid", "PayloadRejected", "PayloadTooLarge"]
+class TaskTokenRefused(OrchestratorError):
+    """``send_task_success``/``failure``/``heartbeat`` refused the token; nothing changed.
+
+    Attributes:
+        reason: why, in words (also the message).
+        aws_name: the name AWS Step Functions gives this refusal.
+    """
+
+    aws_name = "TaskTokenRefused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class InvalidToken(TaskTokenRefused):
+    """Not a task token this engine issued (malformed), or one already used (AWS: InvalidToken)."""
+
+    aws_name = "InvalidToken"
+
+
+class TaskDoesNotExist(TaskTokenRefused):
+    """No task waits for this token: unknown, or its execution ended (AWS: TaskDoesNotExist)."""
+
+    aws_name = "TaskDoesNotExist"
+
+
+class TaskTimedOut(TaskTokenRefused):
+    """The task's TimeoutSeconds or HeartbeatSeconds passed first (AWS: TaskTimedOut)."""
+
+    aws_name = "TaskTimedOut"
+
+
+__all__ = [
+    "BatchNotFound",
+    "InvalidToken",
+    "LeaseLost",
+    "PayloadInvalid",
+    "PayloadRejected",
+    "PayloadTooLarge",
+    "TaskDoesNotExist",
+    "TaskTimedOut",
+    "TaskTokenRefused",
+]

@@ -37,7 +37,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from orchestrator.types import BatchStatus, CorrelationOutcome, ExecutionStatus, TimerKind
+from orchestrator.types import (
+    BatchStatus,
+    CorrelationOutcome,
+    ExecutionStatus,
+    TaskTokenStatus,
+    TimerKind,
+)
 
 #: JSON column type: JSONB on PostgreSQL, JSON (stored as text) elsewhere. Python
 #: ``None`` is stored as SQL NULL.
@@ -280,6 +286,42 @@ class Timer(Base):
     created_at: Mapped[datetime]
 
 
+class TaskToken(Base):
+    """A task token of a ``.waitForTaskToken`` Task: single use, stored as a hash.
+
+    The token itself never reaches this table: ``token_hash`` is its SHA-256, so
+    a read of the table (a backup, a log of statements) yields nothing that
+    completes a task, and the lookup compares hashes, not secrets.
+    """
+
+    __tablename__ = "task_tokens"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    #: SHA-256 (hex) of the token.
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
+    state_name: Mapped[str] = mapped_column(String(255))
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[TaskTokenStatus] = mapped_column(_enum(TaskTokenStatus))
+    #: What the runtime wants back with the outcome (which frame, which dispatch).
+    payload: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime]
+    heartbeat_at: Mapped[datetime | None]
+    #: The Task's TimeoutSeconds as a time (None: no timeout).
+    timeout_at: Mapped[datetime | None]
+    heartbeat_seconds: Mapped[float | None] = mapped_column(Float)
+    #: The timer that fires at the next deadline (timeout or missed heartbeat).
+    timer_id: Mapped[int | None] = mapped_column(
+        ForeignKey("timers.id", ondelete="SET NULL"), index=True
+    )
+    completed_at: Mapped[datetime | None]
+    output: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    error: Mapped[str | None] = mapped_column(String(256))
+    cause: Mapped[str | None] = mapped_column(Text)
+
+
 __all__ = [
     "JSONType",
     "Base",
@@ -289,6 +331,7 @@ __all__ = [
     "MessageCorrelation",
     "StateMachine",
     "StateMachineVersion",
+    "TaskToken",
     "Timer",
     "UTCDateTime",
 ]

@@ -11,7 +11,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from orchestrator.types import BatchStatus, CorrelationOutcome, ExecutionStatus, TimerKind
+from orchestrator.types import (
+    BatchStatus,
+    CorrelationOutcome,
+    ExecutionStatus,
+    TaskTokenStatus,
+    TimerKind,
+)
 
 T = TypeVar("T")
 
@@ -260,6 +266,49 @@ class Correlation:
 
 
 @dataclass(frozen=True, kw_only=True)
+class NewTaskToken:
+    """A task token to register before its handler is called (``.waitForTaskToken``).
+
+    Attributes:
+        token: the token itself; only its SHA-256 is stored.
+        state_name: the Task state.
+        attempt: the retry attempt, 0 for the first try. Default 0.
+        timeout_at: the Task's TimeoutSeconds as a time. Default none (no timeout).
+        heartbeat_seconds: the Task's HeartbeatSeconds. Default none (no heartbeat needed).
+        payload: anything the runtime wants back with the outcome (JSON). Default null.
+    """
+
+    token: str
+    state_name: str
+    attempt: int = 0
+    timeout_at: datetime | None = None
+    heartbeat_seconds: float | None = None
+    payload: Any = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskToken:
+    """A stored task token (its hash, never the token) and how it ended."""
+
+    id: int
+    token_hash: str
+    execution_id: str
+    state_name: str
+    attempt: int
+    status: TaskTokenStatus
+    payload: Any
+    created_at: datetime
+    heartbeat_at: datetime | None
+    timeout_at: datetime | None
+    heartbeat_seconds: float | None
+    timer_id: int | None
+    completed_at: datetime | None
+    output: Any
+    error: str | None
+    cause: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Batch:
     """A stored batch (``execute_batch``, ``execute_bulk``): its counts and its control.
 
@@ -369,9 +418,11 @@ __all__ = [
     "NewCorrelation",
     "NewExecution",
     "NewHistoryEvent",
+    "NewTaskToken",
     "NewTimer",
     "Page",
     "StateMachineInfo",
+    "TaskToken",
     "Timer",
     "Version",
 ]

@@ -21,7 +21,7 @@ between PostgreSQL and SQLite):
   ``_paging``): create, read, list, history;
 - :class:`Runs` (``_runs``): leases, stop, redrive, recovery;
   :class:`Checkpoints` (``_checkpoints``): committing steps;
-- :class:`Waits` (``_waits``): timers, message correlations;
+- :class:`Waits` (``_waits``): timers, message correlations, task tokens;
 - :class:`Batches` (``_batches``): batch rows, the leader, steering;
   :class:`BatchExecutions` (``_batch_executions``): a batch's executions.
 
@@ -213,6 +213,11 @@ class Repository:
     consume_correlations = _Delegate("waits", Waits.consume_correlations)
     find_correlations = _Delegate("waits", Waits.find_correlations)
     execution_correlations = _Delegate("waits", Waits.execution_correlations)
+    add_task_token = _Delegate("waits", Waits.add_task_token)
+    complete_task_token = _Delegate("waits", Waits.complete_task_token)
+    heartbeat_task_token = _Delegate("waits", Waits.heartbeat_task_token)
+    find_task_token = _Delegate("waits", Waits.find_task_token)
+    execution_task_tokens = _Delegate("waits", Waits.execution_task_tokens)
 
     # -- batches -----------------------------------------------------------------
     create_batch = _Delegate("batches", Batches.create_batch)

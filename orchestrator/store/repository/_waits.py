@@ -1,20 +1,37 @@
-"""Parked executions: timers and message correlations, each consumed once."""
+"""Parked executions: timers, message correlations and task tokens, each consumed once."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, and_, case, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import models as m
 from orchestrator.store import payloads
-from orchestrator.store.records import Correlation, NewCorrelation, NewTimer, Timer
+from orchestrator.store.errors import InvalidToken, LeaseLost, TaskDoesNotExist, TaskTimedOut
+from orchestrator.store.records import (
+    Correlation,
+    NewCorrelation,
+    NewTaskToken,
+    NewTimer,
+    TaskToken,
+    Timer,
+)
 from orchestrator.store.repository._base import EX, Part, utc_now
-from orchestrator.types import CorrelationOutcome, ExecutionStatus, TimerKind
+from orchestrator.types import (
+    TERMINAL_STATUSES,
+    CorrelationOutcome,
+    ExecutionStatus,
+    TaskTokenStatus,
+    TimerKind,
+)
+
+#: Longest task token accepted (AWS: 1,024 characters).
+TOKEN_MAX_CHARS = 1024
 
 
 class Waits(Part):
@@ -64,7 +81,11 @@ class Waits(Part):
 
     @staticmethod
     def _timer_targets(conn: Connection, fired: list[Timer], now: datetime) -> set[str]:
-        targets = {f.execution_id for f in fired if f.kind != TimerKind.MESSAGE_TIMEOUT}
+        tied = (TimerKind.MESSAGE_TIMEOUT, TimerKind.TASK_TOKEN)
+        targets = {f.execution_id for f in fired if f.kind not in tied}
+        deadlines = [f.id for f in fired if f.kind == TimerKind.TASK_TOKEN]
+        if deadlines:
+            targets.update(_expire_tokens(conn, deadlines, now))
         timeouts = [f.correlation_id for f in fired if f.kind == TimerKind.MESSAGE_TIMEOUT]
         if timeouts:
             c = m.MessageCorrelation
@@ -149,6 +170,259 @@ class Waits(Part):
         query = select(*_correlation_columns()).where(c.execution_id == execution_id).order_by(c.id)
         with self._db.read() as conn:
             return [_correlation(row) for row in conn.execute(query)]
+
+    # -- task tokens ---------------------------------------------------------
+
+    def add_task_token(
+        self, execution_id: str, owner: str, token: NewTaskToken, *, now: datetime | None = None
+    ) -> TaskToken:
+        """Register a task token (its SHA-256) and its deadline timer, if ``owner`` holds it.
+
+        Called before the handler gets the token, so that an answer sent at once
+        finds it. The timer fires at the next deadline: ``timeout_at`` or, sooner,
+        ``heartbeat_seconds`` after the start (each heartbeat moves it). The same
+        token registered again (a Task re-issued after a crash) returns the row
+        stored the first time.
+
+        Raises:
+            LeaseLost: ``owner`` does not hold this RUNNING execution; nothing was written.
+            InvalidToken: the token is not 1 to 1,024 printable ASCII characters.
+        """
+        now = utc_now(now)
+        digest = token_digest(token.token)
+        payloads.encode(token.payload, field="task token payload")
+        t = m.TaskToken
+        with self._db.write() as conn:
+            held = conn.execute(
+                select(EX.id)
+                .where(
+                    EX.id == execution_id,
+                    EX.status == ExecutionStatus.RUNNING,
+                    EX.lease_owner == owner,
+                )
+                .with_for_update()
+            ).first()
+            if held is None:
+                raise LeaseLost(execution_id, owner)
+            found = conn.execute(select(*_token_columns()).where(t.token_hash == digest)).first()
+            if found is not None:
+                return _token(found)
+            due = _deadline(token.timeout_at, token.heartbeat_seconds, now)
+            timer_id = None
+            if due is not None:
+                row = _timer_row(execution_id, TimerKind.TASK_TOKEN, due, token.payload, None, now)
+                timer_id = conn.execute(
+                    insert(m.Timer).values(row).returning(m.Timer.id)
+                ).scalar_one()
+            stored = conn.execute(
+                insert(t)
+                .values(
+                    token_hash=digest,
+                    execution_id=execution_id,
+                    state_name=token.state_name,
+                    attempt=token.attempt,
+                    status=TaskTokenStatus.WAITING,
+                    payload=token.payload,
+                    created_at=now,
+                    heartbeat_at=None,
+                    timeout_at=token.timeout_at,
+                    heartbeat_seconds=token.heartbeat_seconds,
+                    timer_id=timer_id,
+                )
+                .returning(*_token_columns())
+            ).one()
+        return _token(stored)
+
+    def complete_task_token(
+        self,
+        token: str,
+        status: TaskTokenStatus,
+        *,
+        output: Any = None,
+        error: str | None = None,
+        cause: str | None = None,
+        now: datetime | None = None,
+    ) -> TaskToken:
+        """Use a waiting token once: SUCCEEDED with ``output`` or FAILED with ``error``/``cause``.
+
+        Its deadline timer is disarmed and its execution woken (see
+        ``claim_due_timers``): WAITING becomes PENDING, a RUNNING one is flagged
+        so that its next park does not sleep through the answer.
+
+        Returns:
+            The token as stored now.
+
+        Raises:
+            InvalidToken: malformed, or already used.
+            TaskDoesNotExist: unknown, or its execution ended or moved on.
+            TaskTimedOut: its TimeoutSeconds or HeartbeatSeconds passed.
+            PayloadTooLarge, PayloadInvalid: ``output`` cannot be stored.
+        """
+        if status not in (TaskTokenStatus.SUCCEEDED, TaskTokenStatus.FAILED):
+            raise ValueError(f"a task token is completed as SUCCEEDED or FAILED, not {status}")
+        now = utc_now(now)
+        digest = token_digest(token)
+        payloads.encode(output, field="output", limit=self._db.payload_max_bytes)
+        payloads.check_text(error, field="error", max_chars=256)
+        t = m.TaskToken
+        with self._db.write() as conn:
+            found = _waiting_token(conn, digest, now)
+            stored = conn.execute(
+                update(t)
+                .where(t.id == found.id, t.status == TaskTokenStatus.WAITING)
+                .values(status=status, completed_at=now, output=output, error=error, cause=cause)
+                .returning(*_token_columns())
+            ).one()
+            if found.timer_id is not None:
+                timer = m.Timer
+                conn.execute(
+                    update(timer)
+                    .where(timer.id == found.timer_id, timer.fired.is_(False))
+                    .values(fired=True, fired_at=now)
+                )
+            wake(conn, {found.execution_id}, now)
+        return _token(stored)
+
+    def heartbeat_task_token(self, token: str, *, now: datetime | None = None) -> TaskToken:
+        """Record a heartbeat: the missed-heartbeat deadline moves to now + HeartbeatSeconds.
+
+        Returns:
+            The token as stored now.
+
+        Raises:
+            InvalidToken, TaskDoesNotExist, TaskTimedOut: as ``complete_task_token``.
+        """
+        now = utc_now(now)
+        digest = token_digest(token)
+        t = m.TaskToken
+        with self._db.write() as conn:
+            found = _waiting_token(conn, digest, now)
+            stored = conn.execute(
+                update(t)
+                .where(t.id == found.id)
+                .values(heartbeat_at=now)
+                .returning(*_token_columns())
+            ).one()
+            due = _deadline(found.timeout_at, found.heartbeat_seconds, now)
+            if found.timer_id is not None and due is not None:
+                timer = m.Timer
+                conn.execute(
+                    update(timer)
+                    .where(timer.id == found.timer_id, timer.fired.is_(False))
+                    .values(due_at=due)
+                )
+        return _token(stored)
+
+    def find_task_token(self, token: str) -> TaskToken | None:
+        """The stored row of a token, in whatever state, or None if it is unknown."""
+        query = select(*_token_columns()).where(m.TaskToken.token_hash == token_digest(token))
+        with self._db.read() as conn:
+            row = conn.execute(query).first()
+        return None if row is None else _token(row)
+
+    def execution_task_tokens(self, execution_id: str) -> list[TaskToken]:
+        """Return the execution's task tokens, oldest first (the runtime reads the outcomes)."""
+        t = m.TaskToken
+        query = select(*_token_columns()).where(t.execution_id == execution_id).order_by(t.id)
+        with self._db.read() as conn:
+            return [_token(row) for row in conn.execute(query)]
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 under which a token is stored.
+
+    Raises:
+        InvalidToken: not 1 to 1,024 printable ASCII characters (no token of ours).
+    """
+    if not isinstance(token, str) or not 0 < len(token) <= TOKEN_MAX_CHARS:
+        raise InvalidToken(f"a task token is 1 to {TOKEN_MAX_CHARS} characters")
+    if not (token.isascii() and token.isprintable()) or token != token.strip():
+        raise InvalidToken("a task token holds printable ASCII characters only")
+    return payloads.digest(token)
+
+
+def _deadline(
+    timeout_at: datetime | None, heartbeat_seconds: float | None, since: datetime
+) -> datetime | None:
+    """The next deadline of a token: its timeout, or sooner its next heartbeat."""
+    beat = None if heartbeat_seconds is None else since + timedelta(seconds=heartbeat_seconds)
+    if beat is None or (timeout_at is not None and timeout_at <= beat):
+        return timeout_at
+    return beat
+
+
+def _waiting_token(conn: Connection, digest: str, now: datetime) -> TaskToken:
+    """The token's row, locked, if it still waits; else the refusal that says why."""
+    t = m.TaskToken
+    row = conn.execute(
+        select(*_token_columns()).where(t.token_hash == digest).with_for_update()
+    ).first()
+    if row is None:
+        raise TaskDoesNotExist("no task waits for this token: it is unknown")
+    found = _token(row)
+    status = conn.execute(select(EX.status).where(EX.id == found.execution_id)).scalar_one()
+    if ExecutionStatus(status) in TERMINAL_STATUSES:
+        raise TaskDoesNotExist(
+            f"the token belongs to execution {found.execution_id}, which is {status}"
+        )
+    _refuse_ended(found, now)
+    return found
+
+
+def _refuse_ended(found: TaskToken, now: datetime) -> None:
+    """Raise the refusal for a token that no longer waits (or whose deadline passed)."""
+    where = f"state '{found.state_name}' of execution {found.execution_id}"
+    if found.status in (TaskTokenStatus.SUCCEEDED, TaskTokenStatus.FAILED):
+        raise InvalidToken(
+            f"the token was already used: {where} {found.status.lower()} at {found.completed_at}"
+        )
+    if found.status == TaskTokenStatus.CANCELLED:
+        raise TaskDoesNotExist(f"{where} no longer waits for this token")
+    if found.status == TaskTokenStatus.NO_HEARTBEAT or _heartbeat_missed(found, now):
+        raise TaskTimedOut(
+            f"{where} timed out: no heartbeat within {found.heartbeat_seconds:g} seconds"
+        )
+    if found.status == TaskTokenStatus.TIMED_OUT or (
+        found.timeout_at is not None and found.timeout_at <= now
+    ):
+        raise TaskTimedOut(f"{where} timed out at {found.timeout_at} (TimeoutSeconds)")
+
+
+def _heartbeat_missed(found: TaskToken, now: datetime) -> bool:
+    if found.heartbeat_seconds is None or found.status != TaskTokenStatus.WAITING:
+        return False
+    last = found.heartbeat_at or found.created_at
+    return last + timedelta(seconds=found.heartbeat_seconds) <= now
+
+
+def _expire_tokens(conn: Connection, timer_ids: list[int], now: datetime) -> set[str]:
+    """End the waiting tokens of fired deadline timers; return their executions."""
+    t = m.TaskToken
+    timed_out = and_(t.timeout_at.is_not(None), t.timeout_at <= now)
+    return set(
+        conn.execute(
+            update(t)
+            .where(t.timer_id.in_(timer_ids), t.status == TaskTokenStatus.WAITING)
+            .values(
+                status=case(
+                    (timed_out, TaskTokenStatus.TIMED_OUT.value),
+                    else_=TaskTokenStatus.NO_HEARTBEAT.value,
+                ),
+                completed_at=now,
+            )
+            .returning(t.execution_id)
+        ).scalars()
+    )
+
+
+def _token_columns() -> list[Any]:
+    return list(m.TaskToken.__table__.c)
+
+
+def _token(row: Row[Any]) -> TaskToken:
+    fields = dict(row._mapping)
+    fields["status"] = TaskTokenStatus(fields["status"])
+    return TaskToken(**fields)
 
 
 def _timer_columns() -> list[Any]:
@@ -288,6 +562,15 @@ def cancel_waits(conn: Connection, execution_id: str, now: datetime) -> None:
     )
     unfired = _unlocked(select(t.id).where(t.execution_id == execution_id, t.fired.is_(False)))
     conn.execute(update(t).where(t.id.in_(unfired)).values(fired=True, fired_at=now))
+    k = m.TaskToken
+    waiting = select(k.id).where(
+        k.execution_id == execution_id, k.status == TaskTokenStatus.WAITING
+    )
+    conn.execute(
+        update(k)
+        .where(k.id.in_(_unlocked(waiting)))
+        .values(status=TaskTokenStatus.CANCELLED, completed_at=now)
+    )
 
 
 def _unlocked(query: Select[int]) -> Select[int]:
