@@ -8,6 +8,7 @@ in :mod:`orchestrator.asl.validate`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.asl import errors
+from orchestrator.asl import errors, limits
 from orchestrator.asl.choice import ChoiceRule, compile_choice
 from orchestrator.asl.errors import Problem
 from orchestrator.asl.model import (
@@ -97,23 +98,85 @@ MAX_STATE_NAME = 80  # AWS: "State names ... must be 80 characters or less"
 MAX_INTERVAL = 99999999  # AWS's largest IntervalSeconds / TimeoutSeconds
 
 
+class _JsonYamlLoader(yaml.SafeLoader):
+    """YAML as a JSON superset only: aliases (``*name``) are refused.
+
+    An alias makes the composer reuse a node, so a few hundred bytes of nested aliases
+    expand into gigabytes ("billion laughs"). Values YAML has and JSON has not (dates,
+    ``!!binary``, ``!!set``, ``.inf``, ``.nan``) are constructed and then refused by
+    :func:`~orchestrator.asl.limits.json_problem`, which names where they are.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def load_document(source: Any) -> tuple[Any, list[Problem]]:
-    """Turn a dict, JSON text or YAML text into a JSON value, or a problem saying why not."""
-    if isinstance(source, bytes):
-        source = source.decode("utf-8", errors="replace")
-    if not isinstance(source, str):
-        return source, []
-    text = source.strip()
+    """Turn a dict, JSON text or YAML text into a JSON value, or a problem saying why not.
+
+    Never raises: too large, too deep, malformed or non-JSON input gives one problem.
+    """
+    if isinstance(source, bytes | bytearray):
+        source = bytes(source).decode("utf-8", errors="replace")
+    text = source if isinstance(source, str) else None
+    if text is not None:
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > limits.MAX_DEFINITION_BYTES:
+            return None, [_too_large(size)]
+        try:
+            source, problems = _parse_text(text.strip())
+        except RecursionError:
+            return None, [Problem(path="", message=_TOO_DEEP)]
+        if problems:
+            return None, problems
+    found = limits.json_problem(source)
+    if found is not None:
+        return None, [Problem(path=found[0], message=f"not a JSON value: {found[1]}")]
+    if text is None:
+        size = len(json.dumps(source, ensure_ascii=False).encode("utf-8"))
+        if size > limits.MAX_DEFINITION_BYTES:
+            return None, [_too_large(size)]
+    return source, []
+
+
+_TOO_DEEP = f"the definition is nested deeper than {limits.MAX_DEPTH} levels"
+
+
+def _too_large(size: int) -> Problem:
+    return Problem(
+        path="",
+        message=f"the definition is {size:,} bytes; at most "
+        f"{limits.MAX_DEFINITION_BYTES:,} are allowed (AWS's limit)",
+    )
+
+
+def _parse_text(text: str) -> tuple[Any, list[Problem]]:
     try:
-        return json.loads(text), []
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite), []
     except ValueError as exc:
         json_error = exc
     if text.startswith(("{", "[")):
         return None, [Problem(path="", message=f"malformed JSON: {json_error}")]
     try:
-        return yaml.safe_load(text), []
+        return yaml.load(text, Loader=_JsonYamlLoader), []  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         return None, [Problem(path="", message=f"neither JSON nor YAML: {exc}")]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
 
 
 class _Fields:

@@ -15,10 +15,12 @@ from orchestrator.asl.errors import DefinitionInvalid, Problem
 from orchestrator.asl.model import (
     ChoiceState,
     Definition,
+    FailState,
     MapState,
     MessageState,
     ParallelState,
     State,
+    SucceedState,
 )
 from orchestrator.asl.parse import load_document, parse_definition
 
@@ -46,6 +48,7 @@ def check_graph(defn: Definition, where: str, problems: list[Problem]) -> None:
             Problem(path=f"{where}/StartAt", message=f"StartAt names no state: {defn.start_at!r}")
         )
     edges: dict[str, list[str]] = {}
+    dangling = False
     for name, state in defn.states.items():
         at = f"{states_at}/{errors.pointer(name)[1:]}"
         edges[name] = []
@@ -53,11 +56,12 @@ def check_graph(defn: Definition, where: str, problems: list[Problem]) -> None:
             if target in defn.states:
                 edges[name].append(target)
             elif target:
+                dangling = True
                 problems.append(
                     Problem(path=field, message=f"no state named {target!r} in this state machine")
                 )
         _check_children(state, at, problems)
-    _check_reachable(defn, edges, states_at, problems)
+    _check_reachable(defn, edges, states_at, problems, complete=not dangling)
 
 
 def _check_children(state: State, at: str, problems: list[Problem]) -> None:
@@ -69,7 +73,12 @@ def _check_children(state: State, at: str, problems: list[Problem]) -> None:
 
 
 def _check_reachable(
-    defn: Definition, edges: dict[str, list[str]], at: str, problems: list[Problem]
+    defn: Definition,
+    edges: dict[str, list[str]],
+    at: str,
+    problems: list[Problem],
+    *,
+    complete: bool,
 ) -> None:
     if defn.start_at not in defn.states:
         return
@@ -79,6 +88,12 @@ def _check_reachable(
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
+    # Judged only on a complete graph: a Next to a missing state is reported already.
+    if complete and not any(_terminal(defn.states[name]) for name in seen):
+        # AWS refuses such a definition: "MISSING_END_STATE: Workflow has no terminal state".
+        problems.append(
+            Problem(path=at, message="MISSING_END_STATE: Workflow has no terminal state")
+        )
     for name in defn.states:
         if name not in seen:
             problems.append(
@@ -87,6 +102,10 @@ def _check_reachable(
                     message=f"state {name!r} is not reachable from StartAt",
                 )
             )
+
+
+def _terminal(state: State) -> bool:
+    return state.end or isinstance(state, SucceedState | FailState)
 
 
 def parse(source: Any) -> tuple[Definition | None, list[Problem]]:
