@@ -244,7 +244,30 @@ def start(
     if found is not None:
         _fail_frame(cursor["root"], defn.start_at, errors.RUNTIME, _not_json("input", found), now)
         cursor["root"]["in"] = None
+        return cursor
+    reason = unsupported(defn)
+    if reason is not None:
+        _fail_frame(cursor["root"], defn.start_at, errors.RUNTIME, reason, now)
     return cursor
+
+
+def unsupported(defn: Definition) -> str | None:
+    """Why ``defn`` cannot run on this engine (a Distributed Map), or None if it can.
+
+    Checked when an execution starts, so such a Map never runs quietly inline.
+    """
+    todo = [defn]
+    while todo:
+        machine = todo.pop()
+        for state in machine.states.values():
+            if isinstance(state, MapState):
+                if state.unsupported is not None:
+                    return f"State '{state.name}': {state.unsupported}"
+                if state.processor is not None:
+                    todo.append(state.processor)
+            elif isinstance(state, ParallelState):
+                todo.extend(state.branches)
+    return None
 
 
 def _not_json(what: str, found: tuple[str, str]) -> str:

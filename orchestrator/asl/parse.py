@@ -77,6 +77,9 @@ FIELDS: dict[str, set[str]] = {
         "ToleratedFailureCount",
         "ToleratedFailureCountPath",
         "Label",
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
     },
     "Message": _COMMON
     | _IO
@@ -273,11 +276,9 @@ class _Fields:
     def template(self, name: str) -> Template | None:
         if name not in self.raw:
             return None
-        value = self.raw[name]
-        if not isinstance(value, dict):
-            self.problem(name, f"'{name}' must be a JSON object")
-            return None
-        return compile_template(value, self.at(name), self.problems)
+        # AWS accepts any JSON value here (an array, a string, a number), not only an
+        # object; a template walks whatever it is given.
+        return compile_template(self.raw[name], self.at(name), self.problems)
 
     def array(self, name: str, *, required: bool = False, nonempty: bool = False) -> list[Any]:
         if name not in self.raw:
@@ -293,7 +294,7 @@ class _Fields:
     def unknown(self, allowed: set[str], what: str) -> None:
         for key in self.raw:
             if key not in allowed:
-                hint = " (distributed Map is not supported)" if key in _DISTRIBUTED else ""
+                hint = " (it belongs to a Map state)" if key in _DISTRIBUTED else ""
                 self.problem(key, f"unknown field '{key}' for {what}{hint}")
 
 
@@ -511,6 +512,15 @@ def _choice(f: _Fields, common: dict[str, Any]) -> State:
         rule = compile_choice(item, f.at("Choices") + f"/{i}", f.problems)
         if rule is not None:
             rules.append(rule)
+        if isinstance(item, dict) and isinstance(item.get("Assign"), dict):
+            # Accepting it and running without the assignment would be a quiet
+            # difference from AWS; refuse until workflow variables exist.
+            f.problems.append(
+                Problem(
+                    path=f"{f.at('Choices')}/{i}/Assign",
+                    message="'Assign' (workflow variables) is not supported yet",
+                )
+            )
     return ChoiceState(**common, choices=tuple(rules), default=f.string("Default"))
 
 
@@ -581,6 +591,7 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
     concurrency = f.number("MaxConcurrency", minimum=0, integer=True)
     return MapState(
         **common,
+        unsupported=_distributed(f, key),
         processor=processor,
         processor_field=key,
         items_path=f.io_path("ItemsPath") or "$",
@@ -594,6 +605,61 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
         tolerated_failure_count=_int(f.number("ToleratedFailureCount", minimum=0, integer=True)),
         tolerated_failure_count_path=f.path("ToleratedFailureCountPath"),
     )
+
+
+_PROCESSOR_MODES = {"INLINE", "DISTRIBUTED"}
+_EXECUTION_TYPES = {"STANDARD", "EXPRESS"}
+
+
+def _distributed(f: _Fields, key: str) -> str | None:
+    """Check the Distributed Map fields as AWS does; say why the Map cannot run here.
+
+    ItemReader, ItemBatcher, ResultWriter and ``ProcessorConfig.Mode: DISTRIBUTED``
+    validate, but their runtime (child executions, Map Runs) is not built yet, so
+    running such a Map must fail at the start of the execution, not run inline.
+    """
+    for name in sorted(_DISTRIBUTED):
+        if f.has(name) and not isinstance(f.raw[name], dict):
+            f.problem(name, f"'{name}' must be a JSON object")
+    if isinstance(f.raw.get("ItemReader"), dict) and not isinstance(
+        f.raw["ItemReader"].get("Resource"), str
+    ):
+        f.problem("ItemReader", "'ItemReader' needs a 'Resource' string")
+    mode = _processor_mode(f, key)
+    used = [name for name in sorted(_DISTRIBUTED) if f.has(name)]
+    if mode == "DISTRIBUTED":
+        used.insert(0, "ProcessorConfig Mode DISTRIBUTED")
+    if not used:
+        return None
+    return (
+        f"The Map state uses {', '.join(used)}: a Distributed Map, which this engine "
+        "does not run yet"
+    )
+
+
+def _processor_mode(f: _Fields, key: str) -> str:
+    processor = f.raw.get(key)
+    config = processor.get("ProcessorConfig") if isinstance(processor, dict) else None
+    if config is None:
+        return "INLINE"
+    where = f"{f.at(key)}/ProcessorConfig"
+    if not isinstance(config, dict):
+        f.problems.append(Problem(path=where, message="'ProcessorConfig' must be a JSON object"))
+        return "INLINE"
+    mode = config.get("Mode", "INLINE")
+    if mode not in _PROCESSOR_MODES:
+        f.problems.append(
+            Problem(path=f"{where}/Mode", message="'Mode' must be INLINE or DISTRIBUTED")
+        )
+    kind = config.get("ExecutionType")
+    if mode == "DISTRIBUTED" and kind not in _EXECUTION_TYPES:
+        f.problems.append(
+            Problem(
+                path=f"{where}/ExecutionType",
+                message="a DISTRIBUTED Map needs 'ExecutionType' STANDARD or EXPRESS",
+            )
+        )
+    return str(mode)
 
 
 def _check_map_pairs(f: _Fields) -> None:
