@@ -734,6 +734,10 @@ class _Run:
 
     def on_task_succeeded(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, TaskSucceeded)
+        found = json_problem(event.output)
+        if found is not None:  # e.g. an in-process handler returned NaN, a set or a date
+            cause = f"The result of the Task is not JSON {describe(found)}"
+            return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
         ctx = self.context(frame, state) if _needs_context(state) else None
         return self.finish(state, frame, event.path, event.output, ctx)
 
@@ -750,6 +754,10 @@ class _Run:
 
     def on_message(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, MessageReceived)
+        found = json_problem(event.data)
+        if found is not None:
+            cause = f"The message is not JSON {describe(found)}"
+            return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
         ctx = self.context(frame, state) if _needs_context(state) else None
         return self.finish(state, frame, event.path, event.data, ctx)
 

@@ -6,6 +6,7 @@ Each test here failed (hung, raised or accepted the value) before the fix it cov
 from __future__ import annotations
 
 import copy
+import datetime
 import json
 import random
 from typing import Any
@@ -366,3 +367,22 @@ def test_a_lone_surrogate_in_a_result_is_a_problem() -> None:
     assert problem.path == "/States/P/Result"
     assert "lone surrogate" in problem.message
     assert only(asl.validate(json.dumps(machine))).path == "/States/P/Result"
+
+
+@pytest.mark.parametrize("output", [float("nan"), {"when": datetime.date(2024, 1, 1)}])
+def test_a_task_result_that_is_not_json_fails_the_state_with_states_runtime(output: Any) -> None:
+    machine = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "r",
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}],
+                "End": True,
+            },
+            "Caught": {"Type": "Succeed"},
+        },
+    }
+    result = asl.run(machine, {}, handlers={"r": lambda data: output})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    assert "The result of the Task is not JSON" in (result.cause or "")
