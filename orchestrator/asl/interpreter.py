@@ -1115,6 +1115,8 @@ def _exec_parallel(run: _Run, state: State, frame: dict[str, Any], path: FramePa
 
 def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, MapState)
+    if state.unsupported is not None:  # also after a redrive of the refused start
+        raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
     ctx = run.context(frame, state)
     data = (
         frame["in"]

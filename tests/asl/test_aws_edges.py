@@ -219,3 +219,20 @@ def test_assign_in_a_choice_rule_is_refused_not_ignored() -> None:
     problems = asl.validate(definition)
     assert paths(problems) == ["/States/C/Choices/0/Assign"]
     assert "not supported yet" in problems[0].message
+
+
+def test_a_redriven_execution_does_not_run_a_distributed_map_inline() -> None:
+    defn = asl.load(machine(M=DISTRIBUTED))
+    cursor = asl.start(defn, [1], now=0.0)
+    assert isinstance(asl.result_of(cursor), asl.Failed)
+    asl.redrive(defn, cursor, now=1.0)
+    result = asl.step(defn, cursor, now=1.0)
+    for _ in range(5):
+        if isinstance(result.command, asl.Failed):
+            break
+        result = asl.step(defn, result.cursor, now=1.0)
+    assert result.command == asl.Failed(
+        error="States.Runtime",
+        cause="State 'M': The Map state uses ProcessorConfig Mode DISTRIBUTED, ItemBatcher, "
+        "ItemReader, ResultWriter: a Distributed Map, which this engine does not run yet",
+    )
