@@ -60,8 +60,17 @@ def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] |
     return None
 
 
+#: Python writes no integer of more than 4,300 digits as text (``sys.int_info``), so
+#: such a number could be neither stored nor printed; 14,000 bits is about 4,214 digits.
+MAX_INT_BITS = 14_000
+
+
 def _scalar_problem(item: Any) -> str | None:
-    if item is None or isinstance(item, bool | int | dict | list | tuple):
+    if isinstance(item, int) and not isinstance(item, bool):
+        if item.bit_length() > MAX_INT_BITS:
+            return "an integer of more than 4,000 digits is too large"
+        return None
+    if item is None or isinstance(item, bool | dict | list | tuple):
         return None
     if isinstance(item, float):
         return None if math.isfinite(item) else f"{item!r} is not a JSON number"

@@ -386,3 +386,12 @@ def test_a_task_result_that_is_not_json_fails_the_state_with_states_runtime(outp
     result = asl.run(machine, {}, handlers={"r": lambda data: output})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "The result of the Task is not JSON" in (result.cause or "")
+
+
+def test_an_integer_too_long_to_print_is_a_problem_not_a_value_error() -> None:
+    huge = 10**5000
+    machine = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": huge, "End": True}}}
+    problem = only(asl.validate(machine))
+    assert (problem.path, "too large" in problem.message) == ("/States/P/Result", True)
+    result = asl.run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {"a": huge})
+    assert (result.status, result.error) == ("FAILED", "States.Runtime")

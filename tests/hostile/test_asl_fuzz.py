@@ -51,6 +51,7 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**400), max_value=10**400),
+    st.just(10**5000),  # more digits than Python will print
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(TEXT),
     st.text(max_size=8),
