@@ -51,7 +51,7 @@ scalars = st.one_of(
     st.none(),
     st.booleans(),
     st.integers(min_value=-(10**400), max_value=10**400),
-    st.just(10**5000),  # more digits than Python will print
+    st.builds(lambda: 10**5000),  # more digits than Python will print
     st.floats(allow_nan=False, allow_infinity=False),
     st.sampled_from(TEXT),
     st.text(max_size=8),
@@ -181,7 +181,7 @@ def test_garbled_definitions_validate_or_run_to_an_end(machine: Any, data: Any) 
     check(machine, data)
 
 
-@settings(FUZZ, max_examples=30, derandomize=True)
+@settings(FUZZ, max_examples=20, derandomize=True)
 @given(machines(), json_values)
 def test_garbled_definitions_quick_deterministic_sample(machine: Any, data: Any) -> None:
     check(machine, data)
@@ -195,19 +195,26 @@ def test_garbled_definitions_quick_deterministic_sample(machine: Any, data: Any)
     st.sampled_from(["[", "{", "*a", "&a", "!!", ":", "\ud800", '"', "1e400", "NaN", "\n  - "]),
 )
 def test_garbled_definition_text_gives_problems(machine: Any, cut: int, insert: str) -> None:
-    for text in (json.dumps(machine), _yaml(machine)):
+    for text in _texts(machine):
         check_text(garble(text, cut, insert))
 
 
-@settings(FUZZ, max_examples=30, derandomize=True)
+@settings(FUZZ, max_examples=20, derandomize=True)
 @given(
     machines(), st.integers(min_value=0), st.sampled_from(["[", "*a", "!!set", "1e400", "\ud800"])
 )
 def test_garbled_definition_text_quick_deterministic_sample(
     machine: Any, cut: int, insert: str
 ) -> None:
-    for text in (json.dumps(machine), _yaml(machine)):
+    for text in _texts(machine):
         check_text(garble(text, cut, insert))
+
+
+def _texts(machine: Any) -> list[str]:
+    try:
+        return [json.dumps(machine), _yaml(machine)]
+    except ValueError:  # an integer too long to write as text: nothing to garble
+        return []
 
 
 def _yaml(machine: Any) -> str:
