@@ -56,13 +56,12 @@ scalars = st.one_of(
     st.sampled_from(TEXT),
     st.text(max_size=8),
 )
-json_values = st.recursive(
-    scalars,
-    lambda inner: (
-        st.lists(inner, max_size=4)
-        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=4), inner, max_size=4)
-    ),
-    max_leaves=20,
+json_values: st.SearchStrategy[Any] = st.deferred(
+    lambda: (
+        scalars
+        | st.lists(json_values, max_size=4)
+        | st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=4), json_values, max_size=4)
+    )
 )
 
 
