@@ -174,7 +174,7 @@ FUZZ = settings(
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=1500)
 @given(machines(), json_values)
 def test_garbled_definitions_validate_or_run_to_an_end(machine: Any, data: Any) -> None:
     check(machine, data)
@@ -187,7 +187,7 @@ def test_garbled_definitions_quick_deterministic_sample(machine: Any, data: Any)
 
 
 @pytest.mark.slow
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=1000)
 @given(
     machines(),
     st.integers(min_value=0),
