@@ -346,7 +346,8 @@ def step(
         command = run.drive(defn, root, ())
         if isinstance(command, WaitUntil | WaitForMessage) and deadline is not None:
             command = _cap(command, deadline)
-    return _counted(StepResult(cursor, command, run.events), max_events, now)
+    result = StepResult(cursor, command, run.events)
+    return _counted(result, max_events, now) if run.events else result
 
 
 def _counted(result: StepResult, limit: int, now: float) -> StepResult:
@@ -661,7 +662,12 @@ class _Run:
     ) -> Command:
         counts = frame.setdefault("rc", [0] * len(state.retry))
         decision = decide(
-            state.retry, state.catch, name, counts, self.rng, from_task=isinstance(state, TaskState)
+            state.retry,
+            state.catch,
+            name,
+            counts,
+            self.rng if any(r.jitter == "FULL" for r in state.retry) else None,
+            from_task=isinstance(state, TaskState),
         )
         if isinstance(decision, RetryDecision):
             self.record(state, frame, path, "retrying", error=name, cause=cause)

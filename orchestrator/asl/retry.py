@@ -58,7 +58,7 @@ def matches(error_equals: tuple[str, ...], name: str, *, from_task: bool = False
 MAX_BACKOFF_SECONDS = 99_999_999.0
 
 
-def backoff(retrier: Retrier, attempts_made: int, rng: random.Random) -> float:
+def backoff(retrier: Retrier, attempts_made: int, rng: random.Random | None) -> float:
     """Seconds to wait before the next attempt, given the attempts already retried.
 
     ``IntervalSeconds * BackoffRate ** n`` is compared with its cap in log space, so a
@@ -73,7 +73,7 @@ def backoff(retrier: Retrier, attempts_made: int, rng: random.Random) -> float:
         # Below the cap, so the exact power cannot overflow.
         delay = min(retrier.interval_seconds * retrier.backoff_rate**attempts_made, cap)
     if retrier.jitter == "FULL":
-        delay = rng.uniform(0.0, delay)
+        delay = (rng or random.Random()).uniform(0.0, delay)  # noqa: S311 - not for security
     return delay
 
 
@@ -82,7 +82,7 @@ def decide(
     catchers: tuple[Catcher, ...],
     name: str,
     counts: list[int],
-    rng: random.Random,
+    rng: random.Random | None,
     *,
     from_task: bool = False,
 ) -> RetryDecision | CatchDecision | None:
