@@ -50,7 +50,7 @@ from orchestrator.store import (
     Version,
 )
 from orchestrator.store.shared import repository_for
-from orchestrator.types import ExecutionStatus
+from orchestrator.types import ExecutionStatus, TaskTokenStatus
 
 
 class MessageRefused(OrchestratorError):
@@ -490,6 +490,90 @@ def send_message(
     return ids
 
 
+def send_task_success(
+    token: str,
+    output: Any = None,
+    *,
+    repository: Repository | None = None,
+    settings: Settings | None = None,
+    runner: Runner | None = None,
+) -> str:
+    """Answer a ``.waitForTaskToken`` Task: its result is ``output`` (AWS SendTaskSuccess).
+
+    The token is used once; its execution is then advanced in this process by
+    ``runner``, as :func:`send_message` does.
+
+    Returns:
+        The id of the execution the answer resumed.
+
+    Raises:
+        InvalidToken: malformed, or already used.
+        TaskDoesNotExist: unknown, or its execution ended.
+        TaskTimedOut: its TimeoutSeconds or HeartbeatSeconds passed.
+        PayloadTooLarge, PayloadInvalid: ``output`` cannot be stored.
+    """
+    return _answer(
+        token, TaskTokenStatus.SUCCEEDED, {"output": output}, repository, settings, runner
+    )
+
+
+def send_task_failure(
+    token: str,
+    error: str | None = None,
+    cause: str | None = None,
+    *,
+    repository: Repository | None = None,
+    settings: Settings | None = None,
+    runner: Runner | None = None,
+) -> str:
+    """Fail a ``.waitForTaskToken`` Task with ``error``/``cause`` (AWS SendTaskFailure).
+
+    The state's Retry and Catch apply to ``error`` as to any Task error; without
+    one the error is ``States.TaskFailed``.
+
+    Returns:
+        The id of the execution the answer resumed.
+
+    Raises:
+        InvalidToken, TaskDoesNotExist, TaskTimedOut: as :func:`send_task_success`.
+    """
+    fields = {"error": error or asl.errors.TASK_FAILED, "cause": cause or ""}
+    return _answer(token, TaskTokenStatus.FAILED, fields, repository, settings, runner)
+
+
+def send_task_heartbeat(
+    token: str, *, repository: Repository | None = None, settings: Settings | None = None
+) -> str:
+    """Tell a waiting Task that its work goes on (AWS SendTaskHeartbeat).
+
+    Its ``HeartbeatSeconds`` deadline starts again from now.
+
+    Returns:
+        The id of the execution the token belongs to.
+
+    Raises:
+        InvalidToken, TaskDoesNotExist, TaskTimedOut: as :func:`send_task_success`.
+    """
+    repository = repository or repository_for(settings or get_settings())
+    return repository.heartbeat_task_token(token).execution_id
+
+
+def _answer(
+    token: str,
+    status: TaskTokenStatus,
+    fields: dict[str, Any],
+    repository: Repository | None,
+    settings: Settings | None,
+    runner: Runner | None,
+) -> str:
+    settings = settings or get_settings()
+    repository = repository or repository_for(settings)
+    used = repository.complete_task_token(token, status, **fields)
+    runner = runner or Runner(repository, settings=settings)
+    runner.advance(used.execution_id)
+    return used.execution_id
+
+
 #: Characters AWS refuses in state machine names (besides whitespace and controls).
 _NAME_SPECIALS = frozenset('<>{}[]?*"#%\\^|~`$&,;:/')
 
@@ -683,4 +767,7 @@ __all__ = [
     "repository_for",
     "resume_batch",
     "send_message",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
 ]

@@ -34,7 +34,7 @@ same step draws the same numbers.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -91,6 +91,9 @@ class RunTask:
     attempt: int
     timeout_seconds: float | None = None
     heartbeat_seconds: float | None = None
+    #: ``.waitForTaskToken``: the token (``$$.Task.Token``). The handler's return value
+    #: is not the result: the Task waits for TaskSucceeded/TaskFailed sent with it.
+    task_token: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -318,6 +321,7 @@ def step(
     context: Mapping[str, Any] | None = None,
     rng: random.Random | None = None,
     max_events: int = MAX_EVENTS_PER_EXECUTION,
+    task_tokens: Callable[[], str] | None = None,
 ) -> StepResult:
     """Advance the execution by one state (or apply one event) and say what comes next.
 
@@ -331,10 +335,13 @@ def step(
             seeded from the cursor, so replaying a step draws the same numbers.
         max_events: history events an execution may record; past it the execution
             fails with ``States.Runtime`` (AWS: 25,000).
+        task_tokens: makes a new, unguessable task token for a ``.waitForTaskToken``
+            Task (the engine makes no randomness itself); without it such a Task
+            fails with ``States.Runtime``.
     """
     cursor = dict(cursor)
     root = cursor["root"] = _own_frame(cursor["root"])
-    run = _Run(cursor, now=now, static=context or {}, rng=rng)
+    run = _Run(cursor, now=now, static=context or {}, rng=rng, tokens=task_tokens)
     run.owned.add(id(root))
     deadline = _deadline(defn, cursor)
     if deadline is not None and now >= deadline and root["ph"] not in (DONE, FAILED):
@@ -510,7 +517,7 @@ def result_of(cursor: dict[str, Any]) -> Succeeded | Failed | None:
 class _Run:
     """One call of ``step``: the clock, the ``$$`` statics, the rng and the events."""
 
-    __slots__ = ("_rng", "cursor", "events", "now", "owned", "static")
+    __slots__ = ("_rng", "cursor", "events", "now", "owned", "static", "tokens")
 
     def __init__(
         self,
@@ -519,8 +526,10 @@ class _Run:
         now: float,
         static: Mapping[str, Any],
         rng: random.Random | None,
+        tokens: Callable[[], str] | None = None,
     ) -> None:
         self.cursor, self.now, self.static, self._rng = cursor, now, static, rng
+        self.tokens = tokens
         self.events: list[HistoryEvent] = []
         # Frames and groups copied in this step (by id): ``step`` copies the cursor's
         # frames as it reaches them, so a Map of 10,000 items costs the frames one
@@ -1001,6 +1010,9 @@ def _text(value: Any) -> str:
 def _exec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, TaskState)
     ctx = run.context(frame, state)
+    callback = _task_token(run, state, frame)
+    if callback is not None:
+        ctx["Task"] = {"Token": callback}
     data = _input(state, frame["in"], ctx, run)
     timeout = _seconds(
         state.timeout_seconds, state.timeout_seconds_path, data, ctx, "TimeoutSecondsPath"
@@ -1008,7 +1020,7 @@ def _exec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
     heartbeat = _seconds(
         state.heartbeat_seconds, state.heartbeat_seconds_path, data, ctx, "HeartbeatSecondsPath"
     )
-    token = run.dispatch(frame, TASK)
+    token = run.dispatch(frame, TASK, **({} if callback is None else {"tt": callback}))
     return RunTask(
         path=path,
         token=token,
@@ -1019,7 +1031,31 @@ def _exec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
         attempt=sum(frame.get("rc", ())),
         timeout_seconds=timeout,
         heartbeat_seconds=heartbeat,
+        task_token=callback,
     )
+
+
+#: The resource suffix of AWS's callback pattern.
+WAIT_FOR_TASK_TOKEN = ".waitForTaskToken"  # noqa: S105 - a resource suffix
+
+
+def _task_token(run: _Run, state: TaskState, frame: dict[str, Any]) -> str | None:
+    """The task token of a ``.waitForTaskToken`` Task (None for other Tasks).
+
+    A Task re-issued after a crash keeps its token (kept in the frame while it
+    waits), so the handler sees the same input and an answer already given counts.
+    """
+    if not state.resource.endswith(WAIT_FOR_TASK_TOKEN):
+        return None
+    if "retok" in frame and "tt" in frame:
+        return str(frame["tt"])
+    if run.tokens is None:
+        raise StatesError(
+            errors.RUNTIME,
+            f"Task '{state.name}' waits for a task token, which only a stored execution "
+            "issues (this driver has no token source)",
+        )
+    return run.tokens()
 
 
 def _seconds(

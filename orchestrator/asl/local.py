@@ -57,6 +57,9 @@ class TaskContext:
         idempotency_key: stable for one attempt of one state of one execution; a handler
             with side effects should use it to make a repeated call harmless.
         context: the ``$$`` context object.
+        task_token: for a ``.waitForTaskToken`` resource, the token to hand to whoever
+            answers with ``send_task_success``/``send_task_failure``; else None.
+        on_heartbeat: what :meth:`heartbeat` reports to (set by the runtime).
     """
 
     execution_id: str
@@ -64,6 +67,18 @@ class TaskContext:
     attempt: int
     idempotency_key: str
     context: Mapping[str, Any] = field(default_factory=dict)
+    task_token: str | None = None
+    on_heartbeat: Callable[[], None] | None = None
+
+    def heartbeat(self) -> None:
+        """Report that the handler is alive, as a Task with ``HeartbeatSeconds`` must.
+
+        A handler that does not call this within ``HeartbeatSeconds`` fails the state
+        with ``States.HeartbeatTimeout``; once that happened, this raises it, so the
+        abandoned handler stops at its next heartbeat.
+        """
+        if self.on_heartbeat is not None:
+            self.on_heartbeat()
 
 
 class HandlerResolver(Protocol):
@@ -177,7 +192,13 @@ def error_of(exc: BaseException) -> tuple[str, str]:
     return type(exc).__name__, str(exc)
 
 
-def run_task(command: RunTask, resolver: HandlerResolver, execution_id: str) -> Event:
+def run_task(
+    command: RunTask,
+    resolver: HandlerResolver,
+    execution_id: str,
+    *,
+    on_heartbeat: Callable[[], None] | None = None,
+) -> Event:
     """Carry out one RunTask command and return the event to step with."""
     ctx = TaskContext(
         execution_id=execution_id,
@@ -186,6 +207,8 @@ def run_task(command: RunTask, resolver: HandlerResolver, execution_id: str) -> 
         idempotency_key=f"{execution_id}:{'/'.join(map(str, command.path))}:"
         f"{command.state}:{command.token}",
         context=command.context,
+        task_token=command.task_token,
+        on_heartbeat=on_heartbeat,
     )
     try:
         fn = resolver.resolve(command.resource)

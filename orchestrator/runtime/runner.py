@@ -33,12 +33,19 @@ from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.runtime.callbacks import (
+    new_task_token,
+    run_with_heartbeat,
+    token_event,
+    waiting_key,
+)
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Execution,
     LeaseLost,
     NewCorrelation,
     NewHistoryEvent,
+    NewTaskToken,
     NewTimer,
     PayloadRejected,
     PayloadTooLarge,
@@ -46,7 +53,7 @@ from orchestrator.store import (
     Version,
 )
 from orchestrator.store.payloads import encode
-from orchestrator.types import ExecutionStatus, TimerKind
+from orchestrator.types import ExecutionStatus, TaskTokenStatus, TimerKind
 
 log = logging.getLogger("orchestrator.runtime")
 
@@ -234,6 +241,10 @@ class Runner:
             self._release_quietly(execution.id)
             raise
         if advance is not None and advance.stored is not None:
+            if advance.parked_token and advance.stored.status == ExecutionStatus.PENDING:
+                # The token was answered before the park committed (the wake-up made
+                # the park store PENDING): go on now rather than after a sweep.
+                return self.advance(execution.id) or advance.stored
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
 
@@ -259,6 +270,7 @@ class _Advance:
         self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
+        self.parked_token = False  # a task token was registered (its answer may be in)
 
     # lifecycle ---------------------------------------------------------------
 
@@ -290,7 +302,14 @@ class _Advance:
             self.resume(now)
         while True:
             event = self.work.events.pop(0) if self.work.events else None
-            result = asl.step(self.defn, self.cursor, event, now=self.clock.now(), context=self.ctx)
+            result = asl.step(
+                self.defn,
+                self.cursor,
+                event,
+                now=self.clock.now(),
+                context=self.ctx,
+                task_tokens=new_task_token,
+            )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
             if self.carry_out(result.command):
@@ -315,7 +334,7 @@ class _Advance:
         still_open: set[_Key] = set()
         for timer in self.repo.execution_timers(self.execution.id):
             key = _key(timer.payload)
-            if key is None or timer.kind == TimerKind.MESSAGE_TIMEOUT:
+            if key is None or timer.kind in (TimerKind.MESSAGE_TIMEOUT, TimerKind.TASK_TOKEN):
                 continue
             if timer.fired:
                 arrived[key] = asl.TimerFired(path=key[0], token=key[1])
@@ -331,7 +350,25 @@ class _Advance:
                 arrived[key] = asl.MessageReceived(path=key[0], token=key[1], data=corr.message)
             elif corr.outcome == "TIMEOUT":
                 arrived[key] = asl.TimerFired(path=key[0], token=key[1])
+        self.token_waits(arrived, still_open)
         return arrived, still_open
+
+    def token_waits(self, arrived: dict[_Key, Event], still_open: set[_Key]) -> None:
+        """Task tokens: answers and expiries arrived; tokens whose handler ran still wait.
+
+        A token registered but whose handler never returned (a crash between the
+        two) is in neither, so its Task is issued again: same token, same handler
+        input, same idempotency key.
+        """
+        for token in self.repo.execution_task_tokens(self.execution.id):
+            key = waiting_key(token.payload)
+            if key is None:
+                continue
+            event = token_event(token)
+            if event is not None:
+                arrived[key] = event
+            elif token.status == TaskTokenStatus.WAITING and token.called_at is not None:
+                still_open.add(key)
 
     # commands ----------------------------------------------------------------
 
@@ -431,10 +468,17 @@ class _Advance:
                 workers = min(self.runner.max_workers, len(tasks))
                 with ThreadPoolExecutor(max_workers=workers) as pool:
                     events = list(pool.map(self.run_one, tasks))
-        return events
+        return [event for event in events if event is not None]
 
-    def run_one(self, command: asl.RunTask) -> Event:
-        event = run_task(command, self.runner.handlers, self.execution.id)
+    def run_one(self, command: asl.RunTask) -> Event | None:
+        if command.task_token is not None:
+            return self.run_callback(command, command.task_token)
+        if command.heartbeat_seconds is not None:
+            event = run_with_heartbeat(
+                command, self.runner.handlers, self.execution.id, command.heartbeat_seconds
+            )
+        else:
+            event = run_task(command, self.runner.handlers, self.execution.id)
         if isinstance(event, asl.TaskSucceeded):
             try:
                 encode(event.output, field="task output", limit=self.repo.payload_max_bytes)
@@ -448,6 +492,36 @@ class _Advance:
                     path=command.path, token=command.token, error=name, cause=str(exc)
                 )
         return event
+
+    def run_callback(self, command: asl.RunTask, task_token: str) -> Event | None:
+        """A ``.waitForTaskToken`` Task: register its token, call the handler, then wait.
+
+        The token is committed before the handler sees it, so an answer sent at once
+        finds it. The handler's return value is not the Task's result (AWS ignores
+        it too); if it raises, the Task fails with its error as for any Task.
+        Returns the event to step with, or None: the Task waits for its token.
+        """
+        now = self.clock.now()
+        timeout = command.timeout_seconds
+        stored = self.repo.add_task_token(
+            self.execution.id,
+            self.runner.owner,
+            NewTaskToken(
+                token=task_token,
+                state_name=command.state,
+                attempt=command.attempt,
+                timeout_at=None if timeout is None else to_datetime(now + timeout),
+                heartbeat_seconds=command.heartbeat_seconds,
+                payload=_waiting_payload(command.path, command.token),
+            ),
+            now=to_datetime(now),
+        )
+        self.parked_token = True
+        event = run_task(command, self.runner.handlers, self.execution.id)
+        if isinstance(event, asl.TaskFailed):
+            return event
+        self.repo.task_token_called(stored.id, now=to_datetime(self.clock.now()))
+        return None
 
     def finish(self, command: asl.Command) -> None:
         if isinstance(command, asl.Succeeded):

@@ -316,6 +316,8 @@ class TaskToken(Base):
     timer_id: Mapped[int | None] = mapped_column(
         ForeignKey("timers.id", ondelete="SET NULL"), index=True
     )
+    #: When the handler that got the token returned (a crash before it: call it again).
+    called_at: Mapped[datetime | None]
     completed_at: Mapped[datetime | None]
     output: Mapped[Any] = mapped_column(JSONType, nullable=True)
     error: Mapped[str | None] = mapped_column(String(256))

@@ -302,6 +302,7 @@ class TaskToken:
     timeout_at: datetime | None
     heartbeat_seconds: float | None
     timer_id: int | None
+    called_at: datetime | None
     completed_at: datetime | None
     output: Any
     error: str | None

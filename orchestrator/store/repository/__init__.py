@@ -216,6 +216,7 @@ class Repository:
     add_task_token = _Delegate("waits", Waits.add_task_token)
     complete_task_token = _Delegate("waits", Waits.complete_task_token)
     heartbeat_task_token = _Delegate("waits", Waits.heartbeat_task_token)
+    task_token_called = _Delegate("waits", Waits.task_token_called)
     find_task_token = _Delegate("waits", Waits.find_task_token)
     execution_task_tokens = _Delegate("waits", Waits.execution_task_tokens)
 

@@ -205,7 +205,7 @@ class Waits(Part):
             if held is None:
                 raise LeaseLost(execution_id, owner)
             found = conn.execute(select(*_token_columns()).where(t.token_hash == digest)).first()
-            if found is not None:
+            if found is not None and found.status != TaskTokenStatus.CANCELLED:
                 return _token(found)
             due = _deadline(token.timeout_at, token.heartbeat_seconds, now)
             timer_id = None
@@ -214,6 +214,23 @@ class Waits(Part):
                 timer_id = conn.execute(
                     insert(m.Timer).values(row).returning(m.Timer.id)
                 ).scalar_one()
+            if found is not None:  # cancelled when its execution stopped; a redrive reopens it
+                return _token(
+                    conn.execute(
+                        update(t)
+                        .where(t.id == found.id)
+                        .values(
+                            status=TaskTokenStatus.WAITING,
+                            created_at=now,
+                            heartbeat_at=None,
+                            timeout_at=token.timeout_at,
+                            timer_id=timer_id,
+                            called_at=None,
+                            completed_at=None,
+                        )
+                        .returning(*_token_columns())
+                    ).one()
+                )
             stored = conn.execute(
                 insert(t)
                 .values(
@@ -313,6 +330,12 @@ class Waits(Part):
                 )
         return _token(stored)
 
+    def task_token_called(self, token_id: int, *, now: datetime | None = None) -> None:
+        """Record that the handler given the token returned (so a resume does not call it again)."""
+        t = m.TaskToken
+        with self._db.write() as conn:
+            conn.execute(update(t).where(t.id == token_id).values(called_at=utc_now(now)))
+
     def find_task_token(self, token: str) -> TaskToken | None:
         """The stored row of a token, in whatever state, or None if it is unknown."""
         query = select(*_token_columns()).where(m.TaskToken.token_hash == token_digest(token))
@@ -360,24 +383,27 @@ def _waiting_token(conn: Connection, digest: str, now: datetime) -> TaskToken:
     if row is None:
         raise TaskDoesNotExist("no task waits for this token: it is unknown")
     found = _token(row)
-    status = conn.execute(select(EX.status).where(EX.id == found.execution_id)).scalar_one()
-    if ExecutionStatus(status) in TERMINAL_STATUSES:
-        raise TaskDoesNotExist(
-            f"the token belongs to execution {found.execution_id}, which is {status}"
-        )
-    _refuse_ended(found, now)
-    return found
-
-
-def _refuse_ended(found: TaskToken, now: datetime) -> None:
-    """Raise the refusal for a token that no longer waits (or whose deadline passed)."""
     where = f"state '{found.state_name}' of execution {found.execution_id}"
     if found.status in (TaskTokenStatus.SUCCEEDED, TaskTokenStatus.FAILED):
         raise InvalidToken(
             f"the token was already used: {where} {found.status.lower()} at {found.completed_at}"
         )
+    status = conn.execute(select(EX.status).where(EX.id == found.execution_id)).scalar_one()
+    if ExecutionStatus(status) in TERMINAL_STATUSES and found.status not in _EXPIRED:
+        raise TaskDoesNotExist(
+            f"the token belongs to execution {found.execution_id}, which is {status}"
+        )
     if found.status == TaskTokenStatus.CANCELLED:
         raise TaskDoesNotExist(f"{where} no longer waits for this token")
+    _refuse_expired(found, where, now)
+    return found
+
+
+_EXPIRED = (TaskTokenStatus.TIMED_OUT, TaskTokenStatus.NO_HEARTBEAT)
+
+
+def _refuse_expired(found: TaskToken, where: str, now: datetime) -> None:
+    """Raise TaskTimedOut for a token whose deadline passed (fired by the sweeper or not)."""
     if found.status == TaskTokenStatus.NO_HEARTBEAT or _heartbeat_missed(found, now):
         raise TaskTimedOut(
             f"{where} timed out: no heartbeat within {found.heartbeat_seconds:g} seconds"

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("timeout_at", _time(), nullable=True),
         sa.Column("heartbeat_seconds", sa.Float(), nullable=True),
         sa.Column("timer_id", _big_pk(), nullable=True),
+        sa.Column("called_at", _time(), nullable=True),
         sa.Column("completed_at", _time(), nullable=True),
         sa.Column("output", _json(), nullable=True),
         sa.Column("error", sa.String(length=256), nullable=True),
