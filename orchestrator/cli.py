@@ -102,6 +102,9 @@ machines_app = typer.Typer(help="Stored state machines.", no_args_is_help=True)
 executions_app = typer.Typer(help="Stored executions.", no_args_is_help=True)
 messages_app = typer.Typer(help="Messages for Message states.", no_args_is_help=True)
 timers_app = typer.Typer(help="Timers of parked executions.", no_args_is_help=True)
+tasks_app = typer.Typer(
+    help="Answer .waitForTaskToken Tasks: success, failure, heartbeat.", no_args_is_help=True
+)
 batch_app = typer.Typer(
     help="Batches: one execution per source execution or input; steering them.",
     no_args_is_help=True,
@@ -112,6 +115,7 @@ for _sub, _name in (
     (executions_app, "executions"),
     (messages_app, "messages"),
     (timers_app, "timers"),
+    (tasks_app, "tasks"),
     (batch_app, "batch"),
 ):
     app.add_typer(_sub, name=_name)
@@ -387,6 +391,48 @@ def messages_send(
     _import_handlers(handlers)
     ids = _guard(lambda: send_message(key, correlation, payload))
     typer.echo(f"resumed {len(ids)} executions: {' '.join(ids)}")
+
+
+TokenArg = Annotated[str, typer.Argument(help="The task token the Task handed out.")]
+
+
+@tasks_app.command("success")
+def tasks_success(
+    token: TokenArg,
+    output: Annotated[str, typer.Argument(help="The Task's result: JSON, or @file.")] = "null",
+    handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
+) -> None:
+    """Complete the waiting Task with OUTPUT; its execution goes on in this process."""
+    from orchestrator.statemachine import send_task_success
+
+    result = _json_argument(output, "OUTPUT")
+    _import_handlers(handlers)
+    execution_id = _guard(lambda: send_task_success(token, result))
+    typer.echo(f"resumed execution {execution_id}")
+
+
+@tasks_app.command("failure")
+def tasks_failure(
+    token: TokenArg,
+    error: Annotated[str | None, typer.Option("--error", "-e", help="Error name.")] = None,
+    cause: Annotated[str | None, typer.Option("--cause", "-c", help="Error cause.")] = None,
+    handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
+) -> None:
+    """Fail the waiting Task with ERROR (default States.TaskFailed); Retry/Catch apply."""
+    from orchestrator.statemachine import send_task_failure
+
+    _import_handlers(handlers)
+    execution_id = _guard(lambda: send_task_failure(token, error, cause))
+    typer.echo(f"resumed execution {execution_id}")
+
+
+@tasks_app.command("heartbeat")
+def tasks_heartbeat(token: TokenArg) -> None:
+    """Tell the waiting Task that its work goes on (HeartbeatSeconds starts again)."""
+    from orchestrator.statemachine import send_task_heartbeat
+
+    execution_id = _guard(lambda: send_task_heartbeat(token))
+    typer.echo(f"heartbeat recorded for execution {execution_id}")
 
 
 @timers_app.command("run")

@@ -37,10 +37,13 @@ from orchestrator.errors import (
     DefinitionInvalid,
     ExecutionAlreadyExists,
     ExecutionNotFound,
+    InvalidToken,
     OrchestratorError,
     PayloadInvalid,
     PayloadTooLarge,
     StateMachineNotFound,
+    TaskDoesNotExist,
+    TaskTimedOut,
 )
 from orchestrator.statemachine import MessageRefused
 
@@ -54,6 +57,9 @@ _STATUS: Final[Mapping[type[OrchestratorError], int]] = {
     ExecutionAlreadyExists: 409,
     PayloadTooLarge: 413,
     PayloadInvalid: 422,
+    TaskDoesNotExist: 404,
+    TaskTimedOut: 409,
+    InvalidToken: 400,
 }
 
 #: Infrastructure errors that mean "try again later", not "your request is wrong".

@@ -47,6 +47,10 @@ from orchestrator.api.schemas import (
     SteeringOut,
     StopIn,
     StopOut,
+    TaskAnswerOut,
+    TaskFailureIn,
+    TaskHeartbeatIn,
+    TaskSuccessIn,
     VersionNumber,
 )
 from orchestrator.batch import BatchResult
@@ -60,6 +64,9 @@ from orchestrator.statemachine import (
     redrive_batch_failures,
     resume_batch,
     send_message,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
 )
 from orchestrator.store import ExecutionFilter
 
@@ -93,10 +100,11 @@ machines = APIRouter(prefix="/state-machines", tags=["state machines"])
 executions = APIRouter(prefix="/executions", tags=["executions"])
 batches = APIRouter(prefix="/batches", tags=["batches"])
 messages = APIRouter(prefix="/messages", tags=["messages"])
+tasks = APIRouter(prefix="/tasks", tags=["task tokens"])
 operations = APIRouter(tags=["operations"])
 
 #: The routers the bearer token protects (all but ``/health``).
-PROTECTED = (machines, executions, batches, messages, operations)
+PROTECTED = (machines, executions, batches, messages, tasks, operations)
 PROTECTION: dict[str, Any] = {"dependencies": [Depends(require_token)], "responses": COMMON_ERRORS}
 
 health = APIRouter(tags=["operations"])
@@ -436,6 +444,67 @@ def post_message(body: MessageIn, ctx: Ctx) -> MessageOut:
         runner=ctx.runner,
     )
     return MessageOut(resumed=resumed)
+
+
+# -- task tokens ------------------------------------------------------------------------
+
+_REFUSALS_TEXT = (
+    "An unknown token, or one whose execution ended, is a 404 (`TaskDoesNotExist`); a "
+    "token already used is a 400 (`InvalidToken`); one whose TimeoutSeconds or "
+    "HeartbeatSeconds passed is a 409 (`TaskTimedOut`). `detail` says why."
+)
+
+
+@tasks.post(
+    "/success",
+    summary="Complete a waiting task (SendTaskSuccess)",
+    description="The `.waitForTaskToken` Task that handed out `token` succeeds with "
+    "`output`; its execution is advanced in the API process. " + _REFUSALS_TEXT,
+    responses=_errors(404, 409),
+)
+def post_task_success(body: TaskSuccessIn, ctx: Ctx) -> TaskAnswerOut:
+    """Answer a waiting Task with its result."""
+    execution_id = send_task_success(
+        body.token,
+        body.output,
+        repository=ctx.repository,
+        settings=ctx.settings,
+        runner=ctx.runner,
+    )
+    return TaskAnswerOut(execution_id=execution_id)
+
+
+@tasks.post(
+    "/failure",
+    summary="Fail a waiting task (SendTaskFailure)",
+    description="The `.waitForTaskToken` Task that handed out `token` fails with `error` "
+    "(default `States.TaskFailed`) and `cause`; its Retry and Catch apply, and its "
+    "execution is advanced in the API process. " + _REFUSALS_TEXT,
+    responses=_errors(404, 409),
+)
+def post_task_failure(body: TaskFailureIn, ctx: Ctx) -> TaskAnswerOut:
+    """Answer a waiting Task with an error."""
+    execution_id = send_task_failure(
+        body.token,
+        body.error,
+        body.cause,
+        repository=ctx.repository,
+        settings=ctx.settings,
+        runner=ctx.runner,
+    )
+    return TaskAnswerOut(execution_id=execution_id)
+
+
+@tasks.post(
+    "/heartbeat",
+    summary="Report that a waiting task is alive (SendTaskHeartbeat)",
+    description="Its HeartbeatSeconds deadline starts again. " + _REFUSALS_TEXT,
+    responses=_errors(404, 409),
+)
+def post_task_heartbeat(body: TaskHeartbeatIn, ctx: Ctx) -> TaskAnswerOut:
+    """Record a heartbeat for a waiting Task."""
+    execution_id = send_task_heartbeat(body.token, repository=ctx.repository)
+    return TaskAnswerOut(execution_id=execution_id)
 
 
 # -- operations -------------------------------------------------------------------------

@@ -447,6 +447,45 @@ class MessageOut(BaseModel):
     resumed: list[str]
 
 
+# -- task tokens -----------------------------------------------------------------------------
+
+#: A task token as ``.waitForTaskToken`` Tasks hand them out (AWS: 1 to 1,024 characters).
+TaskTokenText = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=1024),
+    Field(description="The task token the Task handed out (in the body, never in a URL)."),
+]
+
+
+class TaskSuccessIn(_Body):
+    """Complete a waiting `.waitForTaskToken` Task (AWS SendTaskSuccess)."""
+
+    token: TaskTokenText
+    output: Any = Field(default=None, description="The Task's result (JSON).")
+
+
+class TaskFailureIn(_Body):
+    """Fail a waiting `.waitForTaskToken` Task (AWS SendTaskFailure); Retry/Catch apply."""
+
+    token: TaskTokenText
+    error: str | None = Field(
+        default=None, max_length=256, description="Error name; default States.TaskFailed."
+    )
+    cause: str | None = Field(default=None, description="Error cause.")
+
+
+class TaskHeartbeatIn(_Body):
+    """Tell a waiting Task that its work goes on (AWS SendTaskHeartbeat)."""
+
+    token: TaskTokenText
+
+
+class TaskAnswerOut(BaseModel):
+    """The execution the token belongs to (advanced in the API process after an answer)."""
+
+    execution_id: str
+
+
 # -- operations ------------------------------------------------------------------------------
 
 

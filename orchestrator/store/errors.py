@@ -79,7 +79,7 @@ class TaskTokenRefused(OrchestratorError):
     aws_name = "TaskTokenRefused"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
+        super().__init__(f"{self.aws_name}: {reason}")
         self.reason = reason
 
 

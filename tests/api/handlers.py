@@ -30,3 +30,15 @@ def fail_once(data: Any, ctx: HandlerContext) -> dict[str, Any]:
     if first:
         raise StatesError("Flaky.Failed", "the first attempt fails")
     return {"recovered": True}
+
+
+#: Task tokens handed to ``api-tests.callback.waitForTaskToken``, by execution id.
+tokens: dict[str, str] = {}
+
+
+@handler("api-tests.callback.waitForTaskToken")
+def callback(data: Any, ctx: HandlerContext) -> None:
+    """Keep the token, as a queue would, for the test to answer with."""
+    assert ctx.task_token is not None
+    with _lock:
+        tokens[ctx.execution_id] = ctx.task_token
