@@ -220,6 +220,8 @@ class StateMachine:
         *,
         claim: bool,
     ) -> tuple[Execution, bool]:
+        if name is not None:
+            check_name(name, "execution name")
         level = priority_level(priority)
         data = _transform(self._chained_input(data, source_id, state_name), transformer)
         return self.repository.create_execution(

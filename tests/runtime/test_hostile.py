@@ -8,6 +8,7 @@ import pytest
 import sqlalchemy.exc
 
 from orchestrator import asl
+from orchestrator.errors import InvalidName, PayloadInvalid
 from orchestrator.types import ExecutionStatus, TimerKind
 
 from .conftest import Env, states_in
@@ -109,7 +110,9 @@ def test_a_database_error_still_hands_the_execution_back_for_recovery(
     env: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a step during which the database goes away
-    machine = env.machine("outage", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    machine = env.machine(
+        "outage", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+    )
 
     def unreachable(*args: Any, **kwargs: Any) -> Any:
         raise sqlalchemy.exc.OperationalError("SELECT 1", {}, ConnectionError("gone"))
@@ -187,3 +190,32 @@ def test_a_redriven_execution_stopped_during_a_retry_back_off_waits_again(env: E
     assert len(calls) == 1
     open_timers = [t for t in env.repo.execution_timers(parked.id) if not t.fired]
     assert [t.kind for t in open_timers] == [TimerKind.RETRY]
+
+
+def test_lone_surrogates_from_python_raise_payload_invalid(env: Env) -> None:
+    # A definition, an input and a message holding "\ud800" are refused up front
+    with pytest.raises(PayloadInvalid, match="lone surrogate"):
+        env.machine(
+            "bad-result",
+            {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "\ud800", "End": True}}},
+        )
+    machine = env.machine("fine", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+    with pytest.raises(PayloadInvalid, match="lone surrogate"):
+        machine.start({"a": "\ud800"})
+    with pytest.raises(PayloadInvalid, match="lone surrogate"):
+        machine.start_async({"a": "\ud800"}, publisher=lambda ids, priority: None)
+    with pytest.raises(PayloadInvalid, match="lone surrogate"):
+        env.send("order", "o-1", {"x": "\ud800"})
+    assert machine.count_executions() == 0
+
+
+@pytest.mark.parametrize("name", ["", "a b", "nul\x00", "\ud800", "x" * 81, "a/b", "new\nline"])
+def test_execution_names_aws_would_refuse_are_refused_before_the_database(
+    env: Env, name: str
+) -> None:
+    machine = env.machine("named", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}})
+
+    with pytest.raises(InvalidName, match="execution name"):
+        machine.start({}, name=name)
+
+    assert machine.count_executions() == 0
