@@ -33,8 +33,8 @@ MIN_BODY_BYTES: Final = 1024 * 1024
 DESCRIPTION = """\
 Amazon States Language state machines on PostgreSQL (or SQLite) and Celery.
 
-Every route but `/health` needs `Authorization: Bearer <token>` when
-`ORCHESTRATOR_API_TOKEN` is set. Errors share one body: `error` (a code),
+Every route but `/health` and these docs needs `Authorization: Bearer <token>`
+when `ORCHESTRATOR_API_TOKEN` is set. Errors share one body: `error` (a code),
 `detail` (a sentence) and `problems` (each with a JSON pointer).
 """
 
@@ -128,6 +128,7 @@ def create_app(
         version=orchestrator.__version__,
         description=DESCRIPTION,
         generate_unique_id_function=_operation_id,
+        **({} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
     )
     app.state.context = ApiContext(
         settings=settings, repository=repository, runner=Runner(repository, settings=settings)
