@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy.exc
 
 from orchestrator import asl
-from orchestrator.errors import InvalidName, PayloadInvalid
+from orchestrator.errors import DefinitionInvalid, InvalidName, PayloadInvalid
+from orchestrator.statemachine import StateMachine
 from orchestrator.types import ExecutionStatus, TimerKind
 
 from .conftest import Env, states_in
@@ -219,3 +221,18 @@ def test_execution_names_aws_would_refuse_are_refused_before_the_database(
         machine.start({}, name=name)
 
     assert machine.count_executions() == 0
+
+
+def test_a_definition_larger_than_the_limit_is_refused_text_or_parsed(env: Env) -> None:
+    # Given a limit of 2 KiB and a valid definition of about 4 KiB
+    big = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "x" * 4000, "End": True}}}
+    settings = env.with_settings(definition_max_bytes=2048)
+
+    # When it is stored, as a structure or as text
+    for definition in (big, json.dumps(big)):
+        with pytest.raises(DefinitionInvalid, match="ORCHESTRATOR_DEFINITION_MAX_BYTES"):
+            StateMachine.create("big", definition, repository=env.repo, settings=settings)
+
+    # Then nothing was stored; under the limit it is
+    assert StateMachine.list(repository=env.repo) == []
+    StateMachine.create("big", big, repository=env.repo, settings=env.settings)
