@@ -128,7 +128,9 @@ def create_app(
         version=orchestrator.__version__,
         description=DESCRIPTION,
         generate_unique_id_function=_operation_id,
-        **({} if settings.api_docs else {"docs_url": None, "redoc_url": None, "openapi_url": None}),
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.context = ApiContext(
         settings=settings, repository=repository, runner=Runner(repository, settings=settings)
