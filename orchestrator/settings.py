@@ -122,11 +122,6 @@ class Settings(BaseSettings):
     25000; past it the execution fails with States.Runtime, so a state machine that
     loops on itself cannot run for ever nor fill the disk."""
 
-    max_step_attempts: int = Field(default=5, ge=1)
-    """Most times one step of an execution is claimed without being committed (a
-    worker killed or crashing on it each time) before the execution fails with
-    States.Runtime instead of being recovered again. Default 5."""
-
     definition_max_bytes: PositiveInt = 1_048_576
     """Largest state machine definition, in bytes of UTF-8 JSON. Default 1048576
     (1 MiB, AWS's limit); larger is refused as DefinitionInvalid."""
