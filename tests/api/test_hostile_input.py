@@ -94,3 +94,13 @@ def test_a_synchronous_start_of_a_self_looping_pass_returns_failed(
     assert response.status_code == 201, response.text
     answer = response.json()
     assert (answer["status"], answer["error"]) == ("FAILED", "States.Runtime")
+
+
+def test_an_error_body_quoting_a_lone_surrogate_still_renders() -> None:
+    # An error sentence may quote client text; "\ud800" cannot be UTF-8 encoded
+    from orchestrator.api.errors import error_response
+
+    response = error_response(404, "StateMachineNotFound", "state machine '\ud800' does not exist")
+
+    assert response.status_code == 404
+    assert b"\\ud800" in response.body

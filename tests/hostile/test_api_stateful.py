@@ -108,3 +108,37 @@ def test_no_scenario_gets_a_500_a_hung_request_or_a_dropped_connection(server: s
             database=None,
         )
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/executions", '{"state_machine": "hostile-pass", "mode": "sync", "input": "\\ud800"}'),
+        ("/executions", '{"state_machine": "hostile-pass", "\\ud800": 1}'),
+        ("/executions", '{"state_machine": "hostile-pass", "name": "\\ud800"}'),
+        ("/state-machines", '{"name": "s", "definition": {"StartAt": "\\ud800", "States": {}}}'),
+        ("/messages", '{"key": "order", "value": "\\ud800"}'),
+    ],
+)
+def test_a_lone_surrogate_gets_an_answer_and_the_connection_stays_open(
+    server: str, path: str, body: str
+) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    where = urlsplit(server)
+    connection = http.client.HTTPConnection(where.hostname or "", where.port, timeout=30)
+    try:
+        headers = {"content-type": "application/json"}
+        connection.request("POST", path, body=body.encode(), headers=headers)
+        answer = connection.getresponse()
+        status, text = answer.status, answer.read().decode()
+        # The same connection still serves the next request (uvicorn did not drop it)
+        connection.request("GET", "/health")
+        after = connection.getresponse()
+        after.read()
+    finally:
+        connection.close()
+
+    assert 400 <= status < 500, text
+    assert after.status == 200
