@@ -89,6 +89,9 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
 
 _Key = tuple[tuple[int, ...], int]
 
+#: The runner's step cap, as a multiple of the event limit the engine enforces.
+_BACKSTOP = 2
+
 #: Longest cause stored for an unexpected error (the traceback goes to the log).
 _CAUSE_CHARS = 2000
 
@@ -297,10 +300,12 @@ class _Advance:
         self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
-        # Steps this advance may take: every step makes at most a few events, and
-        # the rows already stored count against the execution's limit.
+        # A backstop to the engine's own count of events: steps this advance may take.
+        # Twice the limit, less the rows already stored, so it never fires before the
+        # engine on an execution whose steps record events, and still ends one whose
+        # steps record none.
         self.steps = 0
-        self.budget = runner.settings.max_events_per_execution - execution.last_seq
+        self.budget = _BACKSTOP * runner.settings.max_events_per_execution - execution.last_seq
 
     # lifecycle ---------------------------------------------------------------
 
@@ -336,7 +341,15 @@ class _Advance:
                 self.fail_runaway()
                 return
             event = self.work.events.pop(0) if self.work.events else None
-            result = asl.step(self.defn, self.cursor, event, now=self.clock.now(), context=self.ctx)
+            result = asl.step(
+                self.defn,
+                self.cursor,
+                event,
+                now=self.clock.now(),
+                context=self.ctx,
+                max_events=self.runner.settings.max_events_per_execution,
+            )
+            self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
             if self.carry_out(result.command):
                 return
@@ -554,8 +567,8 @@ class _Advance:
         """Too many events: fail here, with what this advance did so far, as AWS does."""
         limit = self.runner.settings.max_events_per_execution
         cause = (
-            f"the execution passed {limit} events (ORCHESTRATOR_MAX_EVENTS_PER_EXECUTION); "
-            "a state machine that loops on itself never ends"
+            f"the execution took {_BACKSTOP * limit} steps, twice its limit of {limit} events "
+            "(ORCHESTRATOR_MAX_EVENTS_PER_EXECUTION); a state machine that loops never ends"
         )
         now = self.clock.now()
         state = asl.fail_root(self.cursor, error=asl_errors.RUNTIME, cause=cause, now=now)

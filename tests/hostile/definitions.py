@@ -65,3 +65,20 @@ def _state(rng: random.Random, later: list[str]) -> dict[str, Any]:
         "ResultPath": "$.mapped",
         **follow,
     }
+
+
+def self_looping_pass() -> dict[str, Any]:
+    """A Pass and a Choice that lead to each other; the way out (required by validation)
+    needs ``$.stop``, which no test input has."""
+    return {
+        "StartAt": "Loop",
+        "States": {
+            "Loop": {"Type": "Pass", "Next": "Again"},
+            "Again": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
+                "Default": "Loop",
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }

@@ -18,10 +18,11 @@ from orchestrator.types import ExecutionStatus
 from tests.distributed.conftest import RedisDB, Worker
 from tests.distributed.conftest import redis_db as redis_db  # the fixture
 from tests.distributed.conftest import start_worker as start_worker  # the fixture
+from tests.hostile.definitions import self_looping_pass
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-LOOP: dict[str, Any] = {"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}
+LOOP: dict[str, Any] = self_looping_pass()
 
 
 def test_a_synchronous_start_of_a_self_looping_pass_returns_failed(
@@ -40,7 +41,7 @@ def test_a_synchronous_start_of_a_self_looping_pass_returns_failed(
     assert response.status_code == 201, response.text
     answer = response.json()
     assert (answer["status"], answer["error"]) == ("FAILED", "States.Runtime")
-    assert "25000 events" in answer["cause"]
+    assert "limit of 25,000 history events" in answer["cause"]
 
 
 def test_a_worker_ends_a_self_looping_execution_failed(

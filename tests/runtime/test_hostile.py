@@ -12,16 +12,12 @@ from orchestrator import asl
 from orchestrator.errors import DefinitionInvalid, InvalidName, PayloadInvalid
 from orchestrator.statemachine import StateMachine
 from orchestrator.types import ExecutionStatus, TimerKind
+from tests.hostile.definitions import self_looping_pass
 
 from .conftest import Env, states_in
 
 #: A small event limit, so that a runaway execution is caught in well under a second.
 LIMIT = 300
-
-
-def self_looping_pass() -> dict[str, Any]:
-    """A Pass state whose Next is itself."""
-    return {"StartAt": "Loop", "States": {"Loop": {"Type": "Pass", "Next": "Loop"}}}
 
 
 def self_looping_choice() -> dict[str, Any]:
@@ -31,9 +27,10 @@ def self_looping_choice() -> dict[str, Any]:
         "States": {
             "Again": {
                 "Type": "Choice",
-                "Choices": [{"Variable": "$.n", "NumericGreaterThan": 0, "Next": "Again"}],
+                "Choices": [{"Variable": "$.stop", "IsPresent": True, "Next": "Done"}],
                 "Default": "Again",
-            }
+            },
+            "Done": {"Type": "Succeed"},
         },
     }
 
@@ -48,23 +45,39 @@ def test_an_execution_that_loops_on_itself_fails_at_the_event_limit(
     # When it is started in this process
     execution = machine.start({"n": 1})
 
-    # Then the start returns, with the execution FAILED by the limit
+    # Then the start returns, with the execution FAILED by the limit the setting gave
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error == asl.errors.RUNTIME
+    assert f"limit of {LIMIT} history events" in (execution.cause or "")
+    # ... and its history stopped at the limit instead of growing for ever
+    assert len(env.repo.history(execution.id)) <= LIMIT + 1
+
+
+def test_the_runner_ends_a_runaway_even_if_the_engine_counted_nothing(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an engine whose own event limit is out of reach
+    real_step = asl.step
+
+    def uncounted(*args: Any, **kwargs: Any) -> Any:
+        return real_step(*args, **{**kwargs, "max_events": 10**9})
+
+    monkeypatch.setattr(asl, "step", uncounted)
+    machine = env.machine("runaway", self_looping_pass(), max_events_per_execution=LIMIT)
+
+    # When a self-looping machine starts
+    execution = machine.start({})
+
+    # Then the runner's backstop (twice the limit, in steps) ends it
     assert execution.status == ExecutionStatus.FAILED
     assert execution.error == asl.errors.RUNTIME
     assert "ORCHESTRATOR_MAX_EVENTS_PER_EXECUTION" in (execution.cause or "")
-    # ... and its history stopped near the limit instead of growing for ever
-    assert len(env.repo.history(execution.id)) <= LIMIT + 1
 
 
 def test_the_event_limit_counts_the_rows_stored_by_earlier_advances(env: Env) -> None:
     # Given an execution that loops through a Wait: each advance is short
-    definition = {
-        "StartAt": "Tick",
-        "States": {
-            "Tick": {"Type": "Pass", "Next": "Nap"},
-            "Nap": {"Type": "Wait", "Seconds": 0, "Next": "Tick"},
-        },
-    }
+    definition = self_looping_pass()
+    definition["States"]["Loop"] = {"Type": "Wait", "Seconds": 0, "Next": "Again"}
     machine = env.machine("ticking", definition, max_events_per_execution=LIMIT)
 
     # When it runs
@@ -196,7 +209,7 @@ def test_a_redriven_execution_stopped_during_a_retry_back_off_waits_again(env: E
 
 def test_lone_surrogates_from_python_raise_payload_invalid(env: Env) -> None:
     # A definition, an input and a message holding "\ud800" are refused up front
-    with pytest.raises(PayloadInvalid, match="lone surrogate"):
+    with pytest.raises(DefinitionInvalid, match="lone surrogate"):
         env.machine(
             "bad-result",
             {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "\ud800", "End": True}}},
