@@ -21,6 +21,9 @@ from orchestrator.statemachine import (
     redrive_batch_failures,
     resume_batch,
     send_message,
+    send_task_failure,
+    send_task_heartbeat,
+    send_task_success,
 )
 from orchestrator.store import ExecutionFilter
 
@@ -49,4 +52,7 @@ __all__ = [
     "redrive_batch_failures",
     "resume_batch",
     "send_message",
+    "send_task_failure",
+    "send_task_heartbeat",
+    "send_task_success",
 ]

@@ -355,12 +355,12 @@ def token_digest(token: str) -> str:
     """The SHA-256 under which a token is stored.
 
     Raises:
-        InvalidToken: not 1 to 1,024 printable ASCII characters (no token of ours).
+        InvalidToken: not 1 to 1,024 printable ASCII characters without spaces.
     """
     if not isinstance(token, str) or not 0 < len(token) <= TOKEN_MAX_CHARS:
         raise InvalidToken(f"a task token is 1 to {TOKEN_MAX_CHARS} characters")
-    if not (token.isascii() and token.isprintable()) or token != token.strip():
-        raise InvalidToken("a task token holds printable ASCII characters only")
+    if not (token.isascii() and token.isprintable()) or " " in token:
+        raise InvalidToken("a task token holds printable ASCII characters only, no spaces")
     return payloads.digest(token)
 
 
