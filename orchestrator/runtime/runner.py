@@ -571,10 +571,9 @@ class _Advance:
         )
         self.parked_token = True
         event = run_task(command, self.runner.handlers, self.execution.id)
-        if isinstance(event, asl.TaskFailed):
-            return event
-        self.repo.task_token_called(stored.id, now=to_datetime(self.clock.now()))
-        return None
+        failed = isinstance(event, asl.TaskFailed)
+        self.repo.task_token_called(stored.id, failed=failed, now=to_datetime(self.clock.now()))
+        return event if failed else None
 
     def finish(self, command: asl.Command) -> None:
         if isinstance(command, asl.Succeeded):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import InvalidToken, TaskDoesNotExist, TaskTimedOut
+from orchestrator.errors import InvalidToken, StatesError, TaskDoesNotExist, TaskTimedOut
 from orchestrator.handlers import HandlerContext
 from orchestrator.statemachine import send_task_failure, send_task_heartbeat, send_task_success
 from orchestrator.store import Repository
@@ -202,13 +202,36 @@ def test_an_uncaught_failure_fails_the_execution(env: Env, queue: Queue) -> None
 
 
 def test_a_handler_that_raises_fails_the_task_at_once(env: Env) -> None:
+    handed_out: list[str] = []
+
     def broken(data: Any, ctx: HandlerContext) -> Any:
+        handed_out.append(data["token"])
         raise ConnectionError("queue unreachable")
 
     env.handlers.register("approve.waitForTaskToken", broken)
     machine = env.machine("broken", callback_machine())
     done = machine.start({"order": 5})
     assert (done.status, done.error) == (ExecutionStatus.FAILED, "ConnectionError")
+    with pytest.raises(TaskDoesNotExist):
+        answer(env, send_task_success, handed_out[0], "nobody waits")
+
+
+def test_a_handler_that_raises_under_catch_leaves_no_usable_token(env: Env) -> None:
+    handed_out: list[str] = []
+
+    def broken(data: Any, ctx: HandlerContext) -> Any:
+        handed_out.append(data["token"])
+        raise StatesError("Rejected", "at once")
+
+    env.handlers.register("approve.waitForTaskToken", broken)
+    catch = [{"ErrorEquals": ["Rejected"], "Next": "Rejected"}]
+    done = env.machine("caught-at-once", callback_machine(Catch=catch)).start({"order": 5})
+    assert done.status == ExecutionStatus.SUCCEEDED
+    stored = env.repo.find_task_token(handed_out[0])
+    assert stored is not None
+    assert stored.status == TaskTokenStatus.CANCELLED
+    with pytest.raises(TaskDoesNotExist):
+        answer(env, send_task_success, handed_out[0], "late")
 
 
 def test_an_answer_sent_before_the_park_commits_is_not_lost(env: Env) -> None:

@@ -330,11 +330,22 @@ class Waits(Part):
                 )
         return _token(stored)
 
-    def task_token_called(self, token_id: int, *, now: datetime | None = None) -> None:
-        """Record that the handler given the token returned (so a resume does not call it again)."""
+    def task_token_called(
+        self, token_id: int, *, failed: bool = False, now: datetime | None = None
+    ) -> None:
+        """Record that the handler given the token returned, so a resume does not call it again.
+
+        ``failed``: it raised, so the Task failed at once and the token is cancelled
+        (an answer with it is refused: its Task no longer waits).
+        """
+        now = utc_now(now)
         t = m.TaskToken
+        values: dict[str, Any] = {"called_at": now}
+        if failed:
+            values.update(status=TaskTokenStatus.CANCELLED, completed_at=now)
+        waiting = (t.id == token_id, t.status == TaskTokenStatus.WAITING)
         with self._db.write() as conn:
-            conn.execute(update(t).where(t.id == token_id).values(called_at=utc_now(now)))
+            conn.execute(update(t).where(*waiting).values(values))
 
     def find_task_token(self, token: str) -> TaskToken | None:
         """The stored row of a token, in whatever state, or None if it is unknown."""
