@@ -176,3 +176,29 @@ class DelayProxy:
                 (down.write_loop, ()),
             ):
                 threading.Thread(target=target, args=args, daemon=True).start()
+
+
+def _address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run a proxy until killed: ``python -m tests.multihost.proxy --listen H:P --target H:P``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--listen", type=_address, required=True)
+    parser.add_argument("--target", type=_address, required=True)
+    parser.add_argument("--delay", type=float, default=0.0, help="one-way seconds per chunk")
+    parser.add_argument("--loss", type=float, default=0.0, help="share of chunks retransmitted")
+    args = parser.parse_args(argv)
+    proxy = DelayProxy(args.target, args.listen)
+    proxy.faults.delay, proxy.faults.loss = args.delay, args.loss
+    proxy.start()
+    print(f"proxy ready on {proxy.host}:{proxy.port}", flush=True)
+    threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()
