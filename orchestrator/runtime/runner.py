@@ -148,11 +148,19 @@ class Runner:
             handlers = registry
         self.repo, self.settings, self.handlers = repository, settings, handlers
         self.clock = clock or SystemClock()
+        # With the real clock, lease times are left to the store, which takes them
+        # from PostgreSQL's clock: one clock for every host. A clock passed in (a
+        # test's) stays the one leases are read by.
+        self._db_clock = clock is None
         self.owner = owner or default_owner()
         self.max_workers = max_workers
         self._definitions: dict[int, asl.Definition] = {}
         self._keeper: LeaseKeeper | None = None
         self._keeper_lock = threading.Lock()
+
+    def lease_now(self) -> datetime | None:
+        """The ``now`` passed to lease statements: None lets the store use the database's."""
+        return None if self._db_clock else to_datetime(self.clock.now())
 
     def lease_keeper(self) -> LeaseKeeper:
         """This runner's lease keeper (its thread starts on first use)."""
@@ -175,7 +183,7 @@ class Runner:
             execution_id,
             self.owner,
             lease_seconds=self.settings.lease_seconds,
-            now=to_datetime(self.clock.now()),
+            now=self.lease_now(),
         )
         if execution is None:
             return None
@@ -488,7 +496,9 @@ class _Advance:
         if self.lease_until - time.monotonic() > margin:
             return
         sent = time.monotonic()
-        self.repo.renew_lease(self.execution.id, self.runner.owner, lease_seconds=lease)
+        self.repo.renew_lease(
+            self.execution.id, self.runner.owner, lease_seconds=lease, now=self.runner.lease_now()
+        )
         self.lease_until = sent + lease
         if self.lease_until - time.monotonic() <= margin:
             log.warning(
@@ -529,7 +539,7 @@ class _Advance:
                 correlations=work.correlations if status == ExecutionStatus.WAITING else (),
                 lease_seconds=self.runner.settings.lease_seconds,
                 may_have_waits=self.may_have_waits,
-                now=to_datetime(self.clock.now()),
+                now=self.runner.lease_now(),
                 **ending,
             )
         except PayloadRejected as exc:

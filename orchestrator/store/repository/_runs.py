@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Float,
     Integer,
+    Interval,
     Row,
     Select,
     Update,
@@ -21,6 +23,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     true,
@@ -89,18 +92,23 @@ class RunsMixin(RepositoryBase):
         Succeeds only if nobody else holds a live lease (no owner, the owner is
         ``owner``, or the lease expired). Atomic across processes.
 
+        Without ``now``, PostgreSQL's clock decides whether a lease expired and
+        when the new one does (see :func:`_lease_clock`).
+
         Returns:
             The claimed execution, or None (held by another, WAITING, ended or missing).
         """
+        db_clock = self._db_clock(now)
         now = utc_now(now)
         params = {
             "p_id": execution_id,
             "p_owner": owner,
             "p_now": now,
             "p_expires": now + timedelta(seconds=lease_seconds),
+            "p_lease": lease_seconds,
         }
         # Claiming again for the same owner is harmless, so a retry is safe.
-        row = self._statement(_claim_statement(), params, retry=True)
+        row = self._statement(_claim_statement(db_clock), params, retry=True)
         return None if row is None else execution_record(row)
 
     def renew_lease(
@@ -113,23 +121,37 @@ class RunsMixin(RepositoryBase):
     ) -> datetime:
         """Extend ``owner``'s live lease to ``now + lease_seconds``.
 
+        Without ``now``, PostgreSQL's clock decides (see :func:`_lease_clock`).
+
         Returns:
             The new expiry.
 
         Raises:
             LeaseLost: ``owner`` does not hold a live lease on a RUNNING execution.
         """
+        db_clock = self._db_clock(now)
+        clock_now, expires = _lease_clock(db_clock)
         now = utc_now(now)
-        expires = now + timedelta(seconds=lease_seconds)
+        params = {"p_now": now, "p_expires": now + timedelta(seconds=lease_seconds)}
         with self._write() as conn:
-            result = conn.execute(
+            row = conn.execute(
                 update(EX)
-                .where(*_held_by(execution_id, owner, now))
+                .where(*_held_by(execution_id, owner, clock_now))
                 .values(lease_expires_at=expires)
-            )
-            if result.rowcount != 1:
+                .returning(EX.lease_expires_at),
+                {**params, "p_lease": lease_seconds},
+            ).first()
+            if row is None:
                 raise LeaseLost(execution_id, owner)
-        return expires
+        expiry: datetime = row.lease_expires_at if db_clock else params["p_expires"]
+        return expiry
+
+    def _db_clock(self, now: datetime | None) -> bool:
+        """Whether lease times come from the database's clock: no ``now`` given, PostgreSQL.
+
+        SQLite lives in the caller's process, so its clock is the caller's anyway.
+        """
+        return now is None and self._dialect == "postgresql"
 
     def release(self, execution_id: str, owner: str) -> bool:
         """Give up ``owner``'s lease without changing the status.
@@ -329,7 +351,9 @@ class RunsMixin(RepositoryBase):
             lease_seconds=lease_seconds,
             may_have_waits=may_have_waits,
         )
-        row = self._checkpoint(execution_id, owner, step, utc_now(now), full=False)
+        row = self._checkpoint(
+            execution_id, owner, step, utc_now(now), full=False, db_clock=self._db_clock(now)
+        )
         return ExecutionStatus(row.status)
 
     def checkpoint_execution(
@@ -367,7 +391,9 @@ class RunsMixin(RepositoryBase):
             may_have_waits=may_have_waits,
         )
         return execution_record(
-            self._checkpoint(execution_id, owner, step, utc_now(now), full=True)
+            self._checkpoint(
+                execution_id, owner, step, utc_now(now), full=True, db_clock=self._db_clock(now)
+            )
         )
 
     def _checkpoint(
@@ -378,20 +404,21 @@ class RunsMixin(RepositoryBase):
         now: datetime,
         *,
         full: bool,
+        db_clock: bool = False,
     ) -> Row[Any]:
         """Write ``step``; return the row stored (all columns if ``full``, else two)."""
         history = step.history
         self._check_checkpoint_payloads(
             step.cursor, history, step.ending, step.timers, step.correlations
         )
-        statement = _checkpoint_statement(_shape(step), full)
+        statement = _checkpoint_statement(_shape(step), full, db_clock)
         params = _checkpoint_params(execution_id, owner, step, now)
         if self._dialect == "postgresql" and not _touches_waits(step):
             # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
             # retried: a second run after a commit would append the history again.
             params["p_history"] = _history_rows(history, now)
             row = self._statement(
-                _logged_checkpoint_statement(_shape(step), full), params, retry=False
+                _logged_checkpoint_statement(_shape(step), full, db_clock), params, retry=False
             )
             if row is None:
                 raise LeaseLost(execution_id, owner)
@@ -508,7 +535,23 @@ class RunsMixin(RepositoryBase):
         return execution_record(row)
 
 
-def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement[bool]]:
+def _lease_clock(db_clock: bool) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """The (now, new expiry) of a lease statement: the database's clock, or parameters.
+
+    With ``db_clock`` (PostgreSQL), ``now()`` and ``now() + p_lease seconds``: every
+    host then reads leases by one clock, and a statement delayed in flight writes a
+    lease that starts when it commits, not when the worker sent it. Otherwise the
+    caller's ``p_now`` and ``p_expires``.
+    """
+    if not db_clock:
+        return bindparam("p_now"), bindparam("p_expires")
+    second = literal_column("interval '1 second'", Interval)
+    return func.now(), func.now() + bindparam("p_lease", type_=Float) * second
+
+
+def _held_by(
+    execution_id: str, owner: str, now: datetime | ColumnElement[Any]
+) -> list[ColumnElement[bool]]:
     """Conditions: ``owner`` holds a live lease on this RUNNING execution."""
     return [
         EX.id == execution_id,
@@ -531,9 +574,10 @@ def _shape(step: _Step) -> _Shape:
 
 
 @cache
-def _claim_statement() -> Update:
+def _claim_statement(db_clock: bool = False) -> Update:
     """The claim's UPDATE, built once (parameters ``p_*``; the engine caches its SQL)."""
     c = EXT.c
+    now, expires = _lease_clock(db_clock)
     return (
         update(EXT)
         .where(
@@ -542,13 +586,13 @@ def _claim_statement() -> Update:
             or_(
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
-                c.lease_expires_at < bindparam("p_now"),
+                c.lease_expires_at < now,
             ),
         )
         .values(
             status=ExecutionStatus.RUNNING,
             lease_owner=bindparam("p_owner"),
-            lease_expires_at=bindparam("p_expires"),
+            lease_expires_at=expires,
             updated_at=bindparam("p_now"),
         )
         .returning(*EXECUTION_COLUMNS)
@@ -556,7 +600,7 @@ def _claim_statement() -> Update:
 
 
 @cache
-def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
+def _checkpoint_statement(shape: _Shape, full: bool, db_clock: bool = False) -> Update:
     """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
 
     The lease is kept only while RUNNING (``renewing`` extends it); any other
@@ -564,6 +608,7 @@ def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
     while the execution ran, so it is not slept through.
     """
     c = EXT.c
+    now, expires = _lease_clock(db_clock)
     values: dict[str, Any] = {
         "cursor": bindparam("p_cursor"),
         "current_state": bindparam("p_state"),
@@ -573,7 +618,7 @@ def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
         "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
     }
     if shape == "renewing":
-        values["lease_expires_at"] = bindparam("p_expires")
+        values["lease_expires_at"] = expires
     elif shape != "running":
         values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
     if shape == "waiting":
@@ -595,7 +640,7 @@ def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
             c.id == bindparam("p_id"),
             c.status == ExecutionStatus.RUNNING,
             c.lease_owner == bindparam("p_owner"),
-            c.lease_expires_at >= bindparam("p_now"),
+            c.lease_expires_at >= now,
         )
         .values(values)
         .returning(*returning)
@@ -603,14 +648,14 @@ def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
 
 
 @cache
-def _logged_checkpoint_statement(shape: _Shape, full: bool) -> Select[Any]:
+def _logged_checkpoint_statement(shape: _Shape, full: bool, db_clock: bool = False) -> Select[Any]:
     """PostgreSQL: the checkpoint's UPDATE and its history INSERT as one statement.
 
     ``WITH stored AS (UPDATE ... RETURNING ...), logged AS (INSERT INTO history
     SELECT ... FROM stored JOIN jsonb_to_recordset(:p_history)) SELECT ... FROM
     stored``: no row is logged when the UPDATE matched none (the lease is lost).
     """
-    stored = _checkpoint_statement(shape, True).cte("stored")
+    stored = _checkpoint_statement(shape, True, db_clock).cte("stored")
     rows = (
         func.jsonb_to_recordset(bindparam("p_history", type_=JSONB))
         .table_valued(
@@ -682,6 +727,7 @@ def _checkpoint_params(execution_id: str, owner: str, step: _Step, now: datetime
     }
     if step.lease_seconds is not None:
         params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
+        params["p_lease"] = step.lease_seconds
     if step.status in TERMINAL_STATUSES:
         ending = step.ending
         params.update(p_output=ending.output, p_error=ending.error, p_cause=ending.cause)
