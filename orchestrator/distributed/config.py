@@ -210,12 +210,16 @@ def task_queues(*, quorum: bool = False) -> tuple[kombu.entity.Queue, ...]:
     """The three queues, each on its own direct exchange (Celery's convention).
 
     With ``quorum``, each is declared ``x-queue-type: quorum`` (RabbitMQ), which
-    Celery detects (``worker_detect_quorum_queues``): it then turns global QoS off
-    and sends countdowns through native delayed delivery.
+    Celery detects (``worker_detect_quorum_queues``): it then turns global QoS off,
+    so a countdown (a retry's back-off) can no longer wait in the worker's prefetch
+    and goes through native delayed delivery instead, which Celery applies only to
+    queues on a non-direct exchange: the exchanges are then ``topic`` (the routing
+    key, the queue's name, still matches only its own queue).
     """
     arguments = {"x-queue-type": "quorum"} if quorum else None
+    kind = "topic" if quorum else "direct"
     return tuple(
-        _Queue(name, _Exchange(name, type="direct"), routing_key=name, queue_arguments=arguments)
+        _Queue(name, _Exchange(name, type=kind), routing_key=name, queue_arguments=arguments)
         for name in QUEUES
     )
 

@@ -150,6 +150,12 @@ def test_a_worker_stopped_longer_than_the_lease(deployed: Deployment) -> None:
         t_cont = time.time()
         t_end = s.wait_ended(report["batch_id"], timeout=240)
         verdict = check_guarantees(s, report["batch_id"], in_flight=IN_FLIGHT_PER_HOST)
+        # Fencing: w1 woke up holding leases that had expired (and had been taken
+        # over); each of its late checkpoints or renewals was refused.
+        deadline = time.monotonic() + 15
+        while lease_lost_lines(s, "w1") == 0:
+            assert time.monotonic() < deadline, s.workers["w1"].log()[-3000:]
+            time.sleep(0.2)
         record(
             "5 worker SIGSTOP then SIGCONT",
             {
