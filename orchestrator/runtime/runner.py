@@ -31,8 +31,10 @@ from typing import Any
 from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
-from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.handlers import HandlerResolver
+from orchestrator.runtime.clock import Clock, SystemClock
+from orchestrator.runtime.local import run_task
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Execution,
@@ -236,6 +238,11 @@ class Runner:
         if advance is not None and advance.stored is not None:
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
+
+    def not_claimed(self, execution_id: str) -> dict[str, Any]:
+        """Why ``advance`` could not claim an execution: unknown id (logged as an
+        error), ended, or held by another worker; a small report for the task."""
+        return _not_claimed(self, execution_id)
 
     def _release_quietly(self, execution_id: str) -> None:
         try:
@@ -626,48 +633,9 @@ def _not_claimed(runner: Runner, execution_id: str) -> dict[str, Any]:
     return {"execution_id": execution_id, "status": "NOT_CLAIMED", "is": str(found.status)}
 
 
-_worker_runners: dict[str, Runner] = {}
-_worker_lock = threading.Lock()
-
-
-def worker_runner(settings: Settings | None = None) -> Runner:
-    """The runner of this worker process (one per distinct settings), on the shared store."""
-    from orchestrator.settings import get_settings
-    from orchestrator.store.shared import repository_for
-
-    settings = settings or get_settings()
-    key = settings.model_dump_json()
-    with _worker_lock:
-        runner = _worker_runners.get(key)
-        if runner is None:
-            runner = Runner(repository_for(settings), settings=settings)
-            _worker_runners[key] = runner
-        return runner
-
-
-def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What ``orchestrator.run_execution`` runs: advance one execution, report briefly.
-
-    ``event`` is accepted for compatibility and ignored: what woke an execution
-    (a fired timer, a consumed message) is read from the database, which is the
-    source of truth, not from the message.
-    """
-    runner = worker_runner()
-    execution = runner.advance(execution_id)
-    if execution is None:
-        return _not_claimed(runner, execution_id)
-    return {
-        "execution_id": execution_id,
-        "status": str(execution.status),
-        "state": execution.current_state,
-    }
-
-
 __all__ = [
     "Runner",
-    "advance_from_task",
     "default_owner",
     "history_row",
     "to_datetime",
-    "worker_runner",
 ]

@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from orchestrator import batch_control
+from orchestrator.batch import control as batch_control
 from orchestrator.types import BATCH_CANCELLED_ERROR, BatchStatus, ExecutionStatus
 from tests.batch.conftest import Cluster, wait_for
 from tests.batch.work import fails

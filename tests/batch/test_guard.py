@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from orchestrator import batch_control
-from orchestrator.batch_guard import GuardSettings, GuardState, Verdict
+from orchestrator.batch import control as batch_control
+from orchestrator.batch.guard import GuardSettings, GuardState, Verdict
 from orchestrator.types import BatchStatus
 from tests.batch.conftest import World, wait_for
 from tests.batch.work import fails

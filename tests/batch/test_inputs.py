@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from orchestrator import bulk_inputs as inputs_module
-from orchestrator.bulk_inputs import detect_format, read_inputs
+from orchestrator.batch import inputs as inputs_module
+from orchestrator.batch.inputs import detect_format, read_inputs
 from orchestrator.errors import BulkInputError
 from orchestrator.settings import Settings
 from orchestrator.store import Repository

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import batch_control
 from orchestrator.batch import continue_batch, execute_batch
+from orchestrator.batch import control as batch_control
 from orchestrator.store import ExecutionFilter
 from orchestrator.types import BATCH_CANCELLED_ERROR, BatchStatus, ExecutionStatus
 from tests.batch.conftest import World, wait_for

@@ -31,8 +31,9 @@ from orchestrator.distributed.tasks import RUN_EXECUTION_TASK
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from tests.conftest import PostgresServer
-from tests.distributed.conftest import RedisDB, Worker, prerun_attempts, queue_depths, wait_until
+from tests.distributed.conftest import RedisDB, Worker, prerun_attempts, queue_depths
 from tests.distributed.reliability_support import HANDLERS, TASK_STATES, Cluster, kill_group
+from tests.support import wait_until
 
 #: Executions per batch (the issue's figure).
 N = 2000

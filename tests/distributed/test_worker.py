@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 from celery import Celery
 
-from orchestrator.distributed.tasks import publish_runs
+from orchestrator.distributed.publish import publish_runs
 from tests.distributed.conftest import (
     RedisDB,
     Worker,
