@@ -21,8 +21,8 @@ from tests.distributed.conftest import (
     Worker,
     prerun_attempts,
     queue_depths,
-    wait_until,
 )
+from tests.support import wait_until
 
 RUN = "orchestrator.run_execution"
 SETTLE_SECONDS = 1.5
