@@ -111,6 +111,8 @@ def test_run_execution_passes_its_event_and_sweep_runs(
     app.send_task("orchestrator.sweep", queue="critical")
     wait_until(lambda: redis_db.strings("swept") == ["1"], timeout=20, what="the sweep")
     wait_until(lambda: redis_db.strings("advanced") == ["exec-9"], timeout=5, what="exec-9")
+    # The event reached the runtime's entry point as it was sent
+    assert redis_db.strings("events") == ['{"type": "timer"}']
 
 
 def test_publishing_still_reaches_the_worker_after_redis_is_flushed(
