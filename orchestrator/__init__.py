@@ -28,8 +28,7 @@ if TYPE_CHECKING:
     from orchestrator.handlers import HandlerContext, handler, input_transformer
     from orchestrator.handles import BatchHandle, ExecutionHandle
     from orchestrator.runtime.local import ExecutionResult, run
-    from orchestrator.statemachine import (
-        StateMachine,
+    from orchestrator.shortcuts import (
         archive_batch_failures,
         batch_failures,
         cancel_batch,
@@ -39,6 +38,7 @@ if TYPE_CHECKING:
         resume_batch,
         send_message,
     )
+    from orchestrator.statemachine import StateMachine
     from orchestrator.store import ExecutionFilter
 
 __version__ = "0.1.0"
@@ -61,17 +61,17 @@ _EXPORTS: dict[str, str] = {
     "StateMachine": "orchestrator.statemachine",
     "StateMachineNotFound": "orchestrator.errors",
     "StatesError": "orchestrator.errors",
-    "archive_batch_failures": "orchestrator.statemachine",
-    "batch_failures": "orchestrator.statemachine",
-    "cancel_batch": "orchestrator.statemachine",
+    "archive_batch_failures": "orchestrator.shortcuts",
+    "batch_failures": "orchestrator.shortcuts",
+    "cancel_batch": "orchestrator.shortcuts",
     "handler": "orchestrator.handlers",
     "input_transformer": "orchestrator.handlers",
-    "pause_batch": "orchestrator.statemachine",
-    "purge_executions": "orchestrator.statemachine",
-    "redrive_batch_failures": "orchestrator.statemachine",
-    "resume_batch": "orchestrator.statemachine",
+    "pause_batch": "orchestrator.shortcuts",
+    "purge_executions": "orchestrator.shortcuts",
+    "redrive_batch_failures": "orchestrator.shortcuts",
+    "resume_batch": "orchestrator.shortcuts",
     "run": "orchestrator.runtime.local",
-    "send_message": "orchestrator.statemachine",
+    "send_message": "orchestrator.shortcuts",
 }
 
 

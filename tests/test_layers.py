@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "client": 7,
     "statemachine": 7,
     "handles": 7,
+    "shortcuts": 7,
     "worker": 7,
     "": 7,  # the package itself: its lazy public surface
     "cli": 8,
