@@ -234,6 +234,7 @@ def restartable_postgres(postgres_server: PostgresServer) -> Iterator[Callable[[
         wait_until(_pg_ready, timeout=60, what="PostgreSQL to come back", interval=0.2)
 
 
+@pytest.mark.restarts_service
 def test_postgres_restarted_mid_batch_workers_back_off_and_all_end(
     make_cluster: Callable[..., Cluster], restartable_postgres: Callable[[], None]
 ) -> None:
