@@ -32,6 +32,8 @@ from orchestrator import examples
 from tests.distributed.conftest import RedisDB, redis_db  # noqa: F401  # fixture
 from tests.support import wait_until
 
+pytestmark = pytest.mark.slow  # the whole deployment as processes
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = REPO_ROOT / "Procfile"
 COMPOSE = REPO_ROOT / "docker" / "docker-compose.yml"

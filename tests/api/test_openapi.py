@@ -31,6 +31,8 @@ from orchestrator.store import Repository
 from tests.api.conftest import DOUBLE, PASS, WAIT_FOR_PAYMENT, create_machine, start
 from tests.distributed.conftest import RedisDB
 
+pytestmark = pytest.mark.slow  # fuzzes every operation (schemathesis)
+
 #: Examples per operation and mode; ~15 operations stay well under a minute.
 MAX_EXAMPLES = 25
 

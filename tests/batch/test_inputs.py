@@ -162,6 +162,7 @@ def test_an_element_longer_than_the_limit_is_refused_without_reading_on(tmp_path
 # -- execute_bulk ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["array", "lines"])
 def test_bulk_from_a_file_starts_one_execution_per_input_once(
     local: World, tmp_path: Path, fmt: str

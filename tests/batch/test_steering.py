@@ -270,6 +270,7 @@ def test_a_slow_leader_steps_down_when_another_takes_the_lead(dry: tuple[World, 
     assert len(world.executions(batch_id)) == 30
 
 
+@pytest.mark.slow
 def test_execute_batch_in_micro_batches_goes_on_from_its_keyset_position(
     dry: tuple[World, Recorder],
 ) -> None:

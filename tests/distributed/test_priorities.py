@@ -15,6 +15,8 @@ from celery import Celery
 from tests.distributed.conftest import RedisDB, Worker
 from tests.support import wait_until
 
+pytestmark = pytest.mark.slow  # real worker processes
+
 PER_QUEUE = 600
 WINDOW = 300
 EXPECTED_SHARE = {"critical": 0.6, "default": 0.3, "low": 0.1}

@@ -45,7 +45,10 @@ END_TIMEOUT = 150.0  # generous: other worker tests may share the 2 CPUs
 #: after its last renewal, and an execution unchanged for 5 s is re-published.
 RECOVERY = {"lease_seconds": 3, "recovery_grace_seconds": 5, "sweep_interval_seconds": 1}
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+]  # real worker processes, kills and restarts
 
 
 @pytest.fixture

@@ -22,6 +22,8 @@ from tests.distributed.reliability_support import Cluster, query
 from tests.distributed.test_reliability import make_cluster as make_cluster  # the fixture
 from tests.support import wait_until
 
+pytestmark = pytest.mark.slow  # real worker and beat processes
+
 
 def test_without_retention_beat_schedules_no_purge() -> None:
     assert PURGE_ENTRY not in celery_config(Settings())["beat_schedule"]

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
 from celery import Celery
 
 from orchestrator.distributed.publish import publish_runs
@@ -23,6 +24,8 @@ from tests.distributed.conftest import (
     queue_depths,
 )
 from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real worker processes
 
 RUN = "orchestrator.run_execution"
 SETTLE_SECONDS = 1.5

@@ -47,6 +47,8 @@ from tests.distributed.conftest import (
 )
 from tests.support import wait_until
 
+pytestmark = pytest.mark.slow  # real Flower and worker processes
+
 FLOWER_CONF = REPO_ROOT / "flower" / "flowerconfig.py"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")

@@ -25,6 +25,8 @@ from tests.support import wait_until
 from . import ledger
 from .conftest import Child, Env, states_in
 
+pytestmark = pytest.mark.slow  # processes racing on one execution
+
 
 def connected(racer: Child) -> bool:
     """The racer is connected and waiting (or it died: the caller shows why)."""

@@ -23,6 +23,8 @@ from tests.support import wait_until
 from . import ledger
 from .conftest import Child, Env, states_in
 
+pytestmark = pytest.mark.slow  # worker child processes killed and paused
+
 STATES = 20
 KILL_AFTER = 8
 #: The child's lease: short, so that recovery can take over soon after the kill.
