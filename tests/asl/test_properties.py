@@ -478,6 +478,7 @@ def rich_objects(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 map_friendly_inputs = rich_objects(2) | inputs
 
 
+@pytest.mark.slow  # fuzzing
 @BOUNDED
 @given(definition=machines(), data=map_friendly_inputs)
 def test_random_valid_definitions_validate_and_run_to_a_result(
@@ -622,6 +623,7 @@ def test_resuming_from_a_json_copy_of_the_cursor_ends_the_same(data: Any, copy_a
     assert drive(ROUND_TRIP, data, copy_at=copy_at) == drive(ROUND_TRIP, data, copy_at=None)
 
 
+@pytest.mark.slow  # fuzzing
 @settings(BOUNDED, max_examples=60)
 @given(
     definition=machines(), data=map_friendly_inputs, copy_at=st.integers(min_value=0, max_value=30)
