@@ -49,6 +49,7 @@ from orchestrator.api.schemas import (
     VersionNumber,
 )
 from orchestrator.client import ExecutionFilter, SteeringReport
+from orchestrator.errors import OrchestratorError
 
 log = logging.getLogger("orchestrator.api")
 
@@ -94,6 +95,8 @@ def user_input_errors(status: int = 400, error: str = "BadRequest") -> Iterator[
     """Turn the facade's ValueError/KeyError (documented user errors) into an error response."""
     try:
         yield
+    except OrchestratorError:
+        raise  # its own handler gives its own status (InvalidName is also a ValueError)
     except (ValueError, KeyError) as exc:
         raise ApiError(status, error, str(exc).strip("'\"")) from exc
 
