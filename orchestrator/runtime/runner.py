@@ -12,6 +12,11 @@ Short waits and back-offs (up to ``park_threshold_seconds``) sleep in the worker
 longer ones, and ``Message`` states, park the execution (WAITING) with a timer or
 correlation row and free the worker. ``fire_due_timers`` and ``recover`` find
 executions to advance again.
+
+Near 700 lines, for now: ``Runner`` and ``_Advance`` share the commit policy
+and its replay, and the issue-11 guards (poison executions, event budget) just
+landed here; the next split takes the waits (timers, correlations, parking) to
+``runtime/waits.py``, as ``leases.py`` took the lease keeper.
 """
 
 from __future__ import annotations
