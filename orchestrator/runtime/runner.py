@@ -13,8 +13,8 @@ longer ones, and ``Message`` states, park the execution (WAITING) with a timer o
 correlation row and free the worker. ``fire_due_timers`` and ``recover`` find
 executions to advance again.
 
-Near 700 lines, for now: ``Runner`` and ``_Advance`` share the commit policy
-and its replay, and the issue-11 guards (poison executions, event budget) just
+Over 700 lines, for now: ``Runner`` and ``_Advance`` share the commit policy
+and its replay, and the issue-11 guards (poison executions, event budget) and the lease clock just
 landed here; the next split takes the waits (timers, correlations, parking) to
 ``runtime/waits.py``, as ``leases.py`` took the lease keeper.
 """
