@@ -13,7 +13,8 @@
     ├── PayloadRejected          (store: a payload that cannot be stored)
     │   ├── PayloadTooLarge      (over payload_max_bytes: States.DataLimitExceeded)
     │   └── PayloadInvalid       (not storable JSON: NaN, NUL, non-string keys, ...)
-    ├── TaskTokenRefused         (store: a task token that cannot be used, with the reason)
+    ├── MessageRefused           (a message no execution waits for)
+    ├── TaskTokenRefused         (a task token that cannot be used, with the reason)
     │   ├── InvalidToken         (malformed, or already used)
     │   ├── TaskDoesNotExist     (unknown, or its execution ended)
     │   └── TaskTimedOut         (its TimeoutSeconds/HeartbeatSeconds passed)
@@ -27,7 +28,16 @@
 
 from __future__ import annotations
 
-from orchestrator.asl.errors import DefinitionInvalid, OrchestratorError, Problem, StatesError
+from typing import Any
+
+from orchestrator.asl.errors import (
+    DATA_LIMIT_EXCEEDED,
+    RUNTIME,
+    DefinitionInvalid,
+    OrchestratorError,
+    Problem,
+    StatesError,
+)
 
 
 class HandlerNotFound(OrchestratorError):
@@ -103,18 +113,97 @@ class LeadLost(OrchestratorError):
         self.batch_id = batch_id
 
 
-# The store's errors are re-exported last: the store imports the classes above.
-from orchestrator.store.errors import (  # noqa: E402
-    BatchNotFound,
-    InvalidToken,
-    LeaseLost,
-    PayloadInvalid,
-    PayloadRejected,
-    PayloadTooLarge,
-    TaskDoesNotExist,
-    TaskTimedOut,
-    TaskTokenRefused,
-)
+class LeaseLost(OrchestratorError):
+    """The execution's lease is not (or no longer) held by this owner.
+
+    Another worker claimed it after the lease expired, or it was stopped. The
+    caller must stop advancing the execution; nothing was written.
+    """
+
+    def __init__(self, execution_id: str, owner: str) -> None:
+        super().__init__(f"lease on execution {execution_id!r} is not held by {owner!r}")
+        self.execution_id = execution_id
+        self.owner = owner
+
+
+class BatchNotFound(OrchestratorError):
+    """No batch has this id."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id!r} does not exist")
+        self.batch_id = batch_id
+
+
+class PayloadRejected(OrchestratorError):
+    """A JSON payload was refused before anything was stored.
+
+    Attributes:
+        field: which payload, e.g. ``input``, ``history[2].output``.
+        states_error: the ASL error name the runtime reports for it.
+    """
+
+    states_error = RUNTIME
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class PayloadTooLarge(PayloadRejected):
+    """A payload is larger than ``payload_max_bytes`` (AWS: States.DataLimitExceeded)."""
+
+    states_error = DATA_LIMIT_EXCEEDED
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        super().__init__(field, f"payload of {size} bytes exceeds the maximum of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class PayloadInvalid(PayloadRejected):
+    """A payload is not JSON that every backend stores faithfully."""
+
+
+class MessageRefused(OrchestratorError):
+    """A message matched no waiting execution (none waits, or its wait timed out)."""
+
+    def __init__(self, key: str, value: Any, reason: str) -> None:
+        super().__init__(f"message {key}={value!r} refused: {reason}")
+        self.key, self.value, self.reason = key, value, reason
+
+
+class TaskTokenRefused(OrchestratorError):
+    """``send_task_success``/``failure``/``heartbeat`` refused the token; nothing changed.
+
+    Attributes:
+        reason: why, in words (the message is the AWS name and the reason).
+        aws_name: the name AWS Step Functions gives this refusal.
+    """
+
+    aws_name = "TaskTokenRefused"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{self.aws_name}: {reason}")
+        self.reason = reason
+
+
+class InvalidToken(TaskTokenRefused):
+    """Not a task token this engine issued (malformed), or one already used (AWS: InvalidToken)."""
+
+    aws_name = "InvalidToken"
+
+
+class TaskDoesNotExist(TaskTokenRefused):
+    """No task waits for this token: unknown, or its execution ended (AWS: TaskDoesNotExist)."""
+
+    aws_name = "TaskDoesNotExist"
+
+
+class TaskTimedOut(TaskTokenRefused):
+    """The task's TimeoutSeconds or HeartbeatSeconds passed first (AWS: TaskTimedOut)."""
+
+    aws_name = "TaskTimedOut"
+
 
 __all__ = [
     "BatchNotFound",
@@ -128,6 +217,7 @@ __all__ = [
     "InvalidToken",
     "LeadLost",
     "LeaseLost",
+    "MessageRefused",
     "OrchestratorError",
     "PayloadInvalid",
     "PayloadRejected",

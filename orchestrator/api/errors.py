@@ -40,6 +40,7 @@ from orchestrator.errors import (
     ExecutionNotFound,
     InvalidName,
     InvalidToken,
+    MessageRefused,
     OrchestratorError,
     PayloadInvalid,
     PayloadTooLarge,
@@ -47,7 +48,6 @@ from orchestrator.errors import (
     TaskDoesNotExist,
     TaskTimedOut,
 )
-from orchestrator.statemachine import MessageRefused
 
 #: The reason ``send_message`` gives when no execution ever waited for the message.
 NEVER_WAITED: Final = "no execution waits for this correlation"

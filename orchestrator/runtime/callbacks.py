@@ -27,7 +27,8 @@ from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.interpreter import Event
-from orchestrator.asl.local import HandlerResolver, run_task
+from orchestrator.handlers import HandlerResolver
+from orchestrator.runtime.local import run_task
 from orchestrator.store import TaskToken
 from orchestrator.types import TaskTokenStatus
 

@@ -12,8 +12,9 @@ from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine, send_task_success
 from orchestrator.store import Repository
 from orchestrator.types import ExecutionStatus
+from tests.support import wait_until
 
-from .conftest import RedisDB, Worker, wait_until
+from .conftest import RedisDB, Worker
 
 CALLBACK: dict[str, Any] = {
     "StartAt": "Ask",
