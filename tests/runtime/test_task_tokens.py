@@ -18,8 +18,9 @@ from orchestrator.handlers import HandlerContext
 from orchestrator.statemachine import send_task_failure, send_task_heartbeat, send_task_success
 from orchestrator.store import Repository
 from orchestrator.types import ExecutionStatus, TaskTokenStatus
+from tests.support import wait_until
 
-from .conftest import Env, states_in, wait_until
+from .conftest import Env, states_in
 
 #: The developer guide's "Task Token Example" state, with its NEXT_STATE made a Pass.
 SQS_CALLBACK: dict[str, Any] = {
