@@ -41,7 +41,14 @@ from typing import Any
 
 from orchestrator.asl import errors
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.limits import MAX_EVENTS_PER_EXECUTION, MAX_SECONDS, describe, json_problem
+from orchestrator.asl.limits import (
+    MAX_EVENTS_PER_EXECUTION,
+    MAX_SECONDS,
+    MAX_VARIABLE_BYTES,
+    MAX_VARIABLES_BYTES,
+    describe,
+    json_problem,
+)
 from orchestrator.asl.model import (
     ChoiceState,
     Definition,
@@ -56,7 +63,7 @@ from orchestrator.asl.model import (
     WaitState,
 )
 from orchestrator.asl.parse import parse_timestamp
-from orchestrator.asl.paths import Path, PathNotFound, compact, put, select
+from orchestrator.asl.paths import Context, Path, PathNotFound, compact, put, select
 from orchestrator.asl.retry import CatchDecision, RetryDecision, decide
 
 FramePath = tuple[int, ...]
@@ -206,6 +213,8 @@ class HistoryEvent:
     attempt: int = 0
     entered_at: float = 0.0
     exited_at: float = 0.0
+    #: The workflow variables the state assigned (name -> value), or None.
+    assigned: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -574,7 +583,7 @@ class _Run:
 
     # context ------------------------------------------------------------------
     def context(self, frame: dict[str, Any], state: State) -> dict[str, Any]:
-        ctx = dict(self.static)
+        ctx = Context(self.static, frame.get("vars"))
         ctx["State"] = {
             "Name": state.name,
             "EnteredTime": iso(frame["at"]),
@@ -631,16 +640,34 @@ class _Run:
         path: FramePath,
         output: Any,
         target: str | None = None,
+        assigned: Assigned | None = None,
     ) -> Command:
-        self.record(state, frame, path, "succeeded", output=output)
+        shown = assigned[0] if assigned is not None else None
+        self.record(state, frame, path, "succeeded", output=output, assigned=shown)
         target = target if target is not None else state.next
+        scope = _assign(frame, assigned)
+        frame.clear()
         if target is None:
-            frame.clear()
             frame.update(s=state.name, ph=DONE, out=output, tok=0, at=self.now)
         else:
-            frame.clear()
-            frame.update(s=target, **{"in": output}, ph=READY, tok=0, at=self.now)
+            frame.update(s=target, **{"in": output}, ph=READY, tok=0, at=self.now, **scope)
         return CONTINUE
+
+    def assignments(
+        self, template: Any, data: Any, ctx: dict[str, Any] | None, frame: dict[str, Any]
+    ) -> Assigned | None:
+        """Evaluate an ``Assign`` field and check the sizes; None when there is none.
+
+        Every expression reads the variables as they were when the state was entered
+        (AWS: an assignment is visible to the next state, not to the current one).
+
+        Raises:
+            StatesError: ``States.Runtime`` past 256 KiB for one variable or 10 MiB for all.
+        """
+        if template is None:
+            return None
+        values: dict[str, Any] = template.render(data, ctx, rng=self.rng_for(template))
+        return values, _check_sizes(frame, values)
 
     def finish(
         self,
@@ -650,12 +677,17 @@ class _Run:
         result: Any,
         ctx: dict[str, Any] | None,
     ) -> Command:
-        """Apply ResultSelector, ResultPath and OutputPath to a result, then move on."""
+        """Apply ResultSelector, Assign, ResultPath and OutputPath to a result, move on.
+
+        Assign reads the result after ResultSelector (AWS's order for JSONPath states).
+        """
         try:
-            output = _output(state, frame["in"], result, ctx, self)
+            result = _selected(state, result, ctx, self)
+            assigned = self.assignments(state.assign, result, ctx, frame)
+            output = _placed(state, frame["in"], result, ctx)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
-        return self.transition(state, frame, path, output)
+        return self.transition(state, frame, path, output, assigned=assigned)
 
     def fail_state(
         self, state: State, frame: dict[str, Any], path: FramePath, name: str, cause: str
@@ -694,17 +726,23 @@ class _Run:
         catcher = decision.catcher
         payload = {"Error": name, "Cause": cause}
         try:
+            ctx = self.context(frame, state) if catcher.assign is not None else None
+            # A Catcher's Assign reads the error output as ``$``.
+            assigned = self.assignments(catcher.assign, payload, ctx, frame)
             output = _apply_result_path(
                 frame["in"], catcher.result_path, payload, catcher.result_path_text
             )
         except StatesError as exc:
             self.record(state, frame, path, "failed", error=exc.name, cause=exc.cause)
-            frame.clear()
-            frame.update(s=state.name, ph=FAILED, err=exc.name, cause=exc.cause, tok=0, at=self.now)
+            _fail_frame(frame, state.name, exc.name, exc.cause, self.now)
             return CONTINUE
-        self.record(state, frame, path, "caught", error=name, cause=cause, output=output)
+        shown = assigned[0] if assigned is not None else None
+        self.record(
+            state, frame, path, "caught", error=name, cause=cause, output=output, assigned=shown
+        )
+        scope = _assign(frame, assigned)
         frame.clear()
-        frame.update(s=catcher.next, **{"in": output}, ph=READY, tok=0, at=self.now)
+        frame.update(s=catcher.next, **{"in": output}, ph=READY, tok=0, at=self.now, **scope)
         return CONTINUE
 
     # events -------------------------------------------------------------------
@@ -756,7 +794,9 @@ class _Run:
         return CONTINUE
 
     def on_wait_timer(self, state: State, frame: dict[str, Any], event: Event) -> Command:
-        return self.transition(state, frame, event.path, frame.pop("eff"))
+        stored = frame.pop("asg", None)
+        assigned = (stored[0], stored[1]) if stored is not None else None
+        return self.transition(state, frame, event.path, frame.pop("eff"), assigned=assigned)
 
     def on_message(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, MessageReceived)
@@ -774,7 +814,7 @@ class _Run:
             return self.fail_state(state, frame, event.path, errors.TIMEOUT, message)
         result = {"status": "TIMEOUT", "message": message}
         try:
-            output = _output(state, frame["in"], result, None, self)
+            output = _placed(state, frame["in"], _selected(state, result, None, self), None)
         except StatesError as exc:
             return self.fail_state(state, frame, event.path, exc.name, exc.cause)
         return self.transition(state, frame, event.path, output, target=state.timeout_path)
@@ -861,7 +901,9 @@ def _activate(state: State, group: dict[str, Any], now: float) -> None:
     inputs = group["todo"]
     while group["next"] < len(inputs) and (not limit or len(group["act"]) < limit):
         index = group["next"]
-        group["fr"][str(index)] = _frame(_child_machine(state, index).start_at, inputs[index], now)
+        child = _frame(_child_machine(state, index).start_at, inputs[index], now)
+        child.update(_scope(group))
+        group["fr"][str(index)] = child
         inputs[index] = None
         group["act"].append(index)
         group["next"] = index + 1
@@ -902,10 +944,15 @@ def _apply_result_path(raw: Any, steps: tuple[Any, ...] | None, result: Any, tex
     return put(raw, steps, result, text=text)
 
 
-def _output(state: State, raw: Any, result: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
-    """ResultSelector, ResultPath, OutputPath."""
+def _selected(state: State, result: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
+    """ResultSelector."""
     if state.result_selector is not None:
         result = state.result_selector.render(result, ctx, rng=run.rng_for(state.result_selector))
+    return result
+
+
+def _placed(state: State, raw: Any, result: Any, ctx: dict[str, Any] | None) -> Any:
+    """ResultPath, OutputPath."""
     output = _apply_result_path(raw, state.result_path, result, state.result_path_text)
     if state.output_path != "$":
         output = select(_path(state.output_path), output, ctx)
@@ -937,14 +984,20 @@ def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath
     assert isinstance(state, ChoiceState)
     ctx = run.context(frame, state) if _needs_context(state) else None
     data = _input(state, frame["in"], ctx, run)
-    target = next((rule.next for rule in state.choices if rule.matches(data, ctx)), state.default)
+    target, assign = state.default, state.assign
+    for index, rule in enumerate(state.choices):
+        if rule.matches(data, ctx):
+            target, assign = rule.next, state.rule_assign[index]
+            break
     if target is None:
         raise StatesError(
             errors.NO_CHOICE_MATCHED,
             f"No Choice rule matched and no Default in state '{state.name}'",
         )
+    # The matched rule's Assign, or the state's own when the Default is taken.
+    assigned = run.assignments(assign, data, ctx, frame)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
-    return run.transition(state, frame, path, output, target=target)
+    return run.transition(state, frame, path, output, target=target, assigned=assigned)
 
 
 def _exec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
@@ -985,9 +1038,61 @@ def fail_root(cursor: dict[str, Any], *, error: str, cause: str, now: float) -> 
 
 def _fail_frame(frame: dict[str, Any], state: str, error: str, cause: str, now: float) -> None:
     """End a frame as failed; its state input stays, so a redrive can run the state again."""
-    data = frame.get("in")
+    data, scope = frame.get("in"), _scope(frame)
     frame.clear()
     frame.update(s=state, ph=FAILED, err=error, cause=cause, tok=0, at=now, **{"in": data})
+    frame.update(scope)  # kept so that a redrive runs the state with its variables
+
+
+def _scope(frame: dict[str, Any]) -> dict[str, Any]:
+    """The variables a frame holds (``vars``, with their sizes ``vsz``), to carry over."""
+    if "vars" not in frame:
+        return {}
+    return {"vars": frame["vars"], "vsz": frame["vsz"]}
+
+
+#: What an Assign produced: the values by name, and their sizes in bytes.
+Assigned = tuple[dict[str, Any], dict[str, int]]
+
+
+def _assign(frame: dict[str, Any], assigned: Assigned | None) -> dict[str, Any]:
+    """The frame's variables after ``assigned`` (new dicts: the old ones may be shared)."""
+    scope = _scope(frame)
+    if assigned is not None and assigned[0]:
+        values, sizes = assigned
+        scope = {
+            "vars": {**scope.get("vars", {}), **values},
+            "vsz": {**scope.get("vsz", {}), **sizes},
+        }
+    return scope
+
+
+def _check_sizes(frame: dict[str, Any], values: dict[str, Any]) -> dict[str, int]:
+    """AWS's limits: 256 KiB per variable, 10 MiB for all of them (as JSON text)."""
+    sizes = {name: _size(value) for name, value in values.items()}
+    for name, size in sizes.items():
+        if size > MAX_VARIABLE_BYTES:
+            raise StatesError(
+                errors.RUNTIME,
+                f"The value assigned to the variable '{name}' is {size:,} bytes; a "
+                f"variable holds at most {MAX_VARIABLE_BYTES:,}",
+            )
+    total = sum({**frame.get("vsz", {}), **sizes}.values())
+    if total > MAX_VARIABLES_BYTES:
+        raise StatesError(
+            errors.RUNTIME,
+            f"The variables would hold {total:,} bytes; an execution's variables hold at "
+            f"most {MAX_VARIABLES_BYTES:,}",
+        )
+    return sizes
+
+
+def _size(value: Any) -> int:
+    if isinstance(value, str) and value.isascii():
+        return len(value) + 2
+    if value is None or isinstance(value, bool | int | float):
+        return len(compact(value))
+    return len(compact(value).encode("utf-8"))
 
 
 def _text(value: Any) -> str:
@@ -1053,10 +1158,12 @@ def _exec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
     ctx = run.context(frame, state) if _needs_context(state) else None
     data = _input(state, frame["in"], ctx, run)
     until = _wait_until(state, data, ctx, frame["at"])
+    assigned = run.assignments(state.assign, data, ctx, frame)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     if until <= run.now:
-        return run.transition(state, frame, path, output)
-    token = run.dispatch(frame, WAIT, eff=output, until=until)
+        return run.transition(state, frame, path, output, assigned=assigned)
+    extra = {} if assigned is None else {"asg": list(assigned)}
+    token = run.dispatch(frame, WAIT, eff=output, until=until, **extra)
     return WaitUntil(path=path, token=token, state=state.name, until=until)
 
 
@@ -1223,6 +1330,9 @@ def _open(
 ) -> None:
     frame["ph"] = BRANCHES
     frame["ch"] = {
+        # Each branch or iteration starts with the variables of the enclosing scope; what
+        # it assigns stays in its own frame (AWS: not visible outside).
+        **_scope(frame),
         "todo": inputs,
         "res": [None] * len(inputs),
         "act": [],

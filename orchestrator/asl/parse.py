@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -35,10 +36,19 @@ from orchestrator.asl.model import (
     TaskState,
     WaitState,
 )
-from orchestrator.asl.paths import Path, PathSyntaxError, compile_path, compile_reference
+from orchestrator.asl.paths import (
+    VARIABLE,
+    Path,
+    PathSyntaxError,
+    compile_path,
+    compile_reference,
+)
 from orchestrator.asl.templates import Template, compile_template
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}
+#: States on which AWS allows ``Assign`` (developer guide, "Passing data between states
+#: with variables"): not Succeed nor Fail.
+_ASSIGNING = {"Pass", "Task", "Choice", "Wait", "Parallel", "Map"}
 _IO = {"InputPath", "OutputPath"}
 _FLOW = {"Next", "End"}
 _RESULT = {"Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"}
@@ -95,6 +105,8 @@ FIELDS: dict[str, set[str]] = {
         "TimeoutPath",
     },
 }
+for _kind in _ASSIGNING:
+    FIELDS[_kind].add("Assign")
 _TOP_FIELDS = {"StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage"}
 _DISTRIBUTED = {"ItemReader", "ItemBatcher", "ResultWriter"}
 MAX_STATE_NAME = 80  # AWS: "State names ... must be 80 characters or less"
@@ -358,17 +370,112 @@ def parse_state(name: str, raw: Any, where: str, problems: list[Problem]) -> Sta
     fields.unknown(FIELDS[kind], f"a {kind} state")
     common = _common(name, kind, fields)
     state = parser(fields, common)
-    return replace(state, uses_context=_uses_context(state))
+    reads = tuple(variable_reads(raw, where))
+    return replace(
+        state,
+        uses_context=_uses_context(state) or bool(reads),
+        reads=reads,
+        assigns=_assigned_names(raw),
+    )
+
+
+#: A ``$name`` reference inside a path or an intrinsic call (not ``$$`` nor ``$.``).
+_REFERENCE = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_PATH_FIELDS = {
+    "InputPath",
+    "OutputPath",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+    "ErrorPath",
+    "CausePath",
+    "CorrelationValuePath",
+}
+_TEMPLATE_FIELDS = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
+
+
+def variable_reads(raw: dict[str, Any], where: str) -> Iterator[tuple[str, str]]:
+    """The workflow variables a JSONPath state reads: (name, pointer of the reference).
+
+    Its own fields only: the states of its branches or processor are parsed as states.
+    """
+    for key in _PATH_FIELDS:
+        if isinstance(raw.get(key), str):
+            yield from _references(raw[key], f"{where}/{key}")
+    for key in _TEMPLATE_FIELDS:
+        if key in raw:
+            yield from _template_reads(raw[key], f"{where}/{key}")
+    for i, rule in enumerate(raw.get("Choices") or ()):
+        yield from _rule_reads(rule, f"{where}/Choices/{i}")
+    for i, catcher in enumerate(raw.get("Catch") or ()):
+        if isinstance(catcher, dict) and "Assign" in catcher:
+            yield from _template_reads(catcher["Assign"], f"{where}/Catch/{i}/Assign")
+
+
+def _references(text: str, where: str) -> Iterator[tuple[str, str]]:
+    for match in _REFERENCE.finditer(_QUOTED.sub("''", text)):
+        yield match.group(1), where
+
+
+def _template_reads(raw: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            at = f"{where}/{errors.pointer(key)[1:]}"
+            if isinstance(key, str) and key.endswith(".$") and isinstance(value, str):
+                yield from _references(value, at)
+            else:
+                yield from _template_reads(value, at)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            yield from _template_reads(value, f"{where}/{i}")
+
+
+def _rule_reads(rule: Any, where: str) -> Iterator[tuple[str, str]]:
+    if not isinstance(rule, dict):
+        return
+    for key, value in rule.items():
+        at = f"{where}/{errors.pointer(key)[1:]}"
+        if key == "Assign":
+            yield from _template_reads(value, at)
+        elif key in ("And", "Or") and isinstance(value, list):
+            for i, inner in enumerate(value):
+                yield from _rule_reads(inner, f"{at}/{i}")
+        elif key == "Not":
+            yield from _rule_reads(value, at)
+        elif (key == "Variable" or key.endswith("Path")) and isinstance(value, str):
+            yield from _references(value, at)
+
+
+def _assigned_names(raw: dict[str, Any]) -> frozenset[str]:
+    """Every variable name a state's Assign fields write (state, rules, catchers)."""
+    blocks = [raw.get("Assign")]
+    blocks += [r.get("Assign") for r in raw.get("Choices") or () if isinstance(r, dict)]
+    blocks += [c.get("Assign") for c in raw.get("Catch") or () if isinstance(c, dict)]
+    names = set()
+    for block in blocks:
+        if isinstance(block, dict):
+            for key in block:
+                if isinstance(key, str):
+                    names.add(key[:-2] if key.endswith(".$") else key)
+    return frozenset(names)
 
 
 def _uses_context(state: State) -> bool:
     """Whether a state's templates or paths read ``$$`` (so stepping builds the object)."""
     templates = [state.parameters, state.result_selector, getattr(state, "item_selector", None)]
+    templates += [state.assign, *(c.assign for c in state.catch)]
+    templates += list(getattr(state, "rule_assign", ()))
     paths = [state.input_path, state.output_path, getattr(state, "items_path", None)]
     rules = state.choices if isinstance(state, ChoiceState) else ()
     return (
         any(t is not None and t.uses_context for t in templates)
-        or any(isinstance(p, Path) and p.context for p in paths)
+        or any(isinstance(p, Path) and p.reads_context for p in paths)
         or any(rule.uses_context for rule in rules)
     )
 
@@ -394,7 +501,50 @@ def _common(name: str, kind: str, f: _Fields) -> dict[str, Any]:
     if "Retry" in FIELDS[kind]:
         common["retry"] = _retriers(f)
         common["catch"] = _catchers(f)
+    if "Assign" in FIELDS[kind]:
+        common["assign"] = _assign(f)
     return common
+
+
+#: AWS reserves ``$states`` (JSONata's view of the state); ``$$`` is the context object.
+_RESERVED_VARIABLES = {"states"}
+MAX_VARIABLE_NAME = 80
+
+
+def _assign(f: _Fields) -> Template | None:
+    """Compile an ``Assign`` object (JSONPath): each key names a variable (``name.$``
+    binds a path or intrinsic, as in Parameters)."""
+    if "Assign" not in f.raw:
+        return None
+    raw = f.raw["Assign"]
+    if not isinstance(raw, dict):
+        f.problem("Assign", "'Assign' must be a JSON object")
+        return None
+    _check_names(f, raw)
+    return compile_template(raw, f.at("Assign"), f.problems)
+
+
+def _check_names(f: _Fields, raw: dict[str, Any]) -> None:
+    at = f.at("Assign")
+    seen: set[str] = set()
+    for key in raw:
+        name = key[:-2] if isinstance(key, str) and key.endswith(".$") else key
+        where = f"{at}/{errors.pointer(key)[1:]}"
+        if not isinstance(name, str) or not VARIABLE.fullmatch("$" + name):
+            message = (
+                f"invalid variable name {name!r}: a letter or underscore, then letters, "
+                "digits or underscores"
+            )
+            f.problems.append(Problem(path=where, message=message))
+        elif name in _RESERVED_VARIABLES:
+            f.problems.append(Problem(path=where, message=f"'${name}' is a reserved name"))
+        elif len(name) > MAX_VARIABLE_NAME:
+            message = f"variable names must be at most {MAX_VARIABLE_NAME} characters"
+            f.problems.append(Problem(path=where, message=message))
+        elif name in seen:
+            message = f"variable '{name}' is assigned twice in one Assign"
+            f.problems.append(Problem(path=where, message=message))
+        seen.add(name if isinstance(name, str) else "")
 
 
 def _error_equals(f: _Fields, where: str, value: Any, *, last: bool) -> tuple[str, ...]:
@@ -467,14 +617,20 @@ def _catchers(f: _Fields) -> tuple[Catcher, ...]:
             f.problems.append(Problem(path=where, message="a catcher must be a JSON object"))
             continue
         c = _Fields(item, where, f.problems)
-        c.unknown({"ErrorEquals", "Next", "ResultPath", "Comment"}, "a catcher")
+        c.unknown({"ErrorEquals", "Next", "ResultPath", "Comment", "Assign"}, "a catcher")
         names = _error_equals(
             f, c.at("ErrorEquals"), item.get("ErrorEquals"), last=i == len(items) - 1
         )
         target = c.string("Next", required=True)
         steps, text = c.reference("ResultPath")
         out.append(
-            Catcher(error_equals=names, next=target or "", result_path=steps, result_path_text=text)
+            Catcher(
+                error_equals=names,
+                next=target or "",
+                result_path=steps,
+                result_path_text=text,
+                assign=_assign(c),
+            )
         )
     return tuple(out)
 
@@ -508,20 +664,17 @@ def _task(f: _Fields, common: dict[str, Any]) -> State:
 
 def _choice(f: _Fields, common: dict[str, Any]) -> State:
     rules: list[ChoiceRule] = []
+    assigns: list[Template | None] = []
     for i, item in enumerate(f.array("Choices", required=True, nonempty=True)):
-        rule = compile_choice(item, f.at("Choices") + f"/{i}", f.problems)
+        where = f.at("Choices") + f"/{i}"
+        rule = compile_choice(item, where, f.problems)
+        assign = _assign(_Fields(item, where, f.problems)) if isinstance(item, dict) else None
         if rule is not None:
             rules.append(rule)
-        if isinstance(item, dict) and isinstance(item.get("Assign"), dict):
-            # Accepting it and running without the assignment would be a quiet
-            # difference from AWS; refuse until workflow variables exist.
-            f.problems.append(
-                Problem(
-                    path=f"{f.at('Choices')}/{i}/Assign",
-                    message="'Assign' (workflow variables) is not supported yet",
-                )
-            )
-    return ChoiceState(**common, choices=tuple(rules), default=f.string("Default"))
+            assigns.append(assign)
+    return ChoiceState(
+        **common, choices=tuple(rules), default=f.string("Default"), rule_assign=tuple(assigns)
+    )
 
 
 def _wait(f: _Fields, common: dict[str, Any]) -> State:
