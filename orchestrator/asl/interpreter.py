@@ -34,12 +34,13 @@ same step draws the same numbers.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.asl import errors
+from orchestrator.asl import errors, jsonata
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.limits import (
     MAX_EVENTS_PER_EXECUTION,
@@ -607,6 +608,8 @@ class _Run:
     def execute(self, machine: Definition, frame: dict[str, Any], path: FramePath) -> Command:
         state = machine.states[frame["s"]]
         try:
+            if state.language == JSONATA:
+                return _JSONATA_EXECUTORS[type(state)](self, state, frame, path)
             return _EXECUTORS[type(state)](self, state, frame, path)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
@@ -681,6 +684,8 @@ class _Run:
 
         Assign reads the result after ResultSelector (AWS's order for JSONPath states).
         """
+        if state.language == JSONATA:
+            return _finish_jsonata(self, state, frame, path, result)
         try:
             result = _selected(state, result, ctx, self)
             assigned = self.assignments(state.assign, result, ctx, frame)
@@ -692,6 +697,13 @@ class _Run:
     def fail_state(
         self, state: State, frame: dict[str, Any], path: FramePath, name: str, cause: str
     ) -> Command:
+        if name == errors.QUERY_EVALUATION_ERROR and state.language == JSONATA:
+            # AWS's wording; the event id is ours (the history events this engine counts).
+            entered = int(self.cursor.get("ev", 0)) + len(self.events) + 1
+            cause = (
+                f"An error occurred while executing the state '{state.name}' "
+                f"(entered at the event id #{entered}). {cause}"
+            )
         counts = frame.setdefault("rc", [0] * len(state.retry))
         decision = decide(
             state.retry,
@@ -726,12 +738,18 @@ class _Run:
         catcher = decision.catcher
         payload = {"Error": name, "Cause": cause}
         try:
-            ctx = self.context(frame, state) if catcher.assign is not None else None
-            # A Catcher's Assign reads the error output as ``$``.
-            assigned = self.assignments(catcher.assign, payload, ctx, frame)
-            output = _apply_result_path(
-                frame["in"], catcher.result_path, payload, catcher.result_path_text
-            )
+            if state.language == JSONATA:
+                # $states.errorOutput is the error; without Output it is the state output.
+                jscope = _scope_of(self, state, frame, error_output=payload)
+                assigned = _assign_jsonata(catcher.assign, jscope, frame)
+                output = _template(catcher.has_output, catcher.output, payload, jscope, "Output")
+            else:
+                ctx = self.context(frame, state) if catcher.assign is not None else None
+                # A Catcher's Assign reads the error output as ``$``.
+                assigned = self.assignments(catcher.assign, payload, ctx, frame)
+                output = _apply_result_path(
+                    frame["in"], catcher.result_path, payload, catcher.result_path_text
+                )
         except StatesError as exc:
             self.record(state, frame, path, "failed", error=exc.name, cause=exc.cause)
             _fail_frame(frame, state.name, exc.name, exc.cause, self.now)
@@ -1354,6 +1372,263 @@ _EXECUTORS = {
     MessageState: _exec_message,
     ParallelState: _exec_parallel,
     MapState: _exec_map,
+}
+
+# --- JSONata states ----------------------------------------------------------------
+
+JSONATA = "JSONata"
+
+
+class _NoRandom(random.Random):
+    """The generator of a state whose expressions draw nothing: none is seeded for it."""
+
+    def __init__(self) -> None:  # no seeding: it never yields a number
+        pass
+
+    def random(self) -> float:
+        raise AssertionError("this state's expressions call neither $random nor $uuid")
+
+    def getrandbits(self, k: int, /) -> int:
+        raise AssertionError("this state's expressions call neither $random nor $uuid")
+
+
+def _new_uuid(rng: random.Random) -> Callable[[], str]:
+    return lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _scope_of(
+    run: _Run,
+    state: State,
+    frame: dict[str, Any],
+    *,
+    result: Any = jsonata.MISSING,
+    error_output: Any = jsonata.MISSING,
+    context: dict[str, Any] | None = None,
+) -> jsonata.Scope:
+    """``$states`` and the variables of a JSONata state (one per state and phase)."""
+    rng = run.rng if state.draws else _NoRandom()
+    return jsonata.Scope(
+        input=frame["in"],
+        context=dict(context if context is not None else run.context(frame, state)),
+        result=result,
+        error_output=error_output,
+        variables=frame.get("vars") or {},
+        rng=rng,
+        new_uuid=_new_uuid(rng),
+    )
+
+
+def _template(given: bool, template: Any, default: Any, scope: jsonata.Scope, name: str) -> Any:
+    """An Arguments/Output field: its value evaluated, or ``default`` when absent."""
+    if not given:
+        return default
+    return jsonata.evaluate_template(template, scope, field=name)
+
+
+def _assign_jsonata(template: Any, scope: jsonata.Scope, frame: dict[str, Any]) -> Assigned | None:
+    if template is None:
+        return None
+    values: dict[str, Any] = jsonata.evaluate_template(template, scope, field="Assign")
+    return values, _check_sizes(frame, values)
+
+
+def _finish_jsonata(
+    run: _Run, state: State, frame: dict[str, Any], path: FramePath, result: Any
+) -> Command:
+    """Output (default: the result) and Assign, both reading ``$states.result``."""
+    try:
+        scope = _scope_of(run, state, frame, result=result)
+        assigned = _assign_jsonata(state.assign, scope, frame)
+        output = _template(state.has_output, state.output, result, scope, "Output")
+    except StatesError as exc:
+        return run.fail_state(state, frame, path, exc.name, exc.cause)
+    return run.transition(state, frame, path, output, assigned=assigned)
+
+
+def _number(state: State, name: str, scope: jsonata.Scope, fixed: Any, low: int) -> Any:
+    """A field given as a ``{% %}`` expression: an integer from ``low`` to 99999999."""
+    text = state.exprs.get(name)
+    if text is None:
+        return fixed
+    value = jsonata.evaluate(text, scope, field=name)
+    if not _is_int(value) or not low <= value <= MAX_SECONDS:
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{jsonata.expression_text(text)}' specified for the "
+            f"field '{name}' must return an integer from {low} to {MAX_SECONDS}, "
+            f"not {_shown(value)}",
+        )
+    return value
+
+
+def _jexec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    scope = _scope_of(run, state, frame)
+    assigned = _assign_jsonata(state.assign, scope, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, output, assigned=assigned)
+
+
+def _jexec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, ChoiceState)
+    scope = _scope_of(run, state, frame)
+    target, assign, (has_output, output) = (
+        state.default,
+        state.assign,
+        (
+            state.has_output,
+            state.output,
+        ),
+    )
+    for index, (condition, rule_next) in enumerate(state.conditions):
+        if jsonata.evaluate_condition(condition, scope, field=f"Choices[{index}]/Condition"):
+            target, assign = rule_next, state.rule_assign[index]
+            has_output, output = state.rule_output[index]
+            break
+    if target is None:
+        raise StatesError(
+            errors.NO_CHOICE_MATCHED,
+            f"No Choice rule matched and no Default in state '{state.name}'",
+        )
+    assigned = _assign_jsonata(assign, scope, frame)
+    result = _template(has_output, output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, result, target=target, assigned=assigned)
+
+
+def _jexec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    scope = _scope_of(run, state, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, output, target=None)
+
+
+def _jexec_fail(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, FailState)
+    scope = _scope_of(run, state, frame)
+    texts = []
+    for name, fixed in (("Error", state.error), ("Cause", state.cause)):
+        value = (
+            jsonata.evaluate(state.exprs[name], scope, field=name) if name in state.exprs else fixed
+        )
+        if value is not None and not isinstance(value, str):
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression for the field '{name}' must return a string, "
+                f"not {compact(value)}",
+            )
+        texts.append(value or "")
+    run.record(state, frame, path, "failed", error=texts[0], cause=texts[1])
+    _fail_frame(frame, state.name, texts[0], texts[1], run.now)
+    return CONTINUE
+
+
+def _jexec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, TaskState)
+    ctx = run.context(frame, state)
+    scope = _scope_of(run, state, frame, context=ctx)
+    data = _template(state.has_arguments, state.arguments, frame["in"], scope, "Arguments")
+    timeout = _number(state, "TimeoutSeconds", scope, state.timeout_seconds, 1)
+    heartbeat = _number(state, "HeartbeatSeconds", scope, state.heartbeat_seconds, 1)
+    token = run.dispatch(frame, TASK)
+    return RunTask(
+        path=path,
+        token=token,
+        state=state.name,
+        resource=state.resource,
+        input=data,
+        context=ctx,
+        attempt=sum(frame.get("rc", ())),
+        timeout_seconds=None if timeout is None else float(timeout),
+        heartbeat_seconds=None if heartbeat is None else float(heartbeat),
+    )
+
+
+def _jexec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, WaitState)
+    scope = _scope_of(run, state, frame)
+    if "Timestamp" in state.exprs:
+        value = jsonata.evaluate(state.exprs["Timestamp"], scope, field="Timestamp")
+        parsed = parse_timestamp(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression for the field 'Timestamp' must return an RFC 3339 "
+                f"timestamp, not {compact(value)}",
+            )
+        until = parsed.timestamp()
+    elif "Seconds" in state.exprs:
+        until = frame["at"] + float(_number(state, "Seconds", scope, None, 0))
+    else:
+        until = _wait_until(state, frame["in"], None, frame["at"])
+    assigned = _assign_jsonata(state.assign, scope, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    if until <= run.now:
+        return run.transition(state, frame, path, output, assigned=assigned)
+    extra = {} if assigned is None else {"asg": list(assigned)}
+    token = run.dispatch(frame, WAIT, eff=output, until=until, **extra)
+    return WaitUntil(path=path, token=token, state=state.name, until=until)
+
+
+def _jexec_parallel(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, ParallelState)
+    scope = _scope_of(run, state, frame)
+    data = _template(state.has_arguments, state.arguments, frame["in"], scope, "Arguments")
+    _open(run, frame, [data] * len(state.branches), maximum=0, limits=None)
+    _activate(state, frame["ch"], run.now)
+    return CONTINUE
+
+
+def _jexec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, MapState)
+    if state.unsupported is not None:
+        raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
+    ctx = run.context(frame, state)
+    scope = _scope_of(run, state, frame, context=ctx)
+    items = _template(state.has_items, state.items, frame["in"], scope, "Items")
+    if not isinstance(items, list):
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR,
+            f"Map state '{state.name}': Items must be an array, not {compact(items)}",
+        )
+    inputs = list(items)
+    if state.has_arguments:  # the JSONata ItemSelector
+        inputs = []
+        for index, item in enumerate(items):
+            item_ctx = dict(ctx)
+            item_ctx["Map"] = {"Item": {"Index": index, "Value": item}}
+            item_scope = _scope_of(run, state, frame, context=item_ctx)
+            inputs.append(
+                jsonata.evaluate_template(state.arguments, item_scope, field="ItemSelector")
+            )
+    maximum = int(_number(state, "MaxConcurrency", scope, state.max_concurrency, 0))
+    limits: dict[str, float] = {}
+    percent = _jsonata_value(
+        state, "ToleratedFailurePercentage", scope, state.tolerated_failure_percentage
+    )
+    count = _jsonata_value(state, "ToleratedFailureCount", scope, state.tolerated_failure_count)
+    if percent is not None:
+        limits["percent"] = _checked_percent(percent)
+    if count is not None:
+        limits["count"] = _checked_count(count)
+    _open(run, frame, inputs, maximum=maximum, limits=limits or None)
+    if not inputs:
+        return run.join(state, frame, path)
+    _activate(state, frame["ch"], run.now)
+    return CONTINUE
+
+
+def _jsonata_value(state: State, name: str, scope: jsonata.Scope, fixed: Any) -> Any:
+    text = state.exprs.get(name)
+    return fixed if text is None else jsonata.evaluate(text, scope, field=name)
+
+
+_JSONATA_EXECUTORS = {
+    PassState: _jexec_pass,
+    ChoiceState: _jexec_choice,
+    SucceedState: _jexec_succeed,
+    FailState: _jexec_fail,
+    TaskState: _jexec_task,
+    WaitState: _jexec_wait,
+    ParallelState: _jexec_parallel,
+    MapState: _jexec_map,
 }
 
 _EVENT_HANDLERS = {

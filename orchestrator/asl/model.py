@@ -81,6 +81,11 @@ class State:
     reads: tuple[tuple[str, str], ...] = ()
     #: Names the state's Assign fields (its own, its Choice rules', its Catchers') write.
     assigns: frozenset[str] = frozenset()
+    #: JSONata states: fields given as one ``{% %}`` expression (``Seconds``,
+    #: ``TimeoutSeconds``, ``MaxConcurrency``, ``Error``, ...), by field name.
+    exprs: dict[str, str] = field(default_factory=dict, compare=False)
+    #: JSONata states: whether some expression calls ``$random``/``$uuid``.
+    draws: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +120,8 @@ class ChoiceState(State):
     #: Per rule (same order as ``choices``): its Assign, Output and whether it has one.
     rule_assign: tuple[Any, ...] = ()
     rule_output: tuple[tuple[bool, Any], ...] = ()
+    #: JSONata Choice rules: (Condition, Next), in order (``choices`` is then empty).
+    conditions: tuple[tuple[Any, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -169,6 +176,9 @@ class MapState(State):
     tolerated_failure_count: int | None = None
     tolerated_failure_count_path: Path | None = None
     unsupported: str | None = None
+    #: JSONata ``Items`` (an array or an expression); None: the state input.
+    items: Any = None
+    has_items: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

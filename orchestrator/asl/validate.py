@@ -35,6 +35,8 @@ def _targets(state: State, where: str) -> Iterator[tuple[str, str]]:
     if isinstance(state, ChoiceState):
         for i, rule in enumerate(state.choices):
             yield rule.next, f"{where}/Choices/{i}/Next"
+        for i, (_, target) in enumerate(state.conditions):
+            yield target, f"{where}/Choices/{i}/Next"
         if state.default is not None:
             yield state.default, f"{where}/Default"
     if isinstance(state, MessageState) and state.timeout_path is not None:
