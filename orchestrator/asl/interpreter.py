@@ -1106,10 +1106,13 @@ def _check_sizes(frame: dict[str, Any], values: dict[str, Any]) -> dict[str, int
 
 
 def _size(value: Any) -> int:
-    if isinstance(value, str) and value.isascii():
+    kind = type(value)
+    if kind is int:
+        return len(str(value)) if abs(value) < 10**30 else len(compact(value))
+    if kind is str and value.isascii() and value.isprintable() and '"' not in value:
         return len(value) + 2
-    if value is None or isinstance(value, bool | int | float):
-        return len(compact(value))
+    if value is None or kind is bool:
+        return 4 if value in (None, True) else 5
     return len(compact(value).encode("utf-8"))
 
 
@@ -1407,9 +1410,13 @@ def _scope_of(
 ) -> jsonata.Scope:
     """``$states`` and the variables of a JSONata state (one per state and phase)."""
     rng = run.rng if state.draws else _NoRandom()
+    if context is None:
+        # Most expressions never read $states.context: build it (times, names) only
+        # for states that do.
+        context = run.context(frame, state) if state.uses_context else {}
     return jsonata.Scope(
         input=frame["in"],
-        context=dict(context if context is not None else run.context(frame, state)),
+        context=dict(context),
         result=result,
         error_output=error_output,
         variables=frame.get("vars") or {},

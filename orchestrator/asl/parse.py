@@ -504,15 +504,18 @@ def _parse_jsonata_state(
     state = parser(f, _common(name, kind, f))
     f.raw = raw
     reads: list[tuple[str, str]] = []
-    draws = False
+    draws = context = False
     for value, pointer, error_output in _jsonata_fields(raw, f.where, kind):
         f.problems.extend(jsonata.check_template(value, pointer, error_output=error_output))
         reads.extend(_jsonata_reads(value, pointer))
-        draws = draws or _draws(value)
+        text = json.dumps(value)
+        draws = draws or "$random" in text or "$uuid" in text
+        # A conservative test: "$states" with "context" anywhere in the same field.
+        context = context or ("$states" in text and "context" in text)
     return replace(
         state,
         language=JSONATA,
-        uses_context=True,
+        uses_context=context,
         reads=tuple(reads),
         assigns=_assigned_names(raw),
         exprs=dict(f.exprs),
@@ -554,9 +557,6 @@ def _jsonata_reads(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
             yield from _jsonata_reads(inner, f"{pointer}/{i}")
 
 
-def _draws(value: Any) -> bool:
-    text = json.dumps(value)
-    return "$random" in text or "$uuid" in text
 
 
 #: A ``$name`` reference inside a path or an intrinsic call (not ``$$`` nor ``$.``).
