@@ -237,6 +237,9 @@ class Runner:
     def _advance_claimed(self, execution: Execution) -> Execution:
         advance: _Advance | None = None
         try:
+            if execution.claim_count > self.settings.max_step_attempts:
+                self._fail_dying(execution)
+                raise _Stop
             defn = self.definition(execution.version_id)
             advance = _Advance(self, execution, defn, self._context(execution, defn))
             advance.run()
@@ -277,6 +280,30 @@ class Runner:
         except Exception:
             self._release_quietly(execution.id)
             raise exc from None
+
+    def _fail_dying(self, execution: Execution) -> None:
+        """End an execution FAILED (States.Runtime) whose workers keep dying on one step.
+
+        Each claim since the last checkpoint was a worker that took the step up
+        and committed nothing, so it died (SIGKILL, out of memory, a hard time
+        limit) rather than failed: an exception would have ended or released it.
+        Running the step once more would only kill another worker.
+        """
+        limit = self.settings.max_step_attempts
+        state = execution.current_state or self.definition(execution.version_id).start_at
+        cause = (
+            f"state {state!r} was attempted {limit} times without progress: each time the "
+            "worker advancing it died before committing anything (killed, out of memory "
+            f"or past a hard time limit); ORCHESTRATOR_MAX_STEP_ATTEMPTS is {limit}"
+        )
+        log.error(
+            "execution %s failed: its workers died %d times at state %s",
+            execution.id,
+            limit,
+            state,
+            extra={"action": "dying", "execution_id": execution.id, "state": state},
+        )
+        fail_at_checkpoint(self, execution.id, asl_errors.RUNTIME, cause)
 
     def _release_quietly(self, execution_id: str) -> None:
         try:

@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Update, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Update, and_, bindparam, case, delete, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -41,7 +41,8 @@ class Runs(Part):
         """Take the lease on a PENDING or RUNNING execution and mark it RUNNING.
 
         Succeeds only if nobody else holds a live lease (no owner, the owner is
-        ``owner``, or the lease expired). Atomic across processes.
+        ``owner``, or the lease expired). Atomic across processes. A claim that
+        takes the execution over adds one to ``claim_count`` (see ``checkpoint``).
 
         Returns:
             The claimed execution, or None (held by another, WAITING, ended or missing).
@@ -297,6 +298,7 @@ class Runs(Part):
                     ended_at=None,
                     updated_at=now,
                     redrive_count=EX.redrive_count + 1,
+                    claim_count=0,  # a redrive grants the failed step its attempts again
                 )
                 .returning(*EXECUTION_COLUMNS)
             ).first()
@@ -336,6 +338,18 @@ def _claim_statement() -> Update:
             lease_owner=bindparam("p_owner"),
             lease_expires_at=bindparam("p_expires"),
             updated_at=bindparam("p_now"),
+            # A take-over counts (checkpoints reset it); claiming again under one's
+            # own live lease does not, so the retried statement counts once.
+            claim_count=case(
+                (
+                    and_(
+                        c.lease_owner == bindparam("p_owner"),
+                        c.lease_expires_at >= bindparam("p_now"),
+                    ),
+                    c.claim_count,
+                ),
+                else_=c.claim_count + 1,
+            ),
         )
         .returning(*EXECUTION_COLUMNS)
     )
