@@ -284,20 +284,22 @@ class Runner:
     def _fail_dying(self, execution: Execution) -> None:
         """End an execution FAILED (States.Runtime) whose workers keep dying on one step.
 
-        Each claim since the last checkpoint was a worker that took the step up
-        and committed nothing, so it died (SIGKILL, out of memory, a hard time
-        limit) rather than failed: an exception would have ended or released it.
-        Running the step once more would only kill another worker.
+        Each claim since the last checkpoint is a worker that took the step up and
+        committed nothing: it died (SIGKILL, out of memory, a hard time limit), since
+        an exception would have failed the execution, or it handed the execution
+        back on an infrastructure error. Running the step once more would most
+        likely only kill another worker.
         """
         limit = self.settings.max_step_attempts
         state = execution.current_state or self.definition(execution.version_id).start_at
         cause = (
-            f"state {state!r} was attempted {limit} times without progress: each time the "
-            "worker advancing it died before committing anything (killed, out of memory "
-            f"or past a hard time limit); ORCHESTRATOR_MAX_STEP_ATTEMPTS is {limit}"
+            f"state {state!r} was attempted {limit} time{'s' if limit > 1 else ''} without "
+            "progress: each time the worker advancing it died before committing anything "
+            "(killed, out of memory or past a hard time limit); "
+            f"ORCHESTRATOR_MAX_STEP_ATTEMPTS is {limit}"
         )
         log.error(
-            "execution %s failed: its workers died %d times at state %s",
+            "execution %s failed: its workers died %d time(s) at state %s",
             execution.id,
             limit,
             state,
