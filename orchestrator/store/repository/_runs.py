@@ -360,7 +360,7 @@ def _claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
                 (
                     and_(
                         c.lease_owner == bindparam("p_owner"),
-                        c.lease_expires_at >= bindparam("p_now"),
+                        c.lease_expires_at >= clock.now(),
                     ),
                     c.claim_count,
                 ),
