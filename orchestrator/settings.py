@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     celery_overrides: dict[str, Any] = Field(default_factory=dict)
     """Raw Celery settings applied last (JSON in the environment). Default none."""
 
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    """Extra kombu transport options (JSON in the environment), merged over the
+    ones the configuration sets. Default none. A ``sentinel://`` broker URL needs
+    ``{"master_name": "..."}``; ``sentinel_kwargs`` (e.g. a Sentinel password) and
+    ``socket_timeout`` go here too."""
+
+    broker_quorum_queues: bool = False
+    """RabbitMQ: declare ``critical``, ``default`` and ``low`` as quorum queues
+    (replicated; Celery then turns off global QoS and uses native delayed delivery
+    for countdowns). Default off (classic queues). Only for ``amqp://`` brokers."""
+
     api_host: str = "127.0.0.1"
     """Address the HTTP API listens on. Default ``127.0.0.1`` (loopback only)."""
 
@@ -121,6 +132,13 @@ class Settings(BaseSettings):
     """Most history events (states run) one execution may make, AWS's limit. Default
     25000; past it the execution fails with States.Runtime, so a state machine that
     loops on itself cannot run for ever nor fill the disk."""
+
+    max_step_attempts: int = Field(default=5, ge=1)
+    """Most times one step of an execution is taken up by a worker that dies before
+    committing anything (SIGKILL, out of memory, a hard time limit). Default 5; the
+    next recovery fails the execution with States.Runtime instead of running the
+    step again, so a handler that kills its worker is not retried for ever. Any
+    committed step starts the count again."""
 
     definition_max_bytes: PositiveInt = 1_048_576
     """Largest state machine definition, in bytes of UTF-8 JSON. Default 1048576
