@@ -197,11 +197,9 @@ def main() -> None:
     )
 
     definition = asl.load(jsonata_chain())
-    check = asl.run(definition, {"n": 1}, clock=clock)
+    check = run(definition, {"n": 1}, clock=clock)
     assert check.output == {"count": 4}, check
-    rate, runs = measure(
-        lambda: len(asl.run(definition, {"n": 1}, clock=clock).history), args.seconds
-    )
+    rate, runs = measure(lambda: len(run(definition, {"n": 1}, clock=clock).history), args.seconds)
     print(
         f"(d) 10-state JSONata chain (Pass Output+Assign, Choice Condition): "
         f"{rate:,.0f} transitions/s, {rate / 10:,.0f} executions/s ({runs} runs)"

@@ -557,8 +557,6 @@ def _jsonata_reads(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
             yield from _jsonata_reads(inner, f"{pointer}/{i}")
 
 
-
-
 #: A ``$name`` reference inside a path or an intrinsic call (not ``$$`` nor ``$.``).
 _REFERENCE = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")

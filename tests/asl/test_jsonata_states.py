@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from orchestrator import asl
-from tests.asl.conftest import FakeClock
+from orchestrator.runtime.local import ExecutionResult
+from orchestrator.runtime.local import run as run_local
+from tests.support import FakeClock
 
 
 def machine(*, language: str | None = "JSONata", **states: Any) -> dict[str, Any]:
@@ -23,8 +25,8 @@ def paths(problems: list[asl.Problem]) -> list[str]:
     return [p.path for p in problems]
 
 
-def run(definition: dict[str, Any], data: Any = None, **handlers: Any) -> asl.ExecutionResult:
-    return asl.run(
+def run(definition: dict[str, Any], data: Any = None, **handlers: Any) -> ExecutionResult:
+    return run_local(
         definition, data, handlers=handlers, clock=FakeClock(), rng=random.Random(0), name="t"
     )
 
@@ -169,7 +171,7 @@ def test_wait_seconds_expression_and_fail_error_and_cause() -> None:
     )
     clock = FakeClock()
     start = clock.now()
-    result = asl.run(definition, {"s": 7}, clock=clock)
+    result = run_local(definition, {"s": 7}, clock=clock)
     assert (result.status, result.error, result.cause) == ("FAILED", "Err7", "waited")
     assert clock.now() - start == 7
 

@@ -11,7 +11,9 @@ import pytest
 
 from orchestrator import asl
 from orchestrator.asl import interpreter as engine
-from tests.asl.conftest import FakeClock
+from orchestrator.runtime.local import ExecutionResult
+from orchestrator.runtime.local import run as run_local
+from tests.support import FakeClock
 
 
 def machine(**states: Any) -> dict[str, Any]:
@@ -22,8 +24,8 @@ def paths(problems: list[asl.Problem]) -> list[str]:
     return [p.path for p in problems]
 
 
-def run(definition: dict[str, Any], data: Any = None, **handlers: Any) -> asl.ExecutionResult:
-    return asl.run(
+def run(definition: dict[str, Any], data: Any = None, **handlers: Any) -> ExecutionResult:
+    return run_local(
         definition, data, handlers=handlers, clock=FakeClock(), rng=random.Random(0), name="t"
     )
 
@@ -309,7 +311,7 @@ def test_a_redrive_runs_the_failed_state_with_its_variables() -> None:
             T={"Type": "Task", "Resource": "r", "Parameters": {"x.$": "$x"}, "End": True},
         )
     )
-    failed = asl.run(defn, {}, handlers={"r": _fail}, clock=FakeClock())
+    failed = run_local(defn, {}, handlers={"r": _fail}, clock=FakeClock())
     assert failed.status == "FAILED"
     cursor = copy.deepcopy(failed.cursor)
     asl.redrive(defn, cursor, now=1.0)
