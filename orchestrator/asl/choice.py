@@ -547,7 +547,7 @@ def _compile_comparison(
     if test is None or variable is None:
         return None
     path_operand = name in _BINARY and _BINARY[name].path
-    context = variable.context or (path_operand and operand.startswith("$$"))
+    context = variable.reads_context or (path_operand and operand.startswith("$"))
     return Rule(
         operator=name, variable=variable.text, operand=operand, uses_context=context, test=test
     )

@@ -34,14 +34,22 @@ same step draws the same numbers.
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.asl import errors
+from orchestrator.asl import errors, jsonata
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.limits import MAX_EVENTS_PER_EXECUTION, MAX_SECONDS, describe, json_problem
+from orchestrator.asl.limits import (
+    MAX_EVENTS_PER_EXECUTION,
+    MAX_SECONDS,
+    MAX_VARIABLE_BYTES,
+    MAX_VARIABLES_BYTES,
+    describe,
+    json_problem,
+)
 from orchestrator.asl.model import (
     ChoiceState,
     Definition,
@@ -56,7 +64,7 @@ from orchestrator.asl.model import (
     WaitState,
 )
 from orchestrator.asl.parse import parse_timestamp
-from orchestrator.asl.paths import Path, PathNotFound, compact, put, select
+from orchestrator.asl.paths import Context, Path, PathNotFound, compact, put, select
 from orchestrator.asl.retry import CatchDecision, RetryDecision, decide
 
 FramePath = tuple[int, ...]
@@ -209,6 +217,8 @@ class HistoryEvent:
     attempt: int = 0
     entered_at: float = 0.0
     exited_at: float = 0.0
+    #: The workflow variables the state assigned (name -> value), or None.
+    assigned: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -583,7 +593,7 @@ class _Run:
 
     # context ------------------------------------------------------------------
     def context(self, frame: dict[str, Any], state: State) -> dict[str, Any]:
-        ctx = dict(self.static)
+        ctx = Context(self.static, frame.get("vars"))
         ctx["State"] = {
             "Name": state.name,
             "EnteredTime": iso(frame["at"]),
@@ -607,6 +617,8 @@ class _Run:
     def execute(self, machine: Definition, frame: dict[str, Any], path: FramePath) -> Command:
         state = machine.states[frame["s"]]
         try:
+            if state.language == JSONATA:
+                return _JSONATA_EXECUTORS[type(state)](self, state, frame, path)
             return _EXECUTORS[type(state)](self, state, frame, path)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
@@ -640,16 +652,34 @@ class _Run:
         path: FramePath,
         output: Any,
         target: str | None = None,
+        assigned: Assigned | None = None,
     ) -> Command:
-        self.record(state, frame, path, "succeeded", output=output)
+        shown = assigned[0] if assigned is not None else None
+        self.record(state, frame, path, "succeeded", output=output, assigned=shown)
         target = target if target is not None else state.next
+        scope = _assign(frame, assigned)
+        frame.clear()
         if target is None:
-            frame.clear()
             frame.update(s=state.name, ph=DONE, out=output, tok=0, at=self.now)
         else:
-            frame.clear()
-            frame.update(s=target, **{"in": output}, ph=READY, tok=0, at=self.now)
+            frame.update(s=target, **{"in": output}, ph=READY, tok=0, at=self.now, **scope)
         return CONTINUE
+
+    def assignments(
+        self, template: Any, data: Any, ctx: dict[str, Any] | None, frame: dict[str, Any]
+    ) -> Assigned | None:
+        """Evaluate an ``Assign`` field and check the sizes; None when there is none.
+
+        Every expression reads the variables as they were when the state was entered
+        (AWS: an assignment is visible to the next state, not to the current one).
+
+        Raises:
+            StatesError: ``States.Runtime`` past 256 KiB for one variable or 10 MiB for all.
+        """
+        if template is None:
+            return None
+        values: dict[str, Any] = template.render(data, ctx, rng=self.rng_for(template))
+        return values, _check_sizes(frame, values)
 
     def finish(
         self,
@@ -659,16 +689,30 @@ class _Run:
         result: Any,
         ctx: dict[str, Any] | None,
     ) -> Command:
-        """Apply ResultSelector, ResultPath and OutputPath to a result, then move on."""
+        """Apply ResultSelector, Assign, ResultPath and OutputPath to a result, move on.
+
+        Assign reads the result after ResultSelector (AWS's order for JSONPath states).
+        """
+        if state.language == JSONATA:
+            return _finish_jsonata(self, state, frame, path, result)
         try:
-            output = _output(state, frame["in"], result, ctx, self)
+            result = _selected(state, result, ctx, self)
+            assigned = self.assignments(state.assign, result, ctx, frame)
+            output = _placed(state, frame["in"], result, ctx)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
-        return self.transition(state, frame, path, output)
+        return self.transition(state, frame, path, output, assigned=assigned)
 
     def fail_state(
         self, state: State, frame: dict[str, Any], path: FramePath, name: str, cause: str
     ) -> Command:
+        if name == errors.QUERY_EVALUATION_ERROR and state.language == JSONATA:
+            # AWS's wording; the event id is ours (the history events this engine counts).
+            entered = int(self.cursor.get("ev", 0)) + len(self.events) + 1
+            cause = (
+                f"An error occurred while executing the state '{state.name}' "
+                f"(entered at the event id #{entered}). {cause}"
+            )
         counts = frame.setdefault("rc", [0] * len(state.retry))
         decision = decide(
             state.retry,
@@ -703,17 +747,29 @@ class _Run:
         catcher = decision.catcher
         payload = {"Error": name, "Cause": cause}
         try:
-            output = _apply_result_path(
-                frame["in"], catcher.result_path, payload, catcher.result_path_text
-            )
+            if state.language == JSONATA:
+                # $states.errorOutput is the error; without Output it is the state output.
+                jscope = _scope_of(self, state, frame, error_output=payload)
+                assigned = _assign_jsonata(catcher.assign, jscope, frame)
+                output = _template(catcher.has_output, catcher.output, payload, jscope, "Output")
+            else:
+                ctx = self.context(frame, state) if catcher.assign is not None else None
+                # A Catcher's Assign reads the error output as ``$``.
+                assigned = self.assignments(catcher.assign, payload, ctx, frame)
+                output = _apply_result_path(
+                    frame["in"], catcher.result_path, payload, catcher.result_path_text
+                )
         except StatesError as exc:
             self.record(state, frame, path, "failed", error=exc.name, cause=exc.cause)
-            frame.clear()
-            frame.update(s=state.name, ph=FAILED, err=exc.name, cause=exc.cause, tok=0, at=self.now)
+            _fail_frame(frame, state.name, exc.name, exc.cause, self.now)
             return CONTINUE
-        self.record(state, frame, path, "caught", error=name, cause=cause, output=output)
+        shown = assigned[0] if assigned is not None else None
+        self.record(
+            state, frame, path, "caught", error=name, cause=cause, output=output, assigned=shown
+        )
+        scope = _assign(frame, assigned)
         frame.clear()
-        frame.update(s=catcher.next, **{"in": output}, ph=READY, tok=0, at=self.now)
+        frame.update(s=catcher.next, **{"in": output}, ph=READY, tok=0, at=self.now, **scope)
         return CONTINUE
 
     # events -------------------------------------------------------------------
@@ -765,7 +821,9 @@ class _Run:
         return CONTINUE
 
     def on_wait_timer(self, state: State, frame: dict[str, Any], event: Event) -> Command:
-        return self.transition(state, frame, event.path, frame.pop("eff"))
+        stored = frame.pop("asg", None)
+        assigned = (stored[0], stored[1]) if stored is not None else None
+        return self.transition(state, frame, event.path, frame.pop("eff"), assigned=assigned)
 
     def on_message(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, MessageReceived)
@@ -783,7 +841,7 @@ class _Run:
             return self.fail_state(state, frame, event.path, errors.TIMEOUT, message)
         result = {"status": "TIMEOUT", "message": message}
         try:
-            output = _output(state, frame["in"], result, None, self)
+            output = _placed(state, frame["in"], _selected(state, result, None, self), None)
         except StatesError as exc:
             return self.fail_state(state, frame, event.path, exc.name, exc.cause)
         return self.transition(state, frame, event.path, output, target=state.timeout_path)
@@ -870,7 +928,9 @@ def _activate(state: State, group: dict[str, Any], now: float) -> None:
     inputs = group["todo"]
     while group["next"] < len(inputs) and (not limit or len(group["act"]) < limit):
         index = group["next"]
-        group["fr"][str(index)] = _frame(_child_machine(state, index).start_at, inputs[index], now)
+        child = _frame(_child_machine(state, index).start_at, inputs[index], now)
+        child.update(_scope(group))
+        group["fr"][str(index)] = child
         inputs[index] = None
         group["act"].append(index)
         group["next"] = index + 1
@@ -911,10 +971,15 @@ def _apply_result_path(raw: Any, steps: tuple[Any, ...] | None, result: Any, tex
     return put(raw, steps, result, text=text)
 
 
-def _output(state: State, raw: Any, result: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
-    """ResultSelector, ResultPath, OutputPath."""
+def _selected(state: State, result: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
+    """ResultSelector."""
     if state.result_selector is not None:
         result = state.result_selector.render(result, ctx, rng=run.rng_for(state.result_selector))
+    return result
+
+
+def _placed(state: State, raw: Any, result: Any, ctx: dict[str, Any] | None) -> Any:
+    """ResultPath, OutputPath."""
     output = _apply_result_path(raw, state.result_path, result, state.result_path_text)
     if state.output_path != "$":
         output = select(_path(state.output_path), output, ctx)
@@ -946,14 +1011,20 @@ def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath
     assert isinstance(state, ChoiceState)
     ctx = run.context(frame, state) if _needs_context(state) else None
     data = _input(state, frame["in"], ctx, run)
-    target = next((rule.next for rule in state.choices if rule.matches(data, ctx)), state.default)
+    target, assign = state.default, state.assign
+    for index, rule in enumerate(state.choices):
+        if rule.matches(data, ctx):
+            target, assign = rule.next, state.rule_assign[index]
+            break
     if target is None:
         raise StatesError(
             errors.NO_CHOICE_MATCHED,
             f"No Choice rule matched and no Default in state '{state.name}'",
         )
+    # The matched rule's Assign, or the state's own when the Default is taken.
+    assigned = run.assignments(assign, data, ctx, frame)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
-    return run.transition(state, frame, path, output, target=target)
+    return run.transition(state, frame, path, output, target=target, assigned=assigned)
 
 
 def _exec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
@@ -994,9 +1065,64 @@ def fail_root(cursor: dict[str, Any], *, error: str, cause: str, now: float) -> 
 
 def _fail_frame(frame: dict[str, Any], state: str, error: str, cause: str, now: float) -> None:
     """End a frame as failed; its state input stays, so a redrive can run the state again."""
-    data = frame.get("in")
+    data, scope = frame.get("in"), _scope(frame)
     frame.clear()
     frame.update(s=state, ph=FAILED, err=error, cause=cause, tok=0, at=now, **{"in": data})
+    frame.update(scope)  # kept so that a redrive runs the state with its variables
+
+
+def _scope(frame: dict[str, Any]) -> dict[str, Any]:
+    """The variables a frame holds (``vars``, with their sizes ``vsz``), to carry over."""
+    if "vars" not in frame:
+        return {}
+    return {"vars": frame["vars"], "vsz": frame["vsz"]}
+
+
+#: What an Assign produced: the values by name, and their sizes in bytes.
+Assigned = tuple[dict[str, Any], dict[str, int]]
+
+
+def _assign(frame: dict[str, Any], assigned: Assigned | None) -> dict[str, Any]:
+    """The frame's variables after ``assigned`` (new dicts: the old ones may be shared)."""
+    scope = _scope(frame)
+    if assigned is not None and assigned[0]:
+        values, sizes = assigned
+        scope = {
+            "vars": {**scope.get("vars", {}), **values},
+            "vsz": {**scope.get("vsz", {}), **sizes},
+        }
+    return scope
+
+
+def _check_sizes(frame: dict[str, Any], values: dict[str, Any]) -> dict[str, int]:
+    """AWS's limits: 256 KiB per variable, 10 MiB for all of them (as JSON text)."""
+    sizes = {name: _size(value) for name, value in values.items()}
+    for name, size in sizes.items():
+        if size > MAX_VARIABLE_BYTES:
+            raise StatesError(
+                errors.RUNTIME,
+                f"The value assigned to the variable '{name}' is {size:,} bytes; a "
+                f"variable holds at most {MAX_VARIABLE_BYTES:,}",
+            )
+    total = sum({**frame.get("vsz", {}), **sizes}.values())
+    if total > MAX_VARIABLES_BYTES:
+        raise StatesError(
+            errors.RUNTIME,
+            f"The variables would hold {total:,} bytes; an execution's variables hold at "
+            f"most {MAX_VARIABLES_BYTES:,}",
+        )
+    return sizes
+
+
+def _size(value: Any) -> int:
+    kind = type(value)
+    if kind is int:
+        return len(str(value)) if abs(value) < 10**30 else len(compact(value))
+    if kind is str and value.isascii() and value.isprintable() and '"' not in value:
+        return len(value) + 2
+    if value is None or kind is bool:
+        return 4 if value in (None, True) else 5
+    return len(compact(value).encode("utf-8"))
 
 
 def _text(value: Any) -> str:
@@ -1089,10 +1215,12 @@ def _exec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
     ctx = run.context(frame, state) if _needs_context(state) else None
     data = _input(state, frame["in"], ctx, run)
     until = _wait_until(state, data, ctx, frame["at"])
+    assigned = run.assignments(state.assign, data, ctx, frame)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     if until <= run.now:
-        return run.transition(state, frame, path, output)
-    token = run.dispatch(frame, WAIT, eff=output, until=until)
+        return run.transition(state, frame, path, output, assigned=assigned)
+    extra = {} if assigned is None else {"asg": list(assigned)}
+    token = run.dispatch(frame, WAIT, eff=output, until=until, **extra)
     return WaitUntil(path=path, token=token, state=state.name, until=until)
 
 
@@ -1259,6 +1387,9 @@ def _open(
 ) -> None:
     frame["ph"] = BRANCHES
     frame["ch"] = {
+        # Each branch or iteration starts with the variables of the enclosing scope; what
+        # it assigns stays in its own frame (AWS: not visible outside).
+        **_scope(frame),
         "todo": inputs,
         "res": [None] * len(inputs),
         "act": [],
@@ -1280,6 +1411,267 @@ _EXECUTORS = {
     MessageState: _exec_message,
     ParallelState: _exec_parallel,
     MapState: _exec_map,
+}
+
+# --- JSONata states ----------------------------------------------------------------
+
+JSONATA = "JSONata"
+
+
+class _NoRandom(random.Random):
+    """The generator of a state whose expressions draw nothing: none is seeded for it."""
+
+    def __init__(self) -> None:  # no seeding: it never yields a number
+        pass
+
+    def random(self) -> float:
+        raise AssertionError("this state's expressions call neither $random nor $uuid")
+
+    def getrandbits(self, k: int, /) -> int:
+        raise AssertionError("this state's expressions call neither $random nor $uuid")
+
+
+def _new_uuid(rng: random.Random) -> Callable[[], str]:
+    return lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def _scope_of(
+    run: _Run,
+    state: State,
+    frame: dict[str, Any],
+    *,
+    result: Any = jsonata.MISSING,
+    error_output: Any = jsonata.MISSING,
+    context: dict[str, Any] | None = None,
+) -> jsonata.Scope:
+    """``$states`` and the variables of a JSONata state (one per state and phase)."""
+    rng = run.rng if state.draws else _NoRandom()
+    if context is None:
+        # Most expressions never read $states.context: build it (times, names) only
+        # for states that do.
+        context = run.context(frame, state) if state.uses_context else {}
+    return jsonata.Scope(
+        input=frame["in"],
+        context=dict(context),
+        result=result,
+        error_output=error_output,
+        variables=frame.get("vars") or {},
+        rng=rng,
+        new_uuid=_new_uuid(rng),
+    )
+
+
+def _template(given: bool, template: Any, default: Any, scope: jsonata.Scope, name: str) -> Any:
+    """An Arguments/Output field: its value evaluated, or ``default`` when absent."""
+    if not given:
+        return default
+    return jsonata.evaluate_template(template, scope, field=name)
+
+
+def _assign_jsonata(template: Any, scope: jsonata.Scope, frame: dict[str, Any]) -> Assigned | None:
+    if template is None:
+        return None
+    values: dict[str, Any] = jsonata.evaluate_template(template, scope, field="Assign")
+    return values, _check_sizes(frame, values)
+
+
+def _finish_jsonata(
+    run: _Run, state: State, frame: dict[str, Any], path: FramePath, result: Any
+) -> Command:
+    """Output (default: the result) and Assign, both reading ``$states.result``."""
+    try:
+        scope = _scope_of(run, state, frame, result=result)
+        assigned = _assign_jsonata(state.assign, scope, frame)
+        output = _template(state.has_output, state.output, result, scope, "Output")
+    except StatesError as exc:
+        return run.fail_state(state, frame, path, exc.name, exc.cause)
+    return run.transition(state, frame, path, output, assigned=assigned)
+
+
+def _number(state: State, name: str, scope: jsonata.Scope, fixed: Any, low: int) -> Any:
+    """A field given as a ``{% %}`` expression: an integer from ``low`` to 99999999."""
+    text = state.exprs.get(name)
+    if text is None:
+        return fixed
+    value = jsonata.evaluate(text, scope, field=name)
+    if not _is_int(value) or not low <= value <= MAX_SECONDS:
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{jsonata.expression_text(text)}' specified for the "
+            f"field '{name}' must return an integer from {low} to {MAX_SECONDS}, "
+            f"not {_shown(value)}",
+        )
+    return value
+
+
+def _jexec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    scope = _scope_of(run, state, frame)
+    assigned = _assign_jsonata(state.assign, scope, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, output, assigned=assigned)
+
+
+def _jexec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, ChoiceState)
+    scope = _scope_of(run, state, frame)
+    target, assign, (has_output, output) = (
+        state.default,
+        state.assign,
+        (
+            state.has_output,
+            state.output,
+        ),
+    )
+    for index, (condition, rule_next) in enumerate(state.conditions):
+        if jsonata.evaluate_condition(condition, scope, field=f"Choices[{index}]/Condition"):
+            target, assign = rule_next, state.rule_assign[index]
+            has_output, output = state.rule_output[index]
+            break
+    if target is None:
+        raise StatesError(
+            errors.NO_CHOICE_MATCHED,
+            f"No Choice rule matched and no Default in state '{state.name}'",
+        )
+    assigned = _assign_jsonata(assign, scope, frame)
+    result = _template(has_output, output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, result, target=target, assigned=assigned)
+
+
+def _jexec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    scope = _scope_of(run, state, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    return run.transition(state, frame, path, output, target=None)
+
+
+def _jexec_fail(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, FailState)
+    scope = _scope_of(run, state, frame)
+    texts = []
+    for name, fixed in (("Error", state.error), ("Cause", state.cause)):
+        value = (
+            jsonata.evaluate(state.exprs[name], scope, field=name) if name in state.exprs else fixed
+        )
+        if value is not None and not isinstance(value, str):
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression for the field '{name}' must return a string, "
+                f"not {compact(value)}",
+            )
+        texts.append(value or "")
+    run.record(state, frame, path, "failed", error=texts[0], cause=texts[1])
+    _fail_frame(frame, state.name, texts[0], texts[1], run.now)
+    return CONTINUE
+
+
+def _jexec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, TaskState)
+    ctx = run.context(frame, state)
+    scope = _scope_of(run, state, frame, context=ctx)
+    data = _template(state.has_arguments, state.arguments, frame["in"], scope, "Arguments")
+    timeout = _number(state, "TimeoutSeconds", scope, state.timeout_seconds, 1)
+    heartbeat = _number(state, "HeartbeatSeconds", scope, state.heartbeat_seconds, 1)
+    token = run.dispatch(frame, TASK)
+    return RunTask(
+        path=path,
+        token=token,
+        state=state.name,
+        resource=state.resource,
+        input=data,
+        context=ctx,
+        attempt=sum(frame.get("rc", ())),
+        timeout_seconds=None if timeout is None else float(timeout),
+        heartbeat_seconds=None if heartbeat is None else float(heartbeat),
+    )
+
+
+def _jexec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, WaitState)
+    scope = _scope_of(run, state, frame)
+    if "Timestamp" in state.exprs:
+        value = jsonata.evaluate(state.exprs["Timestamp"], scope, field="Timestamp")
+        parsed = parse_timestamp(value) if isinstance(value, str) else None
+        if parsed is None:
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"The JSONata expression for the field 'Timestamp' must return an RFC 3339 "
+                f"timestamp, not {compact(value)}",
+            )
+        until = parsed.timestamp()
+    elif "Seconds" in state.exprs:
+        until = frame["at"] + float(_number(state, "Seconds", scope, None, 0))
+    else:
+        until = _wait_until(state, frame["in"], None, frame["at"])
+    assigned = _assign_jsonata(state.assign, scope, frame)
+    output = _template(state.has_output, state.output, frame["in"], scope, "Output")
+    if until <= run.now:
+        return run.transition(state, frame, path, output, assigned=assigned)
+    extra = {} if assigned is None else {"asg": list(assigned)}
+    token = run.dispatch(frame, WAIT, eff=output, until=until, **extra)
+    return WaitUntil(path=path, token=token, state=state.name, until=until)
+
+
+def _jexec_parallel(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, ParallelState)
+    scope = _scope_of(run, state, frame)
+    data = _template(state.has_arguments, state.arguments, frame["in"], scope, "Arguments")
+    _open(run, frame, [data] * len(state.branches), maximum=0, limits=None)
+    _activate(state, frame["ch"], run.now)
+    return CONTINUE
+
+
+def _jexec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
+    assert isinstance(state, MapState)
+    if state.unsupported is not None:
+        raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
+    ctx = run.context(frame, state)
+    scope = _scope_of(run, state, frame, context=ctx)
+    items = _template(state.has_items, state.items, frame["in"], scope, "Items")
+    if not isinstance(items, list):
+        raise StatesError(
+            errors.QUERY_EVALUATION_ERROR,
+            f"Map state '{state.name}': Items must be an array, not {compact(items)}",
+        )
+    inputs = list(items)
+    if state.has_arguments:  # the JSONata ItemSelector
+        inputs = []
+        for index, item in enumerate(items):
+            item_ctx = dict(ctx)
+            item_ctx["Map"] = {"Item": {"Index": index, "Value": item}}
+            item_scope = _scope_of(run, state, frame, context=item_ctx)
+            inputs.append(
+                jsonata.evaluate_template(state.arguments, item_scope, field="ItemSelector")
+            )
+    maximum = int(_number(state, "MaxConcurrency", scope, state.max_concurrency, 0))
+    limits: dict[str, float] = {}
+    percent = _jsonata_value(
+        state, "ToleratedFailurePercentage", scope, state.tolerated_failure_percentage
+    )
+    count = _jsonata_value(state, "ToleratedFailureCount", scope, state.tolerated_failure_count)
+    if percent is not None:
+        limits["percent"] = _checked_percent(percent)
+    if count is not None:
+        limits["count"] = _checked_count(count)
+    _open(run, frame, inputs, maximum=maximum, limits=limits or None)
+    if not inputs:
+        return run.join(state, frame, path)
+    _activate(state, frame["ch"], run.now)
+    return CONTINUE
+
+
+def _jsonata_value(state: State, name: str, scope: jsonata.Scope, fixed: Any) -> Any:
+    text = state.exprs.get(name)
+    return fixed if text is None else jsonata.evaluate(text, scope, field=name)
+
+
+_JSONATA_EXECUTORS = {
+    PassState: _jexec_pass,
+    ChoiceState: _jexec_choice,
+    SucceedState: _jexec_succeed,
+    FailState: _jexec_fail,
+    TaskState: _jexec_task,
+    WaitState: _jexec_wait,
+    ParallelState: _jexec_parallel,
+    MapState: _jexec_map,
 }
 
 _EVENT_HANDLERS = {

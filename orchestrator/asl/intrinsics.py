@@ -44,7 +44,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from orchestrator.asl import errors
-from orchestrator.asl.paths import Path, PathNotFound, compact, compile_path
+from orchestrator.asl.paths import Path, PathNotFound, compact, compile_path, where_not_found
 
 __all__ = ["Intrinsic", "IntrinsicSyntaxError", "compile_intrinsic", "is_intrinsic"]
 
@@ -371,8 +371,7 @@ def _build_path(path: Path, function: str) -> _Evaluator:
         try:
             return find(data, context)
         except PathNotFound:
-            where = "the context object" if path.context else "the input"
-            shown = compact(context if path.context else data)
+            where, shown = where_not_found(path, data, context)
             raise errors.StatesError(
                 errors.RUNTIME,
                 f"The JSONPath '{path.text}' specified as an argument of {function} "

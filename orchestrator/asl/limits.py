@@ -30,6 +30,11 @@ MAX_DEPTH = 512
 #: The largest seconds value a ``...SecondsPath`` may name (AWS's ``TimeoutSeconds``
 #: and ``Seconds`` upper bound, 99999999).
 MAX_SECONDS = 99_999_999
+#: AWS: a workflow variable holds at most 256 KiB, and the variables of an execution
+#: at most 10 MiB in all (developer guide, "Passing data between states with
+#: variables"), each measured as its JSON text in UTF-8.
+MAX_VARIABLE_BYTES = 256 * 1024
+MAX_VARIABLES_BYTES = 10 * 1024 * 1024
 
 
 def json_problem(value: Any, *, max_depth: int = MAX_DEPTH) -> tuple[str, str] | None:

@@ -41,6 +41,9 @@ class Catcher:
     next: str
     result_path: tuple[Step, ...] | None = ROOT
     result_path_text: str = "$"
+    assign: Any = None
+    output: Any = None
+    has_output: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +68,24 @@ class State:
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
     uses_context: bool = False
+    #: ``Assign``: a Template (JSONPath) or the raw value (JSONata); None when absent.
+    assign: Any = None
+    #: The query language of the state (its own ``QueryLanguage`` or the machine's).
+    language: str = "JSONPath"
+    #: JSONata ``Arguments``/``Output`` as written (``has_*`` tells null apart).
+    arguments: Any = None
+    has_arguments: bool = False
+    output: Any = None
+    has_output: bool = False
+    #: Workflow variables the state reads: (name, JSON pointer of the reference).
+    reads: tuple[tuple[str, str], ...] = ()
+    #: Names the state's Assign fields (its own, its Choice rules', its Catchers') write.
+    assigns: frozenset[str] = frozenset()
+    #: JSONata states: fields given as one ``{% %}`` expression (``Seconds``,
+    #: ``TimeoutSeconds``, ``MaxConcurrency``, ``Error``, ...), by field name.
+    exprs: dict[str, str] = field(default_factory=dict, compare=False)
+    #: JSONata states: whether some expression calls ``$random``/``$uuid``.
+    draws: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,6 +117,11 @@ class ChoiceState(State):
 
     choices: tuple[ChoiceRule, ...] = ()
     default: str | None = None
+    #: Per rule (same order as ``choices``): its Assign, Output and whether it has one.
+    rule_assign: tuple[Any, ...] = ()
+    rule_output: tuple[tuple[bool, Any], ...] = ()
+    #: JSONata Choice rules: (Condition, Next), in order (``choices`` is then empty).
+    conditions: tuple[tuple[Any, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +176,9 @@ class MapState(State):
     tolerated_failure_count: int | None = None
     tolerated_failure_count_path: Path | None = None
     unsupported: str | None = None
+    #: JSONata ``Items`` (an array or an expression); None: the state input.
+    items: Any = None
+    has_items: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

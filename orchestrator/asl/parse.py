@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import yaml
 
-from orchestrator.asl import errors, limits
+from orchestrator.asl import errors, jsonata, limits
 from orchestrator.asl.choice import ChoiceRule, compile_choice
 from orchestrator.asl.errors import Problem
 from orchestrator.asl.model import (
@@ -35,10 +36,19 @@ from orchestrator.asl.model import (
     TaskState,
     WaitState,
 )
-from orchestrator.asl.paths import Path, PathSyntaxError, compile_path, compile_reference
+from orchestrator.asl.paths import (
+    VARIABLE,
+    Path,
+    PathSyntaxError,
+    compile_path,
+    compile_reference,
+)
 from orchestrator.asl.templates import Template, compile_template
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}
+#: States on which AWS allows ``Assign`` (developer guide, "Passing data between states
+#: with variables"): not Succeed nor Fail.
+_ASSIGNING = {"Pass", "Task", "Choice", "Wait", "Parallel", "Map"}
 _IO = {"InputPath", "OutputPath"}
 _FLOW = {"Next", "End"}
 _RESULT = {"Parameters", "ResultSelector", "ResultPath", "Retry", "Catch"}
@@ -95,6 +105,57 @@ FIELDS: dict[str, set[str]] = {
         "TimeoutPath",
     },
 }
+for _kind in _ASSIGNING:
+    FIELDS[_kind].add("Assign")
+
+JSONPATH, JSONATA = "JSONPath", "JSONata"
+#: Fields only JSONPath states have (AWS, "Transforming data with JSONata": JSONata
+#: states use Arguments and Output instead, and ``{% %}`` in place of ``...Path``).
+_JSONPATH_ONLY = {
+    "InputPath",
+    "OutputPath",
+    "Parameters",
+    "ResultSelector",
+    "ResultPath",
+    "ItemsPath",
+    "Result",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+    "ErrorPath",
+    "CausePath",
+}
+#: Fields only JSONata states have.
+_JSONATA_ONLY = {"Arguments", "Output", "Items"}
+_JSONATA_EXTRA: dict[str, set[str]] = {
+    "Pass": {"Output"},
+    "Task": {"Arguments", "Output"},
+    "Choice": {"Output"},
+    "Wait": {"Output"},
+    "Succeed": {"Output"},
+    "Fail": set(),
+    "Parallel": {"Arguments", "Output"},
+    "Map": {"Items", "Output"},
+}
+JSONATA_FIELDS = {
+    kind: (FIELDS[kind] - _JSONPATH_ONLY) | extra for kind, extra in _JSONATA_EXTRA.items()
+}
+#: Fields whose value may be one ``{% %}`` expression in a JSONata state.
+_EXPRESSION_FIELDS = (
+    "TimeoutSeconds",
+    "HeartbeatSeconds",
+    "Seconds",
+    "Timestamp",
+    "MaxConcurrency",
+    "ToleratedFailurePercentage",
+    "ToleratedFailureCount",
+    "Error",
+    "Cause",
+)
 _TOP_FIELDS = {"StartAt", "States", "Comment", "Version", "TimeoutSeconds", "QueryLanguage"}
 _DISTRIBUTED = {"ItemReader", "ItemBatcher", "ResultWriter"}
 MAX_STATE_NAME = 80  # AWS: "State names ... must be 80 characters or less"
@@ -185,8 +246,23 @@ def _finite(text: str) -> float:
 class _Fields:
     """Typed access to one JSON object of the definition, recording problems."""
 
-    def __init__(self, raw: dict[str, Any], where: str, problems: list[Problem]) -> None:
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        where: str,
+        problems: list[Problem],
+        *,
+        language: str = JSONPATH,
+        default_language: str = JSONPATH,
+    ) -> None:
         self.raw, self.where, self.problems = raw, where, problems
+        #: The state's query language, and the machine's (which its branches inherit).
+        self.language, self.default_language = language, default_language
+        self.exprs: dict[str, str] = {}
+
+    def child(self, raw: dict[str, Any], where: str) -> _Fields:
+        """Fields of an object inside this one (a rule, a catcher), same language."""
+        return _Fields(raw, where, self.problems, language=self.language)
 
     def at(self, name: str | int) -> str:
         return f"{self.where}/{errors.pointer(name)[1:]}"
@@ -298,8 +374,13 @@ class _Fields:
                 self.problem(key, f"unknown field '{key}' for {what}{hint}")
 
 
-def parse_definition(raw: Any, where: str, problems: list[Problem]) -> Definition | None:
-    """Parse a (sub-)state machine object: StartAt + States (and top-level fields)."""
+def parse_definition(
+    raw: Any, where: str, problems: list[Problem], language: str = JSONPATH
+) -> Definition | None:
+    """Parse a (sub-)state machine object: StartAt + States (and top-level fields).
+
+    ``language`` is the query language a branch inherits; the top level reads its own.
+    """
     if not isinstance(raw, dict):
         problems.append(Problem(path=where, message="a state machine must be a JSON object"))
         return None
@@ -307,9 +388,11 @@ def parse_definition(raw: Any, where: str, problems: list[Problem]) -> Definitio
     allowed = _TOP_FIELDS if where == "" else {"StartAt", "States", "Comment", "ProcessorConfig"}
     fields.unknown(allowed, "a state machine" if where == "" else "a branch")
     start_at = fields.string("StartAt", required=True)
-    language = raw.get("QueryLanguage", "JSONPath")
-    if language != "JSONPath":
-        fields.problem("QueryLanguage", "only the JSONPath query language is supported")
+    if where == "":
+        language = raw.get("QueryLanguage", JSONPATH)
+        if language not in (JSONPATH, JSONATA):
+            fields.problem("QueryLanguage", "'QueryLanguage' must be JSONPath or JSONata")
+            language = JSONPATH
     states_raw = raw.get("States")
     if not isinstance(states_raw, dict) or not states_raw:
         fields.problem(
@@ -322,7 +405,11 @@ def parse_definition(raw: Any, where: str, problems: list[Problem]) -> Definitio
     states: dict[str, State] = {}
     for name, state_raw in states_raw.items():
         state = parse_state(
-            name, state_raw, fields.at("States") + "/" + errors.pointer(name)[1:], problems
+            name,
+            state_raw,
+            fields.at("States") + "/" + errors.pointer(name)[1:],
+            problems,
+            language,
         )
         if state is not None:
             states[name] = state
@@ -332,18 +419,33 @@ def parse_definition(raw: Any, where: str, problems: list[Problem]) -> Definitio
         comment=raw.get("Comment") if isinstance(raw.get("Comment"), str) else None,
         version=str(raw.get("Version", "1.0")),
         timeout_seconds=fields.number("TimeoutSeconds", minimum=0, integer=True, exclusive=True),
+        query_language=language,
         raw=raw,
     )
 
 
-def parse_state(name: str, raw: Any, where: str, problems: list[Problem]) -> State | None:
-    """Parse one state object; its type picks the parser."""
+def parse_state(
+    name: str, raw: Any, where: str, problems: list[Problem], language: str = JSONPATH
+) -> State | None:
+    """Parse one state object; its type picks the parser.
+
+    ``language`` is the machine's query language; the state's own ``QueryLanguage``
+    overrides it (AWS lets a JSONPath machine hold JSONata states and the reverse).
+    """
     if len(name) > MAX_STATE_NAME or not name:
         problems.append(Problem(path=where, message="state names must be 1 to 80 characters"))
     if not isinstance(raw, dict):
         problems.append(Problem(path=where, message="a state must be a JSON object"))
         return None
-    fields = _Fields(raw, where, problems)
+    own = raw.get("QueryLanguage", language)
+    if own not in (JSONPATH, JSONATA):
+        problems.append(
+            Problem(
+                path=f"{where}/QueryLanguage", message="'QueryLanguage' must be JSONPath or JSONata"
+            )
+        )
+        own = language
+    fields = _Fields(raw, where, problems, language=own, default_language=language)
     kind = raw.get("Type")
     parser = _PARSERS.get(kind) if isinstance(kind, str) else None
     if parser is None or not isinstance(kind, str):
@@ -355,20 +457,203 @@ def parse_state(name: str, raw: Any, where: str, problems: list[Problem]) -> Sta
             else "missing required field 'Type'",
         )
         return None
-    fields.unknown(FIELDS[kind], f"a {kind} state")
+    if own == JSONATA:
+        return _parse_jsonata_state(name, kind, fields, parser)
+    _language_fields(fields, _JSONATA_ONLY, JSONPATH)
+    fields.unknown(FIELDS[kind] | _JSONATA_ONLY, f"a {kind} state")
     common = _common(name, kind, fields)
     state = parser(fields, common)
-    return replace(state, uses_context=_uses_context(state))
+    reads = tuple(variable_reads(raw, where))
+    return replace(
+        state,
+        uses_context=_uses_context(state) or bool(reads),
+        reads=reads,
+        assigns=_assigned_names(raw),
+    )
+
+
+def _language_fields(f: _Fields, refused: set[str], language: str) -> None:
+    """Refuse the fields of the other query language, saying which language has them."""
+    for key in f.raw:
+        if key in refused:
+            other = JSONATA if language == JSONPATH else JSONPATH
+            f.problem(
+                key,
+                f"'{key}' is a {other} field; this state's QueryLanguage is {language}"
+                + (
+                    ' (set "QueryLanguage": "JSONata" on the state or the state machine)'
+                    if language == JSONPATH
+                    else " (use Arguments, Output, Items or {% %} expressions)"
+                ),
+            )
+
+
+def _parse_jsonata_state(
+    name: str, kind: str, f: _Fields, parser: Callable[[_Fields, dict[str, Any]], State]
+) -> State | None:
+    """A state in ``"QueryLanguage": "JSONata"``: its ``{% %}`` strings are checked here."""
+    if kind == "Message":
+        f.problem("QueryLanguage", "the Message state supports only the JSONPath query language")
+        return None
+    _language_fields(f, _JSONPATH_ONLY, JSONATA)
+    f.unknown(JSONATA_FIELDS[kind] | _JSONPATH_ONLY, f"a {kind} state in JSONata")
+    raw = f.raw
+    f.exprs = {k: raw[k] for k in _EXPRESSION_FIELDS if jsonata.is_expression(raw.get(k))}
+    # The usual parsers check the literal fields; expressions are evaluated when run.
+    f.raw = {k: v for k, v in raw.items() if k not in f.exprs and k not in _JSONPATH_ONLY}
+    state = parser(f, _common(name, kind, f))
+    f.raw = raw
+    reads: list[tuple[str, str]] = []
+    draws = context = False
+    for value, pointer, error_output in _jsonata_fields(raw, f.where, kind):
+        f.problems.extend(jsonata.check_template(value, pointer, error_output=error_output))
+        reads.extend(_jsonata_reads(value, pointer))
+        text = json.dumps(value)
+        draws = draws or "$random" in text or "$uuid" in text
+        # A conservative test: "$states" with "context" anywhere in the same field.
+        context = context or ("$states" in text and "context" in text)
+    return replace(
+        state,
+        language=JSONATA,
+        uses_context=context,
+        reads=tuple(reads),
+        assigns=_assigned_names(raw),
+        exprs=dict(f.exprs),
+        draws=draws,
+        arguments=raw.get("ItemSelector" if kind == "Map" else "Arguments"),
+        has_arguments=("ItemSelector" if kind == "Map" else "Arguments") in raw,
+        output=raw.get("Output"),
+        has_output="Output" in raw,
+        assign=raw.get("Assign"),
+    )
+
+
+def _jsonata_fields(raw: dict[str, Any], where: str, kind: str) -> Iterator[tuple[Any, str, bool]]:
+    """Every field of a JSONata state that may hold ``{% %}``: (value, pointer, in a Catcher)."""
+    for key in ("Arguments", "Output", "Assign", "Items", "ItemSelector", *_EXPRESSION_FIELDS):
+        if key in raw:
+            yield raw[key], f"{where}/{key}", False
+    for i, rule in enumerate(raw.get("Choices") or ()):
+        if isinstance(rule, dict):
+            for key in ("Condition", "Assign", "Output"):
+                if key in rule:
+                    yield rule[key], f"{where}/Choices/{i}/{key}", False
+    for i, catcher in enumerate(raw.get("Catch") or ()):
+        if isinstance(catcher, dict):
+            for key in ("Assign", "Output"):
+                if key in catcher:
+                    yield catcher[key], f"{where}/Catch/{i}/{key}", True
+
+
+def _jsonata_reads(value: Any, pointer: str) -> Iterator[tuple[str, str]]:
+    if jsonata.is_expression(value):
+        for name in jsonata.variable_references(value):
+            yield name, pointer
+    elif isinstance(value, dict):
+        for key, inner in value.items():
+            yield from _jsonata_reads(inner, f"{pointer}/{errors.pointer(key)[1:]}")
+    elif isinstance(value, list):
+        for i, inner in enumerate(value):
+            yield from _jsonata_reads(inner, f"{pointer}/{i}")
+
+
+#: A ``$name`` reference inside a path or an intrinsic call (not ``$$`` nor ``$.``).
+_REFERENCE = re.compile(r"(?<![\w$])\$([A-Za-z_][A-Za-z0-9_]*)")
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+_PATH_FIELDS = {
+    "InputPath",
+    "OutputPath",
+    "ItemsPath",
+    "SecondsPath",
+    "TimestampPath",
+    "TimeoutSecondsPath",
+    "HeartbeatSecondsPath",
+    "MaxConcurrencyPath",
+    "ToleratedFailurePercentagePath",
+    "ToleratedFailureCountPath",
+    "ErrorPath",
+    "CausePath",
+    "CorrelationValuePath",
+}
+_TEMPLATE_FIELDS = ("Parameters", "ResultSelector", "ItemSelector", "Assign")
+
+
+def variable_reads(raw: dict[str, Any], where: str) -> Iterator[tuple[str, str]]:
+    """The workflow variables a JSONPath state reads: (name, pointer of the reference).
+
+    Its own fields only: the states of its branches or processor are parsed as states.
+    """
+    for key in _PATH_FIELDS:
+        if isinstance(raw.get(key), str):
+            yield from _references(raw[key], f"{where}/{key}")
+    for key in _TEMPLATE_FIELDS:
+        if key in raw:
+            yield from _template_reads(raw[key], f"{where}/{key}")
+    for i, rule in enumerate(raw.get("Choices") or ()):
+        yield from _rule_reads(rule, f"{where}/Choices/{i}")
+    for i, catcher in enumerate(raw.get("Catch") or ()):
+        if isinstance(catcher, dict) and "Assign" in catcher:
+            yield from _template_reads(catcher["Assign"], f"{where}/Catch/{i}/Assign")
+
+
+def _references(text: str, where: str) -> Iterator[tuple[str, str]]:
+    for match in _REFERENCE.finditer(_QUOTED.sub("''", text)):
+        yield match.group(1), where
+
+
+def _template_reads(raw: Any, where: str) -> Iterator[tuple[str, str]]:
+    if isinstance(raw, dict):
+        for key, value in raw.items():
+            at = f"{where}/{errors.pointer(key)[1:]}"
+            if isinstance(key, str) and key.endswith(".$") and isinstance(value, str):
+                yield from _references(value, at)
+            else:
+                yield from _template_reads(value, at)
+    elif isinstance(raw, list):
+        for i, value in enumerate(raw):
+            yield from _template_reads(value, f"{where}/{i}")
+
+
+def _rule_reads(rule: Any, where: str) -> Iterator[tuple[str, str]]:
+    if not isinstance(rule, dict):
+        return
+    for key, value in rule.items():
+        at = f"{where}/{errors.pointer(key)[1:]}"
+        if key == "Assign":
+            yield from _template_reads(value, at)
+        elif key in ("And", "Or") and isinstance(value, list):
+            for i, inner in enumerate(value):
+                yield from _rule_reads(inner, f"{at}/{i}")
+        elif key == "Not":
+            yield from _rule_reads(value, at)
+        elif (key == "Variable" or key.endswith("Path")) and isinstance(value, str):
+            yield from _references(value, at)
+
+
+def _assigned_names(raw: dict[str, Any]) -> frozenset[str]:
+    """Every variable name a state's Assign fields write (state, rules, catchers)."""
+    blocks = [raw.get("Assign")]
+    blocks += [r.get("Assign") for r in raw.get("Choices") or () if isinstance(r, dict)]
+    blocks += [c.get("Assign") for c in raw.get("Catch") or () if isinstance(c, dict)]
+    names = set()
+    for block in blocks:
+        if isinstance(block, dict):
+            for key in block:
+                if isinstance(key, str):
+                    names.add(key[:-2] if key.endswith(".$") else key)
+    return frozenset(names)
 
 
 def _uses_context(state: State) -> bool:
     """Whether a state's templates or paths read ``$$`` (so stepping builds the object)."""
     templates = [state.parameters, state.result_selector, getattr(state, "item_selector", None)]
+    templates += [state.assign, *(c.assign for c in state.catch)]
+    templates += list(getattr(state, "rule_assign", ()))
     paths = [state.input_path, state.output_path, getattr(state, "items_path", None)]
     rules = state.choices if isinstance(state, ChoiceState) else ()
     return (
         any(t is not None and t.uses_context for t in templates)
-        or any(isinstance(p, Path) and p.context for p in paths)
+        or any(isinstance(p, Path) and p.reads_context for p in paths)
         or any(rule.uses_context for rule in rules)
     )
 
@@ -394,7 +679,53 @@ def _common(name: str, kind: str, f: _Fields) -> dict[str, Any]:
     if "Retry" in FIELDS[kind]:
         common["retry"] = _retriers(f)
         common["catch"] = _catchers(f)
+    if "Assign" in FIELDS[kind]:
+        common["assign"] = _assign(f)
     return common
+
+
+#: AWS reserves ``$states`` (JSONata's view of the state); ``$$`` is the context object.
+_RESERVED_VARIABLES = {"states"}
+MAX_VARIABLE_NAME = 80
+
+
+def _assign(f: _Fields) -> Any:
+    """Compile an ``Assign`` object (JSONPath): each key names a variable (``name.$``
+    binds a path or intrinsic, as in Parameters)."""
+    if "Assign" not in f.raw:
+        return None
+    raw = f.raw["Assign"]
+    if not isinstance(raw, dict):
+        f.problem("Assign", "'Assign' must be a JSON object")
+        return None
+    _check_names(f, raw)
+    if f.language == JSONATA:
+        return raw  # kept as written; evaluated by the JSONata layer
+    return compile_template(raw, f.at("Assign"), f.problems)
+
+
+def _check_names(f: _Fields, raw: dict[str, Any]) -> None:
+    at = f.at("Assign")
+    seen: set[str] = set()
+    for key in raw:
+        jsonpath_key = f.language == JSONPATH and isinstance(key, str) and key.endswith(".$")
+        name = key[:-2] if jsonpath_key else key
+        where = f"{at}/{errors.pointer(key)[1:]}"
+        if not isinstance(name, str) or not VARIABLE.fullmatch("$" + name):
+            message = (
+                f"invalid variable name {name!r}: a letter or underscore, then letters, "
+                "digits or underscores"
+            )
+            f.problems.append(Problem(path=where, message=message))
+        elif name in _RESERVED_VARIABLES:
+            f.problems.append(Problem(path=where, message=f"'${name}' is a reserved name"))
+        elif len(name) > MAX_VARIABLE_NAME:
+            message = f"variable names must be at most {MAX_VARIABLE_NAME} characters"
+            f.problems.append(Problem(path=where, message=message))
+        elif name in seen:
+            message = f"variable '{name}' is assigned twice in one Assign"
+            f.problems.append(Problem(path=where, message=message))
+        seen.add(name if isinstance(name, str) else "")
 
 
 def _error_equals(f: _Fields, where: str, value: Any, *, last: bool) -> tuple[str, ...]:
@@ -466,15 +797,27 @@ def _catchers(f: _Fields) -> tuple[Catcher, ...]:
         if not isinstance(item, dict):
             f.problems.append(Problem(path=where, message="a catcher must be a JSON object"))
             continue
-        c = _Fields(item, where, f.problems)
-        c.unknown({"ErrorEquals", "Next", "ResultPath", "Comment"}, "a catcher")
+        c = f.child(item, where)
+        allowed = {"ErrorEquals", "Next", "Comment", "Assign"}
+        other = {"Output"} if f.language == JSONPATH else {"ResultPath"}
+        _language_fields(c, other, f.language)
+        own = {"ResultPath"} if f.language == JSONPATH else {"Output"}
+        c.unknown(allowed | other | own, "a catcher")
         names = _error_equals(
             f, c.at("ErrorEquals"), item.get("ErrorEquals"), last=i == len(items) - 1
         )
         target = c.string("Next", required=True)
         steps, text = c.reference("ResultPath")
         out.append(
-            Catcher(error_equals=names, next=target or "", result_path=steps, result_path_text=text)
+            Catcher(
+                error_equals=names,
+                next=target or "",
+                result_path=steps,
+                result_path_text=text,
+                assign=_assign(c),
+                output=item.get("Output"),
+                has_output="Output" in item,
+            )
         )
     return tuple(out)
 
@@ -506,26 +849,64 @@ def _task(f: _Fields, common: dict[str, Any]) -> State:
     )
 
 
-def _choice(f: _Fields, common: dict[str, Any]) -> State:
-    rules: list[ChoiceRule] = []
+def _jsonata_choice(f: _Fields, common: dict[str, Any]) -> State:
+    conditions: list[tuple[Any, str]] = []
+    assigns: list[Any] = []
+    outputs: list[tuple[bool, Any]] = []
     for i, item in enumerate(f.array("Choices", required=True, nonempty=True)):
-        rule = compile_choice(item, f.at("Choices") + f"/{i}", f.problems)
+        where = f.at("Choices") + f"/{i}"
+        if not isinstance(item, dict):
+            f.problems.append(Problem(path=where, message="a Choice Rule must be a JSON object"))
+            continue
+        rule = f.child(item, where)
+        for key in item:
+            if key not in ("Condition", "Next", "Comment", "Assign", "Output"):
+                rule.problem(
+                    key,
+                    f"unknown field '{key}' for a JSONata Choice Rule (it has Condition, "
+                    "Next, Assign, Output and Comment; Variable and the comparison "
+                    "operators belong to JSONPath)",
+                )
+        target = rule.string("Next", required=True)
+        if "Condition" not in item:
+            rule.problem(None, "missing required field 'Condition'")
+        elif not (isinstance(item["Condition"], bool) or jsonata.is_expression(item["Condition"])):
+            rule.problem("Condition", "'Condition' must be a {% %} expression or a boolean")
+        conditions.append((item.get("Condition", False), target or ""))
+        assigns.append(_assign(rule))
+        outputs.append(("Output" in item, item.get("Output")))
+    return ChoiceState(
+        **common,
+        default=f.string("Default"),
+        conditions=tuple(conditions),
+        rule_assign=tuple(assigns),
+        rule_output=tuple(outputs),
+    )
+
+
+def _choice(f: _Fields, common: dict[str, Any]) -> State:
+    if f.language == JSONATA:
+        return _jsonata_choice(f, common)
+    rules: list[ChoiceRule] = []
+    assigns: list[Template | None] = []
+    for i, item in enumerate(f.array("Choices", required=True, nonempty=True)):
+        where = f.at("Choices") + f"/{i}"
+        rule = compile_choice(item, where, f.problems)
+        assign = _assign(f.child(item, where)) if isinstance(item, dict) else None
         if rule is not None:
             rules.append(rule)
-        if isinstance(item, dict) and isinstance(item.get("Assign"), dict):
-            # Accepting it and running without the assignment would be a quiet
-            # difference from AWS; refuse until workflow variables exist.
-            f.problems.append(
-                Problem(
-                    path=f"{f.at('Choices')}/{i}/Assign",
-                    message="'Assign' (workflow variables) is not supported yet",
-                )
-            )
-    return ChoiceState(**common, choices=tuple(rules), default=f.string("Default"))
+            assigns.append(assign)
+    return ChoiceState(
+        **common, choices=tuple(rules), default=f.string("Default"), rule_assign=tuple(assigns)
+    )
 
 
 def _wait(f: _Fields, common: dict[str, Any]) -> State:
-    given = [k for k in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if f.has(k)]
+    given = [
+        k
+        for k in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath")
+        if f.has(k) or k in f.exprs
+    ]
     if len(given) != 1:
         f.problem(
             None,
@@ -572,7 +953,7 @@ def _path_or_intrinsic(f: _Fields, name: str) -> Template | None:
 def _parallel(f: _Fields, common: dict[str, Any]) -> State:
     branches = []
     for i, item in enumerate(f.array("Branches", required=True, nonempty=True)):
-        branch = parse_definition(item, f.at("Branches") + f"/{i}", f.problems)
+        branch = parse_definition(item, f.at("Branches") + f"/{i}", f.problems, f.default_language)
         if branch is not None:
             branches.append(branch)
     return ParallelState(**common, branches=tuple(branches))
@@ -583,14 +964,25 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
     if both or not (f.has("ItemProcessor") or f.has("Iterator")):
         f.problem(None, "a Map state needs exactly one of 'ItemProcessor' or 'Iterator'")
     key = "ItemProcessor" if f.has("ItemProcessor") else "Iterator"
-    processor = parse_definition(f.raw.get(key), f.at(key), f.problems) if f.has(key) else None
+    processor = (
+        parse_definition(f.raw.get(key), f.at(key), f.problems, f.default_language)
+        if f.has(key)
+        else None
+    )
     if f.has("ItemSelector") and f.has("Parameters"):
         f.problem("Parameters", "a Map state cannot have both 'ItemSelector' and 'Parameters'")
     selector = f.template("ItemSelector") if f.has("ItemSelector") else f.template("Parameters")
     _check_map_pairs(f)
     concurrency = f.number("MaxConcurrency", minimum=0, integer=True)
+    items = f.raw.get("Items")
+    if "Items" in f.raw and not (isinstance(items, list) or jsonata.is_expression(items)):
+        f.problem("Items", "'Items' must be an array or a {% %} expression")
+    if f.language == JSONATA:
+        selector = None  # ItemSelector is a JSONata template (the state's ``arguments``)
     return MapState(
         **common,
+        items=items,
+        has_items="Items" in f.raw,
         unsupported=_distributed(f, key),
         processor=processor,
         processor_field=key,

@@ -15,7 +15,9 @@ only them: a tuple walk costs well under a microsecond, where a general JSONPath
 engine costs about nine. Indefinite paths go to ``python-jsonpath`` (compiled
 once per definition), which follows the same Jayway/RFC 9535 query rules.
 
-A path starting ``$$`` reads the context object instead of the state data.
+A path starting ``$$`` reads the context object instead of the state data, and one
+starting ``$name`` reads the workflow variable ``name`` (``$name.field``, ``$name[0]``):
+the variables travel with the context object as :class:`Context`.
 """
 
 from __future__ import annotations
@@ -34,6 +36,25 @@ Step = str | int
 _NAME = re.compile(r"[^.\[\]'\"\s*?@()=<>!,:]+")
 _INDEX = re.compile(r"\[\s*(-?\d+)\s*\]")
 _QUOTED = re.compile(r"""\[\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")\s*\]""")
+
+
+#: ``$name`` at the start of a path: a workflow variable (AWS: "a variable name ... is a
+#: JSONata-style name": a letter or underscore, then letters, digits or underscores).
+VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+class Context(dict[str, Any]):
+    """The ``$$`` context object, carrying the workflow variables a state may read.
+
+    A plain dict to whatever reads ``$$`` (and to handlers); paths that start with
+    ``$name`` read :attr:`variables` instead.
+    """
+
+    __slots__ = ("variables",)
+
+    def __init__(self, base: Any = (), variables: dict[str, Any] | None = None) -> None:
+        super().__init__(base)
+        self.variables: dict[str, Any] = variables if variables is not None else {}
 
 
 class PathSyntaxError(ValueError):
@@ -87,7 +108,8 @@ def parse_reference(text: str) -> tuple[Step, ...] | None:
 def _walk(data: Any, steps: tuple[Step, ...], text: str) -> Any:
     for step in steps:
         if isinstance(step, str):
-            if type(data) is not dict or step not in data:
+            # (the Context subclass of dict carries the ``$$`` object)
+            if (type(data) is not dict and not isinstance(data, Context)) or step not in data:
                 raise PathNotFound(text)
             data = data[step]
         else:
@@ -105,12 +127,19 @@ class Path:
         text: the path as written.
         context: True for ``$$...`` paths, which read the context object.
         steps: the reference steps for a definite path, else None.
+        variable: the workflow variable a ``$name...`` path reads, else None.
     """
 
     text: str
     context: bool
     steps: tuple[Step, ...] | None
     query: Any
+    variable: str | None = None
+
+    @property
+    def reads_context(self) -> bool:
+        """True when evaluating needs the context argument (``$$`` or a variable)."""
+        return self.context or self.variable is not None
 
     @property
     def definite(self) -> bool:
@@ -123,7 +152,13 @@ class Path:
         Raises:
             PathNotFound: a definite path names a node the data does not have.
         """
-        root = context if self.context else data
+        if self.variable is not None:
+            variables = getattr(context, "variables", None)
+            if variables is None or self.variable not in variables:
+                raise PathNotFound(self.text)
+            root = variables[self.variable]
+        else:
+            root = context if self.context else data
         if self.steps is not None:
             return _walk(root, self.steps, self.text)
         return self.query.findall(root)
@@ -134,15 +169,20 @@ def compile_path(text: str) -> Path:
     if not isinstance(text, str) or not text.startswith("$"):
         raise PathSyntaxError(f"{text!r} is not a JSONPath (it must start with '$')")
     is_context = text.startswith("$$")
+    named = None if is_context else VARIABLE.match(text)
+    variable = named.group(1) if named is not None else None
+    # ``$name.x`` reads the variable as ``$.x`` reads the data; ``$$.x`` the context.
     body = text[1:] if is_context else text
+    if named is not None:
+        body = "$" + text[named.end() :]
     steps = parse_reference(body)
     if steps is not None:
-        return Path(text=text, context=is_context, steps=steps, query=None)
+        return Path(text=text, context=is_context, steps=steps, query=None, variable=variable)
     try:
         query = jsonpath.compile(_scripts(body))
     except Exception as exc:  # python-jsonpath raises several syntax error classes
         raise PathSyntaxError(f"{text!r} is not a valid JSONPath: {exc}") from exc
-    return Path(text=text, context=is_context, steps=None, query=query)
+    return Path(text=text, context=is_context, steps=None, query=query, variable=variable)
 
 
 #: Jayway's script expression ``[(@.length-N)]``, the N-th item from the end; AWS
@@ -153,6 +193,18 @@ _LENGTH_SCRIPT = re.compile(r"\[\s*\(\s*@\.length\s*-\s*([1-9][0-9]*)\s*\)\s*\]"
 
 def _scripts(body: str) -> str:
     return _LENGTH_SCRIPT.sub(lambda m: f"[-{m.group(1)}]", body)
+
+
+def where_not_found(path: Path, data: Any, context: Any) -> tuple[str, str]:
+    """Where a path that matched nothing looked, and what it saw there (for causes)."""
+    if path.variable is not None:
+        variables = getattr(context, "variables", None) or {}
+        if path.variable not in variables:
+            return "the variables", f"no variable '${path.variable}' is assigned"
+        return f"the variable '${path.variable}'", compact(variables[path.variable])
+    if path.context:
+        return "the context object", compact(context)
+    return "the input", compact(data)
 
 
 def compile_reference(text: str) -> tuple[Step, ...]:

@@ -20,7 +20,15 @@ from orchestrator.asl.intrinsics import (
     compile_intrinsic,
     is_intrinsic,
 )
-from orchestrator.asl.paths import Path, PathNotFound, PathSyntaxError, compact, compile_path
+from orchestrator.asl.paths import (
+    VARIABLE,
+    Path,
+    PathNotFound,
+    PathSyntaxError,
+    compact,
+    compile_path,
+    where_not_found,
+)
 
 _STATIC, _PATH, _CALL, _OBJECT, _ARRAY = range(5)
 #: Intrinsics that draw from the rng passed to ``render``.
@@ -70,8 +78,7 @@ def _render(node: _Node, data: Any, context: Any, rng: random.Random | None, nam
         try:
             return path.find(data, context)
         except PathNotFound:
-            where = "the context object" if path.context else "the input"
-            shown = compact(context if path.context else data)
+            where, shown = where_not_found(path, data, context)
             raise errors.StatesError(
                 errors.RUNTIME,
                 f"The JSONPath '{path.text}' specified for the field '{name}' could not be "
@@ -123,7 +130,7 @@ def _binding(
         except PathSyntaxError as exc:
             problems.append(Problem(path=at, message=str(exc)))
             return _Node(_STATIC, None)
-        flags["context"] = flags["context"] or path.context
+        flags["context"] = flags["context"] or path.reads_context
         return _Node(_PATH, path)
     if isinstance(value, str) and is_intrinsic(value):
         try:
@@ -131,7 +138,7 @@ def _binding(
         except IntrinsicSyntaxError as exc:
             problems.append(Problem(path=at, message=f"invalid intrinsic function: {exc}"))
             return _Node(_STATIC, None)
-        flags["context"] = flags["context"] or "$$" in value
+        flags["context"] = flags["context"] or "$$" in value or bool(VARIABLE.search(value))
         flags["random"] = flags["random"] or any(f in value for f in _RANDOM_FUNCTIONS)
         return _Node(_CALL, call)
     problems.append(

@@ -35,6 +35,8 @@ def _targets(state: State, where: str) -> Iterator[tuple[str, str]]:
     if isinstance(state, ChoiceState):
         for i, rule in enumerate(state.choices):
             yield rule.next, f"{where}/Choices/{i}/Next"
+        for i, (_, target) in enumerate(state.conditions):
+            yield target, f"{where}/Choices/{i}/Next"
         if state.default is not None:
             yield state.default, f"{where}/Default"
     if isinstance(state, MessageState) and state.timeout_path is not None:
@@ -63,6 +65,42 @@ def check_graph(defn: Definition, where: str, problems: list[Problem]) -> None:
                 )
         _check_children(state, at, problems)
     _check_reachable(defn, edges, states_at, problems, complete=not dangling)
+
+
+def check_variables(
+    defn: Definition, where: str, problems: list[Problem], outer: frozenset[str] = frozenset()
+) -> None:
+    """Every variable read is assigned by a state of its scope or an enclosing one.
+
+    AWS's scope rules: a Parallel branch or Map iteration reads the variables of the
+    enclosing scopes but cannot assign them, and what it assigns is not visible outside.
+    """
+    own = frozenset().union(*(state.assigns for state in defn.states.values()))
+    visible = outer | own
+    for name, state in defn.states.items():
+        at = f"{where}/States/{errors.pointer(name)[1:]}"
+        for variable, pointer in state.reads:
+            if variable not in visible:
+                problems.append(
+                    Problem(
+                        path=pointer,
+                        message=f"the variable '${variable}' is not assigned by any state "
+                        "that can reach it",
+                    )
+                )
+        for variable in sorted(state.assigns & outer):
+            problems.append(
+                Problem(
+                    path=f"{at}",
+                    message=f"the variable '${variable}' belongs to an enclosing scope: a "
+                    "Parallel branch or Map iteration cannot assign it",
+                )
+            )
+        if isinstance(state, ParallelState):
+            for i, branch in enumerate(state.branches):
+                check_variables(branch, f"{at}/Branches/{i}", problems, visible)
+        if isinstance(state, MapState) and state.processor is not None:
+            check_variables(state.processor, f"{at}/{state.processor_field}", problems, visible)
 
 
 def _check_children(state: State, at: str, problems: list[Problem]) -> None:
@@ -162,6 +200,7 @@ def parse(
         defn = parse_definition(raw, "", problems)
         if defn is not None:
             check_graph(defn, "", problems)
+            check_variables(defn, "", problems)
             if machine_type == "EXPRESS":
                 _check_express(defn, "", problems)
     except RecursionError:  # defensive: the depth limit should keep this from happening

@@ -203,23 +203,7 @@ def test_an_unknown_machine_type_is_a_problem() -> None:
     assert asl.validate(machine(A={"Type": "Succeed"}), machine_type="FAST") != []
 
 
-# --- item 1: Assign in a Choice rule ----------------------------------------------
-
-
-def test_assign_in_a_choice_rule_is_refused_not_ignored() -> None:
-    definition = machine(
-        C={
-            "Type": "Choice",
-            "Choices": [
-                {"Variable": "$.a", "IsPresent": True, "Next": "S", "Assign": {"seen": True}}
-            ],
-            "Default": "S",
-        },
-        S={"Type": "Succeed"},
-    )
-    problems = asl.validate(definition)
-    assert paths(problems) == ["/States/C/Choices/0/Assign"]
-    assert "not supported yet" in problems[0].message
+# --- item 1: Assign in a Choice rule: see tests/asl/test_variables.py -----------
 
 
 def test_a_redriven_execution_does_not_run_a_distributed_map_inline() -> None:

@@ -1,7 +1,7 @@
 """Task tokens: what a ``.waitForTaskToken`` Task waits for.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005_task_tokens
+Revises: 0004_step_attempts
 Create Date: 2026-12-06
 
 A new table ``task_tokens`` (the SHA-256 of each token, never the token, with
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003"
-down_revision: str | Sequence[str] | None = "0002"
+revision: str = "0005_task_tokens"
+down_revision: str | Sequence[str] | None = "0004_step_attempts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
