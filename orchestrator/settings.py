@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """Bearer token the HTTP API requires. Default none (no token)."""
 
+    flower_url: str | None = None
+    """Flower's address (``http://127.0.0.1:5555``); the console links to it. Default none."""
+
     @field_validator("handler_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: Any) -> Any:

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import orchestrator
-from orchestrator.api import routes
+from orchestrator.api import console, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.handlers import import_handler_modules
@@ -136,6 +136,7 @@ def create_app(
     for router in routes.PROTECTED:
         app.include_router(router, **routes.PROTECTION)
     app.include_router(routes.health)
+    app.include_router(console.router)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit(settings))
     return app
 
