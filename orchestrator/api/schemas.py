@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
+    AliasChoices,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -83,6 +84,24 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
 PRIORITY_DOC = "Queue name (critical, default, low) or 0-9, 9 most urgent. Default `default`."
 
 
+class _FromRecord(BaseModel):
+    """A response built from a store record (or the facade's), never copied by hand.
+
+    Each field is read from the record's attribute of the same name, or of
+    another name its ``validation_alias`` gives (the record's ``source_count``
+    is the API's ``sources``); the few fields a record lacks are joined in
+    with :func:`_joined`. A renamed record field then fails every response
+    that uses it, instead of drifting.
+    """
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+def _joined(record: object, **extra: Any) -> dict[str, Any]:
+    """The record's fields and the ``extra`` ones the API joins to them (shallow)."""
+    return {**vars(record), **extra}
+
+
 class _Body(BaseModel):
     """A request body: unknown fields are refused, so a typo is a 422, not ignored."""
 
@@ -124,10 +143,10 @@ class StateMachineIn(_Body):
     )
 
 
-class StateMachineOut(BaseModel):
+class StateMachineOut(_FromRecord):
     """One stored version of a state machine."""
 
-    name: str
+    name: str = Field(validation_alias=AliasChoices("name", "state_machine_name"))
     version: int
     definition: Any
     definition_hash: str
@@ -136,16 +155,10 @@ class StateMachineOut(BaseModel):
     @classmethod
     def of(cls, version: Version) -> StateMachineOut:
         """Build from a stored version."""
-        return cls(
-            name=version.state_machine_name,
-            version=version.version,
-            definition=version.definition,
-            definition_hash=version.definition_hash,
-            created_at=version.created_at,
-        )
+        return cls.model_validate(version)
 
 
-class StateMachineSummary(BaseModel):
+class StateMachineSummary(_FromRecord):
     """A state machine and its newest version number."""
 
     name: str
@@ -155,7 +168,7 @@ class StateMachineSummary(BaseModel):
     @classmethod
     def of(cls, info: StateMachineInfo) -> StateMachineSummary:
         """Build from the store's record."""
-        return cls(name=info.name, latest_version=info.latest_version, created_at=info.created_at)
+        return cls.model_validate(info)
 
 
 class StateMachineList(BaseModel):
@@ -194,7 +207,7 @@ class ExecutionIn(_Body):
     )
 
 
-class ExecutionOut(BaseModel):
+class ExecutionOut(_FromRecord):
     """An execution as last committed."""
 
     id: str
@@ -219,25 +232,8 @@ class ExecutionOut(BaseModel):
     @classmethod
     def of(cls, execution: Execution, version: Version) -> ExecutionOut:
         """Build from the record and the version it runs on."""
-        return cls(
-            id=execution.id,
-            name=execution.name,
-            state_machine=version.state_machine_name,
-            version=version.version,
-            status=execution.status,
-            input=execution.input,
-            output=execution.output,
-            error=execution.error,
-            cause=execution.cause,
-            current_state=execution.current_state,
-            priority=execution.priority,
-            batch_id=execution.batch_id,
-            source_execution_id=execution.source_execution_id,
-            source_state_name=execution.source_state_name,
-            started_at=execution.started_at,
-            updated_at=execution.updated_at,
-            ended_at=execution.ended_at,
-            redrive_count=execution.redrive_count,
+        return cls.model_validate(
+            _joined(execution, state_machine=version.state_machine_name, version=version.version)
         )
 
 
@@ -273,7 +269,7 @@ class ExecutionPage(BaseModel):
     next_cursor: str | None
 
 
-class HistoryEventOut(BaseModel):
+class HistoryEventOut(_FromRecord):
     """One history row: a finished state (or a failed attempt)."""
 
     seq: int
@@ -291,19 +287,7 @@ class HistoryEventOut(BaseModel):
     @classmethod
     def of(cls, event: HistoryEvent) -> HistoryEventOut:
         """Build from the stored row."""
-        return cls(
-            seq=event.seq,
-            event_type=event.event_type,
-            state_name=event.state_name,
-            state_type=event.state_type,
-            input=event.input,
-            output=event.output,
-            error=event.error,
-            cause=event.cause,
-            attempt=event.attempt,
-            entered_at=event.entered_at,
-            recorded_at=event.recorded_at,
-        )
+        return cls.model_validate(event)
 
 
 class HistoryOut(BaseModel):
@@ -354,7 +338,7 @@ class BatchIn(_Body):
     input_transformer: Name | None = None
 
 
-class BatchProgressOut(BaseModel):
+class BatchProgressOut(_FromRecord):
     """Counts of a batch's executions by status."""
 
     total: int
@@ -366,16 +350,10 @@ class BatchProgressOut(BaseModel):
     @classmethod
     def of(cls, progress: BatchProgress) -> BatchProgressOut:
         """Build from the facade's progress."""
-        return cls(
-            total=progress.total,
-            by_status=progress.by_status,
-            finished=progress.finished,
-            failed=progress.failed,
-            done=progress.done,
-        )
+        return cls.model_validate(progress)
 
 
-class BatchOut(BaseModel):
+class BatchOut(_FromRecord):
     """A batch: what it read and created, and where its executions stand."""
 
     id: str
@@ -383,10 +361,10 @@ class BatchOut(BaseModel):
     status: BatchStatus
     filter: Any
     options: Any
-    sources: int
-    created: int
-    skipped: int
-    published: int
+    sources: int = Field(validation_alias=AliasChoices("sources", "source_count"))
+    created: int = Field(validation_alias=AliasChoices("created", "created_count"))
+    skipped: int = Field(validation_alias=AliasChoices("skipped", "skipped_count"))
+    published: int = Field(validation_alias=AliasChoices("published", "published_count"))
     error: str | None
     started_at: datetime
     updated_at: datetime
@@ -407,31 +385,7 @@ class BatchOut(BaseModel):
     @classmethod
     def of(cls, batch: Batch, machine: str | None, progress: BatchProgress) -> BatchOut:
         """Build from the stored batch and its progress."""
-        return cls(
-            id=batch.id,
-            state_machine=machine,
-            status=batch.status,
-            filter=batch.filter,
-            options=batch.options,
-            sources=batch.source_count,
-            created=batch.created_count,
-            skipped=batch.skipped_count,
-            published=batch.published_count,
-            error=batch.error,
-            started_at=batch.started_at,
-            updated_at=batch.updated_at,
-            ended_at=batch.ended_at,
-            progress=BatchProgressOut.of(progress),
-            status_reason=batch.status_reason,
-            warning=batch.warning,
-            failure_rate=batch.failure_rate,
-            guard_observed=batch.guard_observed,
-            guard_armed=batch.guard_armed,
-            position=batch.position,
-            leader=batch.leader,
-            heartbeat_at=batch.heartbeat_at,
-            archived_count=batch.archived_count,
-        )
+        return cls.model_validate(_joined(batch, state_machine=machine, progress=progress))
 
 
 Reason = Annotated[str, StringConstraints(min_length=1, max_length=2000, pattern=NO_NUL)]

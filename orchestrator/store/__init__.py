@@ -16,6 +16,7 @@ from orchestrator.store.errors import (
 from orchestrator.store.records import (
     Batch,
     BulkCreateResult,
+    Checkpoint,
     Correlation,
     Execution,
     ExecutionFilter,
@@ -35,6 +36,7 @@ __all__ = [
     "Batch",
     "BatchNotFound",
     "BulkCreateResult",
+    "Checkpoint",
     "Correlation",
     "Execution",
     "ExecutionFilter",

@@ -140,6 +140,39 @@ class NewHistoryEvent:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Checkpoint:
+    """One step of an execution to commit (see ``Repository.checkpoint``).
+
+    Attributes:
+        cursor: the interpreter's new checkpoint (JSON).
+        status: the new status.
+        current_state: the state the execution stands on. Default none.
+        history: events to append. Default none.
+        output: the execution output, stored if ``status`` is terminal. Default null.
+        error: the error name, stored if ``status`` is terminal. Default none.
+        cause: the error cause, stored if ``status`` is terminal. Default none.
+        timers: timers to add. Default none.
+        correlations: message correlations to add. Default none.
+        lease_seconds: while RUNNING, extend the lease to now plus this. Default:
+            the lease is kept as it is.
+        may_have_waits: False promises the execution never added a timer or a
+            correlation, so ending it need not cancel any. Default True.
+    """
+
+    cursor: Any
+    status: ExecutionStatus
+    current_state: str | None = None
+    history: Sequence[NewHistoryEvent] = ()
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+    timers: Sequence[NewTimer] = ()
+    correlations: Sequence[NewCorrelation] = ()
+    lease_seconds: float | None = None
+    may_have_waits: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
 class HistoryEvent:
     """One stored history row."""
 
@@ -328,6 +361,7 @@ class Page(Generic[T]):
 __all__ = [
     "Batch",
     "BulkCreateResult",
+    "Checkpoint",
     "Correlation",
     "Execution",
     "ExecutionFilter",

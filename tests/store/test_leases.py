@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import multiprocessing
+from typing import Any
 
 import pytest
 
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.store import (
+    Checkpoint,
     LeaseLost,
     NewCorrelation,
     NewExecution,
@@ -389,3 +391,46 @@ def test_an_execution_can_be_created_already_claimed(repo: Repository, version: 
     again, created_again = repo.create_execution(version, name="inline", claim_as="w2", now=T0)
     assert not created_again
     assert again.lease_owner == "w1"
+
+
+# -- the Checkpoint parameter object -------------------------------------------
+
+
+def test_a_checkpoint_object_commits_as_its_fields_given_as_keywords_do(
+    repo: Repository, version: Version
+) -> None:
+    by_keywords, by_object = (start(repo, version, name).id for name in ("kw", "obj"))
+    for execution_id in (by_keywords, by_object):
+        repo.claim(execution_id, "w1", lease_seconds=LEASE, now=T0)
+    fields: dict[str, Any] = {
+        "cursor": {"state": "B"},
+        "status": ExecutionStatus.SUCCEEDED,
+        "current_state": "B",
+        "history": [step("A", {"n": 2})],
+        "output": {"done": True},
+    }
+
+    status = repo.checkpoint(by_keywords, "w1", now=T0 + seconds(1), **fields)
+    stored = repo.checkpoint_execution(by_object, "w1", Checkpoint(**fields), now=T0 + seconds(1))
+
+    assert status == stored.status == ExecutionStatus.SUCCEEDED
+    kept = repo.get_execution(by_keywords)
+    assert (stored.cursor, stored.output, stored.ended_at) == (
+        kept.cursor,
+        kept.output,
+        kept.ended_at,
+    )
+    assert [h.output for h in repo.history(by_object)] == [{"n": 2}]
+
+
+def test_a_checkpoint_takes_an_object_or_its_fields_not_both_nor_unknown_ones(
+    repo: Repository, pending: str
+) -> None:
+    repo.claim(pending, "w1", lease_seconds=LEASE, now=T0)
+    step_ = Checkpoint(cursor={}, status=ExecutionStatus.RUNNING)
+
+    with pytest.raises(TypeError, match="not both"):
+        repo.checkpoint(pending, "w1", step_, current_state="B")
+    with pytest.raises(TypeError, match="curent_state"):
+        repo.checkpoint(pending, "w1", cursor={}, status=ExecutionStatus.RUNNING, curent_state="B")
+    assert repo.get_execution(pending).revision == 0

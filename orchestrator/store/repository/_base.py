@@ -1,4 +1,4 @@
-"""The repository's foundation: engine, transactions, and helpers every part uses."""
+"""The repository's foundation: the shared database (engine, dialect, transactions), helpers."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Executable, Insert, Row, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, Executable, Row, Table, select
 from sqlalchemy.exc import DBAPIError
 
-from orchestrator.errors import ConfigurationError, ExecutionNotFound
+from orchestrator.errors import ExecutionNotFound
 from orchestrator.store import models as m
+from orchestrator.store.dialect import Dialect, dialect_for
 from orchestrator.store.engine import WRITE_OPTION
 from orchestrator.store.records import Execution
 from orchestrator.types import ExecutionStatus
@@ -35,39 +35,30 @@ _T = TypeVar("_T")
 ACTIVE = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
-class RepositoryBase:
-    """Engine and transactions shared by the repository's parts (see ``Repository``)."""
+class Database:
+    """The engine, its dialect and transactions: what every part of the repository shares.
 
-    def __init__(
-        self, engine: Engine, *, payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES
-    ) -> None:
-        dialect = engine.dialect.name
-        if dialect not in ("postgresql", "sqlite"):
-            raise ConfigurationError(f"unsupported database {dialect!r}: use PostgreSQL or SQLite")
-        self._engine = engine
-        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
-        self._dialect = dialect
-        self._owns_engine = False
-        self._create_insert: Insert | None = None
+    Args:
+        engine: from :func:`orchestrator.store.engine.make_engine` (SQLite or PostgreSQL).
+        payload_max_bytes: largest JSON payload accepted, in bytes.
+
+    Raises:
+        ConfigurationError: the engine is neither PostgreSQL nor SQLite.
+    """
+
+    def __init__(self, engine: Engine, *, payload_max_bytes: int) -> None:
+        self.engine = engine
+        self.dialect: Dialect = dialect_for(engine)
         self.payload_max_bytes = payload_max_bytes
-
-    @property
-    def engine(self) -> Engine:
-        """The engine this repository runs on."""
-        return self._engine
-
-    def close(self) -> None:
-        """Dispose of the engine if this repository created it."""
-        if self._owns_engine:
-            self._engine.dispose()
+        self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def write(self) -> Iterator[Connection]:
         """A transaction that writes (on SQLite it holds the write lock from BEGIN)."""
         with self._write_engine.begin() as conn:
             yield conn
 
-    def _transaction(self, work: Callable[[Connection], _T]) -> _T:
+    def transaction(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in a write transaction; once more if the server dropped the connection.
 
         A statement that fails because the connection died (a restarted server;
@@ -78,7 +69,7 @@ class RepositoryBase:
         for attempt in (1, 2):
             committing = False
             try:
-                with self._write() as conn:
+                with self.write() as conn:
                     result = work(conn)
                     committing = True
                 return result
@@ -87,69 +78,36 @@ class RepositoryBase:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _statement(
+    def statement(
         self, statement: Executable, params: dict[str, Any], *, retry: bool
     ) -> Row[Any] | None:
         """Run one writing statement as a transaction of its own; return its first row.
 
-        On PostgreSQL the statement runs in autocommit mode (one round trip). With
-        ``retry`` it runs once more if the server dropped the connection: only
-        for statements whose second run is harmless even if the first committed
-        (in autocommit mode a dropped connection does not say whether it did).
+        How is the dialect's choice (:meth:`Dialect.run_alone`). With ``retry``
+        it may run once more if the server dropped the connection: only for
+        statements whose second run is harmless even if the first committed.
         """
-        if self._dialect != "postgresql":
-            return self._transaction(lambda conn: conn.execute(statement, params).first())
-        for attempt in (1, 2):
-            try:
-                with self._engine.connect() as conn:
-                    return _autocommitted(conn, statement, params)
-            except DBAPIError as error:
-                if not retry or attempt == 2 or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self.dialect.run_alone(self.engine, self.transaction, statement, params, retry=retry)
 
     @contextmanager
-    def _read(self) -> Iterator[Connection]:
+    def read(self) -> Iterator[Connection]:
         """A read-only connection; its transaction is rolled back on exit."""
-        with self._engine.connect() as conn:
+        with self.engine.connect() as conn:
             yield conn
 
-    def _insert_ignoring(self, model: type[m.Base] | Table, *conflict: str) -> Insert:
-        """INSERT that skips rows conflicting on the ``conflict`` columns."""
-        dialect_insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return dialect_insert(model).on_conflict_do_nothing(index_elements=list(conflict))
 
-    @staticmethod
-    def _require_execution(conn: Connection, execution_id: str) -> None:
-        """Raise ExecutionNotFound unless the execution exists."""
-        found = conn.execute(select(EX.id).where(EX.id == execution_id)).first()
-        if found is None:
-            raise ExecutionNotFound(execution_id)
+class Part:
+    """Base of the repository's parts: each holds the shared :class:`Database`."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
 
-def _autocommitted(
-    conn: Connection, statement: Executable, params: dict[str, Any]
-) -> Row[Any] | None:
-    """Run one statement on a psycopg2 connection switched to autocommit meanwhile.
-
-    The driver's own flag, not SQLAlchemy's AUTOCOMMIT isolation level: that one
-    costs a round trip to restore the level at every checkin.
-    """
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    raw.autocommit = True
-    try:
-        row = conn.execute(statement, params).first()
-        # A no-op for the driver (the statement committed itself), but it ends
-        # the connection's transaction as every write here does.
-        conn.commit()
-        return row
-    finally:
-        if not conn.invalidated:
-            try:
-                raw.autocommit = False
-            except Exception:  # a broken connection: never hand it out again
-                conn.invalidate()
+def require_execution(conn: Connection, execution_id: str) -> None:
+    """Raise ExecutionNotFound unless the execution exists."""
+    found = conn.execute(select(EX.id).where(EX.id == execution_id)).first()
+    if found is None:
+        raise ExecutionNotFound(execution_id)
 
 
 def utc_now(now: datetime | None) -> datetime:

@@ -24,7 +24,7 @@ writers one at a time.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Sequence
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,7 +32,6 @@ from sqlalchemy import (
     Connection,
     and_,
     case,
-    func,
     insert,
     or_,
     select,
@@ -46,7 +45,7 @@ from orchestrator.store.errors import BatchNotFound
 from orchestrator.store.records import Batch
 from orchestrator.store.repository._base import (
     EX,
-    RepositoryBase,
+    Part,
     utc_now,
 )
 from orchestrator.types import (
@@ -66,9 +65,6 @@ BATCH_CANCELLED = BATCH_CANCELLED_ERROR
 #: Statuses of a failed execution, as a batch's failures are listed.
 FAILED_STATUSES = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
 
-#: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement).
-_IDS_PER_QUERY = 1000
-
 #: A batch the leader still works on.
 _LEADING = (BatchStatus.RUNNING, BatchStatus.PAUSED)
 
@@ -78,7 +74,7 @@ def hold_owner(batch_id: str) -> str:
     return f"{BATCH_HOLD_OWNER_PREFIX}{batch_id}"
 
 
-class BatchesMixin(RepositoryBase):
+class Batches(Part):
     """Batch records, their leader, and steering their executions."""
 
     def create_batch(
@@ -100,7 +96,7 @@ class BatchesMixin(RepositoryBase):
         payloads.encode(filter, field="filter")
         payloads.encode(options, field="options")
         payloads.encode(position, field="position")
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 insert(B)
                 .values(
@@ -161,7 +157,7 @@ class BatchesMixin(RepositoryBase):
             values["ended_at"] = None if status in _LEADING else now
         if error is not None:
             values["error"] = error
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B).where(B.id == batch_id).values(values).returning(*_batch_columns())
             ).first()
@@ -175,11 +171,21 @@ class BatchesMixin(RepositoryBase):
         Raises:
             BatchNotFound: no batch has this id.
         """
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(select(*_batch_columns()).where(B.id == batch_id)).first()
         if row is None:
             raise BatchNotFound(batch_id)
         return _batch(row)
+
+    def list_batches(self, *, state_machine: str | None = None, limit: int = 50) -> list[Batch]:
+        """The newest ``limit`` batches (of one state machine, by name, if given)."""
+        query = select(*_batch_columns()).order_by(B.started_at.desc(), B.id.desc()).limit(limit)
+        if state_machine is not None:
+            query = query.join(m.StateMachine, m.StateMachine.id == B.state_machine_id).where(
+                m.StateMachine.name == state_machine
+            )
+        with self._db.read() as conn:
+            return [_batch(row) for row in conn.execute(query)]
 
     # -- the leader ------------------------------------------------------------
 
@@ -230,7 +236,7 @@ class BatchesMixin(RepositoryBase):
             values["guard_observed"] = case((unchanged, observed), else_=B.guard_observed)
         if warning is not None:
             values["warning"] = warning
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B)
                 .where(B.id == batch_id, B.leader == leader)
@@ -256,7 +262,7 @@ class BatchesMixin(RepositoryBase):
         """
         now = utc_now(now)
         alive = and_(B.leader.is_not(None), B.leader != leader, B.heartbeat_at >= stale_before)
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B)
                 .where(B.id == batch_id, B.status.in_(_LEADING), ~alive)
@@ -273,7 +279,7 @@ class BatchesMixin(RepositoryBase):
         Returns:
             Whether ``leader`` was leading the batch.
         """
-        with self._write() as conn:
+        with self._db.write() as conn:
             result = conn.execute(
                 sql_update(B).where(B.id == batch_id, B.leader == leader).values(leader=None)
             )
@@ -303,7 +309,7 @@ class BatchesMixin(RepositoryBase):
             values["status_reason"] = reason
         if error is not None:
             values["error"] = error
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B)
                 .where(B.id == batch_id, B.leader == leader, B.status.in_(list(from_statuses)))
@@ -340,7 +346,7 @@ class BatchesMixin(RepositoryBase):
         conditions = [B.id == batch_id, B.status.in_(pausable)]
         if guard_observed is not None:
             conditions += [B.guard_observed == guard_observed, B.guard_armed.is_(True)]
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B)
                 .where(*conditions)
@@ -366,7 +372,7 @@ class BatchesMixin(RepositoryBase):
         Raises:
             BatchNotFound: no batch has this id.
         """
-        with self._write() as conn:
+        with self._db.write() as conn:
             batch = _read_batch(conn, batch_id, lock=True)
             return _hold(conn, batch_id) if batch.status == BatchStatus.PAUSED else 0
 
@@ -395,7 +401,7 @@ class BatchesMixin(RepositoryBase):
             ValueError: the batch was cancelled.
         """
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             batch = _read_batch(conn, batch_id, lock=True)
             if batch.status == BatchStatus.CANCELLED:
                 raise ValueError(f"batch {batch_id} was cancelled; it cannot be resumed")
@@ -431,7 +437,7 @@ class BatchesMixin(RepositoryBase):
             BatchNotFound: no batch has this id.
         """
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 sql_update(B)
                 .where(B.id == batch_id, B.status != BatchStatus.CANCELLED)
@@ -450,62 +456,6 @@ class BatchesMixin(RepositoryBase):
                 .values(ended_at=now, updated_at=now, lease_owner=None, lease_expires_at=None)
             ).rowcount
         return batch, int(aborted)
-
-    # -- reading a batch's executions ----------------------------------------------
-
-    def batch_execution_counts(self, batch_id: str) -> dict[str, int]:
-        """Count a batch's executions by status, and by what steering did to them.
-
-        Returns:
-            status name -> count, plus ``held`` (held by a pause), ``unstarted``
-            (PENDING, never claimed, not held) and ``cancelled`` (aborted by a cancel).
-        """
-        held = EX.lease_owner == hold_owner(batch_id)
-        query = (
-            select(
-                EX.status,
-                func.count(),
-                func.sum(case((held, 1), else_=0)),
-                func.sum(case((and_(*_unstarted(batch_id), EX.lease_owner.is_(None)), 1), else_=0)),
-                func.sum(case((EX.error == BATCH_CANCELLED, 1), else_=0)),
-            )
-            .where(EX.batch_id == batch_id)
-            .group_by(EX.status)
-        )
-        out = {"held": 0, "unstarted": 0, "cancelled": 0}
-        with self._read() as conn:
-            for status, count, n_held, n_unstarted, n_cancelled in conn.execute(query):
-                out[str(ExecutionStatus(status))] = int(count)
-                out["held"] += int(n_held or 0)
-                out["unstarted"] += int(n_unstarted or 0)
-                out["cancelled"] += int(n_cancelled or 0)
-        return out
-
-    def status_counts_of(self, execution_ids: Sequence[str]) -> dict[ExecutionStatus, int]:
-        """Count the given executions by status (``IN`` lists of 1,000 ids)."""
-        counts: dict[ExecutionStatus, int] = {}
-        with self._read() as conn:
-            for start in range(0, len(execution_ids), _IDS_PER_QUERY):
-                chunk = execution_ids[start : start + _IDS_PER_QUERY]
-                query = select(EX.status, func.count()).where(EX.id.in_(chunk)).group_by(EX.status)
-                for status, count in conn.execute(query):
-                    key = ExecutionStatus(status)
-                    counts[key] = counts.get(key, 0) + int(count)
-        return counts
-
-    def unstarted_executions(
-        self, batch_id: str, *, created_since: datetime | None = None, limit: int = 10_000
-    ) -> list[tuple[str, int]]:
-        """(id, priority) of the batch's executions no worker has claimed (not held).
-
-        ``created_since`` keeps those created at or after that time. Default: all.
-        """
-        query = select(EX.id, EX.priority).where(*_unstarted(batch_id), EX.lease_owner.is_(None))
-        if created_since is not None:
-            query = query.where(EX.started_at >= created_since)
-        with self._read() as conn:
-            rows = conn.execute(query.order_by(EX.started_at, EX.id).limit(limit)).all()
-        return [(r.id, int(r.priority)) for r in rows]
 
 
 def _batch_columns() -> list[Any]:

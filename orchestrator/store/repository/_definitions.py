@@ -11,10 +11,10 @@ from orchestrator.errors import StateMachineNotFound
 from orchestrator.store import models as m
 from orchestrator.store import payloads
 from orchestrator.store.records import StateMachineInfo, Version
-from orchestrator.store.repository._base import RepositoryBase, utc_now
+from orchestrator.store.repository._base import Part, utc_now
 
 
-class DefinitionsMixin(RepositoryBase):
+class Definitions(Part):
     """State machines and their versions."""
 
     def create_or_get_version(
@@ -31,7 +31,7 @@ class DefinitionsMixin(RepositoryBase):
         text = payloads.canonical(definition, field="definition")
         definition_hash = payloads.digest(text)
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             machine_id, created_at = self._lock_machine(conn, name, now)
             row = conn.execute(
                 _version_query().where(
@@ -50,7 +50,9 @@ class DefinitionsMixin(RepositoryBase):
 
     def _lock_machine(self, conn: Connection, name: str, now: datetime) -> tuple[int, datetime]:
         conn.execute(
-            self._insert_ignoring(m.StateMachine, "name").values(name=name, created_at=now)
+            self._db.dialect.insert_ignoring(m.StateMachine, "name").values(
+                name=name, created_at=now
+            )
         )
         # The row lock serialises concurrent version numbering for this machine
         # on PostgreSQL; SQLite's write lock already does.
@@ -98,7 +100,7 @@ class DefinitionsMixin(RepositoryBase):
             query = query.order_by(m.StateMachineVersion.version.desc()).limit(1)
         else:
             query = query.where(m.StateMachineVersion.version == version)
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(query).first()
         if row is None:
             raise StateMachineNotFound(name, version)
@@ -110,7 +112,7 @@ class DefinitionsMixin(RepositoryBase):
         Raises:
             StateMachineNotFound: no version has this id.
         """
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(
                 _version_query().where(m.StateMachineVersion.id == version_id)
             ).first()
@@ -131,7 +133,7 @@ class DefinitionsMixin(RepositoryBase):
             .group_by(m.StateMachine.id, m.StateMachine.name, m.StateMachine.created_at)
             .order_by(m.StateMachine.name)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [StateMachineInfo(**row._mapping) for row in conn.execute(query)]
 
 

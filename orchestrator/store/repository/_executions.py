@@ -8,12 +8,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Select, and_, func, select, text
+from sqlalchemy import Select, and_, func, select
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import models as m
 from orchestrator.store import payloads
-from orchestrator.store.engine import json_dumps
 from orchestrator.store.records import (
     BulkCreateResult,
     Execution,
@@ -28,7 +27,8 @@ from orchestrator.store.repository._base import (
     EX,
     EXECUTION_COLUMNS,
     EXT,
-    RepositoryBase,
+    Database,
+    Part,
     check_name,
     execution_record,
     utc_now,
@@ -45,26 +45,15 @@ from orchestrator.types import ExecutionStatus
 _Query = TypeVar("_Query", bound=Select[*tuple[Any, ...]])
 
 
-#: PostgreSQL bulk create (see ``ExecutionsMixin._insert_bulk_postgres``).
-_BULK_INSERT = text(
-    """
-    INSERT INTO executions (
-        id, state_machine_id, version_id, name, status, input, priority, batch_id,
-        source_execution_id, source_state_name, started_at, updated_at,
-        revision, last_seq, wake_pending, redrive_count)
-    SELECT r.id, :machine, :version, r.name, :status, r.input, r.priority, r.batch_id,
-        r.source_execution_id, r.state, :now, :now, 0, 0, false, 0
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-        id text, name text, input jsonb, priority integer, batch_id text,
-        source_execution_id text, state text)
-    ON CONFLICT (state_machine_id, name) DO NOTHING
-    RETURNING id, name
-    """
-)
+class Executions(Part):
+    """Creating and reading executions, and their history."""
 
-
-class ExecutionsMixin(RepositoryBase):
-    """Creating and reading executions."""
+    def __init__(self, db: Database) -> None:
+        super().__init__(db)
+        #: INSERT ... ON CONFLICT DO NOTHING RETURNING of one execution, built once.
+        self._create_insert = db.dialect.insert_ignoring(EXT, "state_machine_id", "name").returning(
+            *EXECUTION_COLUMNS
+        )
 
     def create_execution(
         self,
@@ -120,10 +109,10 @@ class ExecutionsMixin(RepositoryBase):
                 lease_owner=claim_as,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
             )
-        created = self._statement(self._create_statement(), row, retry=True)
+        created = self._db.statement(self._create_insert, row, retry=True)
         if created is not None:
             return execution_record(created), True
-        with self._read() as conn:
+        with self._db.read() as conn:
             existing = execution_record(
                 conn.execute(
                     select(*EXECUTION_COLUMNS).where(
@@ -133,19 +122,11 @@ class ExecutionsMixin(RepositoryBase):
             )
         if execution_id is None and existing.id == new_id:
             # A fresh id can only exist if the first try committed before its
-            # connection dropped (see ``_statement``): this call created it.
+            # connection dropped (see ``Database.statement``): this call created it.
             return existing, True
         if payloads.canonical(existing.input) != payloads.canonical(input):
             raise ExecutionAlreadyExists(new.name)
         return existing, False
-
-    def _create_statement(self) -> Insert:
-        """INSERT ... ON CONFLICT DO NOTHING RETURNING of one execution, built once."""
-        if self._create_insert is None:
-            self._create_insert = self._insert_ignoring(EXT, "state_machine_id", "name").returning(
-                *EXECUTION_COLUMNS
-            )
-        return self._create_insert
 
     def create_executions_bulk(
         self,
@@ -170,55 +151,12 @@ class ExecutionsMixin(RepositoryBase):
         """
         now = utc_now(now)
         values, skipped = self._bulk_rows(version, rows, now)
-        created: dict[str, str] = {}
         if not values:
             return BulkCreateResult(created={}, skipped=tuple(skipped))
-        if self._dialect == "postgresql":
-            created.update(self._insert_bulk_postgres(version, values, now, chunk_size))
-            skipped.extend(v["name"] for v in values if v["name"] not in created)
-            return BulkCreateResult(created=created, skipped=tuple(skipped))
-        statement = (
-            self._insert_ignoring(EX, "state_machine_id", "name")
-            .returning(EX.id, EX.name)
-            # executemany + RETURNING: SQLAlchemy's "insertmanyvalues" sends one
-            # multi-row INSERT per chunk and compiles it once (cached).
-            .execution_options(insertmanyvalues_page_size=chunk_size)
-        )
-        with self._write() as conn:
-            created.update((r.name, r.id) for r in conn.execute(statement, values))
+        with self._db.write() as conn:
+            created = self._db.dialect.insert_executions(conn, version, values, now, chunk_size)
         skipped.extend(v["name"] for v in values if v["name"] not in created)
         return BulkCreateResult(created=created, skipped=tuple(skipped))
-
-    def _insert_bulk_postgres(
-        self, version: Version, values: list[dict[str, Any]], now: datetime, chunk_size: int
-    ) -> dict[str, str]:
-        """PostgreSQL: each chunk is one INSERT ... SELECT FROM jsonb_to_recordset.
-
-        The rows travel as one JSON parameter holding only what differs between
-        them; the constants are bound once. Against SQLAlchemy's multi-row VALUES
-        (25 parameters a row, each rendered into the SQL by psycopg2) this halves
-        the time a bulk start spends in the database call.
-        """
-        created: dict[str, str] = {}
-        fields = ("id", "name", "input", "priority", "batch_id", "source_execution_id")
-        with self._write() as conn:
-            for start in range(0, len(values), chunk_size):
-                chunk = values[start : start + chunk_size]
-                rows = [
-                    {f: v[f] for f in fields} | {"state": v["source_state_name"]} for v in chunk
-                ]
-                result = conn.execute(
-                    _BULK_INSERT,
-                    {
-                        "rows": json_dumps(rows),
-                        "machine": version.state_machine_id,
-                        "version": version.id,
-                        "status": ExecutionStatus.PENDING.value,
-                        "now": now,
-                    },
-                )
-                created.update((r.name, r.id) for r in result)
-        return created
 
     def _bulk_rows(
         self, version: Version, rows: Iterable[NewExecution], now: datetime
@@ -237,7 +175,7 @@ class ExecutionsMixin(RepositoryBase):
     def _execution_row(
         self, version: Version, new: NewExecution, now: datetime, *, field: str
     ) -> dict[str, Any]:
-        payloads.encode(new.input, field=field, limit=self.payload_max_bytes)
+        payloads.encode(new.input, field=field, limit=self._db.payload_max_bytes)
         check_name(new.name)
         return {
             "id": new.id or str(uuid.uuid4()),
@@ -274,7 +212,7 @@ class ExecutionsMixin(RepositoryBase):
         Raises:
             ExecutionNotFound: no execution has this id.
         """
-        with self._read() as conn:
+        with self._db.read() as conn:
             row = conn.execute(select(*EXECUTION_COLUMNS).where(EX.id == execution_id)).first()
         if row is None:
             raise ExecutionNotFound(execution_id)
@@ -290,7 +228,7 @@ class ExecutionsMixin(RepositoryBase):
             raise ValueError("limit must be at least 1")
         query = self._filtered(select(*EXECUTION_COLUMNS), flt)
         query = query.where(*after_cursor(flt)).order_by(*page_order(flt.descending))
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(query.limit(flt.limit + 1)).all()
         items = [execution_record(row) for row in rows[: flt.limit]]
         more = len(rows) > flt.limit
@@ -317,13 +255,13 @@ class ExecutionsMixin(RepositoryBase):
     def count_executions(self, flt: ExecutionFilter) -> int:
         """Return how many executions match ``flt`` (``limit`` and ``cursor`` ignored)."""
         query = self._filtered(select(func.count()).select_from(EX), flt)
-        with self._read() as conn:
+        with self._db.read() as conn:
             return int(conn.execute(query).scalar_one())
 
     def status_counts(self, flt: ExecutionFilter) -> dict[ExecutionStatus, int]:
         """Return how many executions matching ``flt`` have each status (one GROUP BY)."""
         query = self._filtered(select(EX.status, func.count()).select_from(EX), flt)
-        with self._read() as conn:
+        with self._db.read() as conn:
             rows = conn.execute(query.group_by(EX.status)).all()
         return {ExecutionStatus(status): int(count) for status, count in rows}
 
@@ -347,7 +285,7 @@ class ExecutionsMixin(RepositoryBase):
             .order_by(h.seq)
             .limit(limit)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [HistoryEvent(**row._mapping) for row in conn.execute(query)]
 
     def state_outputs(
@@ -372,7 +310,7 @@ class ExecutionsMixin(RepositoryBase):
         query = select(h.execution_id, h.output).join(
             latest, and_(h.execution_id == latest.c.execution_id, h.seq == latest.c.seq)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return {row.execution_id: row.output for row in conn.execute(query)}
 
 

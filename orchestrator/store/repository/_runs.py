@@ -1,80 +1,34 @@
-"""Advancing executions: leases, checkpoints, stop, redrive and recovery."""
+"""Running executions: leases, stop, redrive and recovery (checkpoints: ``_checkpoints``)."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    Integer,
-    Row,
-    Select,
-    Update,
-    and_,
-    bindparam,
-    case,
-    column,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    true,
-    update,
-)
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
 from orchestrator.store.errors import LeaseLost
-from orchestrator.store.records import Execution, NewCorrelation, NewHistoryEvent, NewTimer
+from orchestrator.store.records import Execution
 from orchestrator.store.repository._base import (
     ACTIVE,
     EX,
     EXECUTION_COLUMNS,
     EXT,
-    HISTORY_TABLE,
-    RepositoryBase,
+    Part,
     execution_record,
+    require_execution,
     utc_now,
 )
-from orchestrator.store.repository._waits import add_waits, cancel_waits
+from orchestrator.store.repository._checkpoints import ERROR_MAX_CHARS
+from orchestrator.store.repository._waits import cancel_waits
 from orchestrator.types import REDRIVABLE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
 
-#: Longest error name stored (AWS allows 256 characters).
-ERROR_MAX_CHARS = 256
 
-
-@dataclass(frozen=True, kw_only=True)
-class _Ending:
-    """What a checkpoint writes when the status is terminal."""
-
-    output: Any
-    error: str | None
-    cause: str | None
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Step:
-    """What one checkpoint writes."""
-
-    status: ExecutionStatus
-    cursor: Any
-    current_state: str | None
-    history: Sequence[NewHistoryEvent]
-    ending: _Ending
-    timers: Sequence[NewTimer]
-    correlations: Sequence[NewCorrelation]
-    lease_seconds: float | None
-    may_have_waits: bool
-
-
-class RunsMixin(RepositoryBase):
-    """Leases, checkpoints, stopping, redriving, recovery."""
+class Runs(Part):
+    """Leases, stopping, redriving, recovery."""
 
     def claim(
         self,
@@ -100,7 +54,7 @@ class RunsMixin(RepositoryBase):
             "p_expires": now + timedelta(seconds=lease_seconds),
         }
         # Claiming again for the same owner is harmless, so a retry is safe.
-        row = self._statement(_claim_statement(), params, retry=True)
+        row = self._db.statement(_claim_statement(), params, retry=True)
         return None if row is None else execution_record(row)
 
     def renew_lease(
@@ -121,7 +75,7 @@ class RunsMixin(RepositoryBase):
         """
         now = utc_now(now)
         expires = now + timedelta(seconds=lease_seconds)
-        with self._write() as conn:
+        with self._db.write() as conn:
             result = conn.execute(
                 update(EX)
                 .where(*_held_by(execution_id, owner, now))
@@ -140,7 +94,7 @@ class RunsMixin(RepositoryBase):
         Returns:
             Whether ``owner`` held the lease.
         """
-        with self._write() as conn:
+        with self._db.write() as conn:
             result = conn.execute(
                 update(EX)
                 .where(EX.id == execution_id, EX.lease_owner == owner)
@@ -175,7 +129,7 @@ class RunsMixin(RepositoryBase):
             .order_by(EX.updated_at, EX.id)
             .limit(limit)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [execution_record(row) for row in conn.execute(query)]
 
     def take_stalled(
@@ -221,7 +175,7 @@ class RunsMixin(RepositoryBase):
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        with self._write() as conn:
+        with self._db.write() as conn:
             ids = list(conn.execute(candidates).scalars())
             if not ids:
                 return []
@@ -259,7 +213,7 @@ class RunsMixin(RepositoryBase):
         deleted = 0
         while limit is None or deleted < limit:
             take = chunk_size if limit is None else min(chunk_size, limit - deleted)
-            with self._write() as conn:
+            with self._db.write() as conn:
                 ids = list(
                     conn.execute(
                         select(EX.id)
@@ -274,162 +228,6 @@ class RunsMixin(RepositoryBase):
                 conn.execute(delete(EX).where(EX.id.in_(ids), EX.status.in_(chosen)))
             deleted += len(ids)
         return deleted
-
-    # -- checkpoints ---------------------------------------------------------
-
-    def checkpoint(
-        self,
-        execution_id: str,
-        owner: str,
-        *,
-        cursor: Any,
-        status: ExecutionStatus,
-        current_state: str | None = None,
-        history: Sequence[NewHistoryEvent] = (),
-        output: Any = None,
-        error: str | None = None,
-        cause: str | None = None,
-        timers: Sequence[NewTimer] = (),
-        correlations: Sequence[NewCorrelation] = (),
-        lease_seconds: float | None = None,
-        may_have_waits: bool = True,
-        now: datetime | None = None,
-    ) -> ExecutionStatus:
-        """Commit one step of an execution in one transaction, if ``owner`` still holds it.
-
-        Writes the new cursor, status and current state, appends ``history``
-        (sequence numbers follow on), and adds ``timers`` and ``correlations``
-        (a correlation with ``timeout_at`` gets its ``MESSAGE_TIMEOUT`` timer).
-        The lease is kept only while the status stays RUNNING (extended by
-        ``lease_seconds`` if given); any other status releases it. A terminal
-        status stores ``output``, ``error`` and ``cause``, sets ``ended_at`` and
-        cancels the execution's open timers and correlations.
-
-        Parking as WAITING while a timer or message already arrived (see
-        ``claim_due_timers``/``consume_correlations``) stores PENDING instead,
-        so the wake-up is not lost; the returned status says which.
-
-        Returns:
-            The status stored.
-
-        Raises:
-            LeaseLost: ``owner`` no longer holds a live lease on this RUNNING
-                execution; nothing was written.
-            PayloadTooLarge, PayloadInvalid: a payload cannot be stored;
-                nothing was written.
-        """
-        step = _Step(
-            status=ExecutionStatus(status),
-            cursor=cursor,
-            current_state=current_state,
-            history=history,
-            ending=_Ending(output=output, error=error, cause=cause),
-            timers=timers,
-            correlations=correlations,
-            lease_seconds=lease_seconds,
-            may_have_waits=may_have_waits,
-        )
-        row = self._checkpoint(execution_id, owner, step, utc_now(now), full=False)
-        return ExecutionStatus(row.status)
-
-    def checkpoint_execution(
-        self,
-        execution_id: str,
-        owner: str,
-        *,
-        cursor: Any,
-        status: ExecutionStatus,
-        current_state: str | None = None,
-        history: Sequence[NewHistoryEvent] = (),
-        output: Any = None,
-        error: str | None = None,
-        cause: str | None = None,
-        timers: Sequence[NewTimer] = (),
-        correlations: Sequence[NewCorrelation] = (),
-        lease_seconds: float | None = None,
-        may_have_waits: bool = True,
-        now: datetime | None = None,
-    ) -> Execution:
-        """:meth:`checkpoint`, returning the execution as stored by it (no second read).
-
-        Raises:
-            LeaseLost, PayloadTooLarge, PayloadInvalid: as :meth:`checkpoint`.
-        """
-        step = _Step(
-            status=ExecutionStatus(status),
-            cursor=cursor,
-            current_state=current_state,
-            history=history,
-            ending=_Ending(output=output, error=error, cause=cause),
-            timers=timers,
-            correlations=correlations,
-            lease_seconds=lease_seconds,
-            may_have_waits=may_have_waits,
-        )
-        return execution_record(
-            self._checkpoint(execution_id, owner, step, utc_now(now), full=True)
-        )
-
-    def _checkpoint(
-        self,
-        execution_id: str,
-        owner: str,
-        step: _Step,
-        now: datetime,
-        *,
-        full: bool,
-    ) -> Row[Any]:
-        """Write ``step``; return the row stored (all columns if ``full``, else two)."""
-        history = step.history
-        self._check_checkpoint_payloads(
-            step.cursor, history, step.ending, step.timers, step.correlations
-        )
-        statement = _checkpoint_statement(_shape(step), full)
-        params = _checkpoint_params(execution_id, owner, step, now)
-        if self._dialect == "postgresql" and not _touches_waits(step):
-            # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
-            # retried: a second run after a commit would append the history again.
-            params["p_history"] = _history_rows(history, now)
-            row = self._statement(
-                _logged_checkpoint_statement(_shape(step), full), params, retry=False
-            )
-            if row is None:
-                raise LeaseLost(execution_id, owner)
-            return row
-
-        def write(conn: Connection) -> Row[Any]:
-            row = conn.execute(statement, params).first()
-            if row is None:
-                raise LeaseLost(execution_id, owner)
-            first_seq = row.last_seq - len(history) + 1
-            _insert_history(conn, execution_id, first_seq, history, now)
-            add_waits(conn, execution_id, step.timers, step.correlations, now)
-            if step.status in TERMINAL_STATUSES and step.may_have_waits:
-                cancel_waits(conn, execution_id, now)
-            return row
-
-        return self._transaction(write)
-
-    def _check_checkpoint_payloads(
-        self,
-        cursor: Any,
-        history: Sequence[NewHistoryEvent],
-        ending: _Ending,
-        timers: Sequence[NewTimer],
-        correlations: Sequence[NewCorrelation],
-    ) -> None:
-        limit = self.payload_max_bytes
-        payloads.encode(cursor, field="cursor")
-        payloads.encode(ending.output, field="output", limit=limit)
-        payloads.check_text(ending.error, field="error", max_chars=ERROR_MAX_CHARS)
-        for i, event in enumerate(history):
-            payloads.encode(event.input, field=f"history[{i}].input", limit=limit)
-            payloads.encode(event.output, field=f"history[{i}].output", limit=limit)
-            payloads.check_text(event.error, field=f"history[{i}].error", max_chars=ERROR_MAX_CHARS)
-        for i, timer in enumerate(timers):
-            payloads.encode(timer.payload, field=f"timers[{i}].payload", limit=limit)
-        for i, corr in enumerate(correlations):
-            payloads.canonical(corr.value, field=f"correlations[{i}].value")
 
     # -- stopping and redriving ----------------------------------------------
 
@@ -454,7 +252,7 @@ class RunsMixin(RepositoryBase):
         """
         now = utc_now(now)
         payloads.check_text(error, field="error", max_chars=ERROR_MAX_CHARS)
-        with self._write() as conn:
+        with self._db.write() as conn:
             result = conn.execute(
                 update(EX)
                 .where(EX.id == execution_id, EX.status.not_in(TERMINAL_STATUSES))
@@ -472,7 +270,7 @@ class RunsMixin(RepositoryBase):
             if result.rowcount == 1:
                 cancel_waits(conn, execution_id, now)
                 return True
-            self._require_execution(conn, execution_id)
+            require_execution(conn, execution_id)
         return False
 
     def redrive(self, execution_id: str, *, now: datetime | None = None) -> Execution | None:
@@ -487,7 +285,7 @@ class RunsMixin(RepositoryBase):
             ExecutionNotFound: no execution has this id.
         """
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             row = conn.execute(
                 update(EX)
                 .where(EX.id == execution_id, EX.status.in_(REDRIVABLE_STATUSES))
@@ -503,7 +301,7 @@ class RunsMixin(RepositoryBase):
                 .returning(*EXECUTION_COLUMNS)
             ).first()
             if row is None:
-                self._require_execution(conn, execution_id)
+                require_execution(conn, execution_id)
                 return None
         return execution_record(row)
 
@@ -516,18 +314,6 @@ def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement
         EX.lease_owner == owner,
         EX.lease_expires_at >= now,
     ]
-
-
-#: Which UPDATE a checkpoint needs (see ``_checkpoint_statement``).
-_Shape = str
-
-
-def _shape(step: _Step) -> _Shape:
-    if step.status == ExecutionStatus.RUNNING:
-        return "running" if step.lease_seconds is None else "renewing"
-    if step.status == ExecutionStatus.WAITING:
-        return "waiting"
-    return "ended" if step.status in TERMINAL_STATUSES else "released"
 
 
 @cache
@@ -553,169 +339,3 @@ def _claim_statement() -> Update:
         )
         .returning(*EXECUTION_COLUMNS)
     )
-
-
-@cache
-def _checkpoint_statement(shape: _Shape, full: bool) -> Update:
-    """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
-
-    The lease is kept only while RUNNING (``renewing`` extends it); any other
-    status releases it. Parking as WAITING stores PENDING if a wake-up arrived
-    while the execution ran, so it is not slept through.
-    """
-    c = EXT.c
-    values: dict[str, Any] = {
-        "cursor": bindparam("p_cursor"),
-        "current_state": bindparam("p_state"),
-        "status": bindparam("p_status"),
-        "revision": c.revision + 1,
-        "updated_at": bindparam("p_now"),
-        "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
-    }
-    if shape == "renewing":
-        values["lease_expires_at"] = bindparam("p_expires")
-    elif shape != "running":
-        values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
-    if shape == "waiting":
-        values["status"] = case(
-            (c.wake_pending, ExecutionStatus.PENDING.value),
-            else_=ExecutionStatus.WAITING.value,
-        )
-    elif shape == "ended":
-        values.update(
-            output=bindparam("p_output"),
-            error=bindparam("p_error"),
-            cause=bindparam("p_cause"),
-            ended_at=bindparam("p_now"),
-        )
-    returning = EXECUTION_COLUMNS if full else (c.status, c.last_seq)
-    return (
-        update(EXT)
-        .where(
-            c.id == bindparam("p_id"),
-            c.status == ExecutionStatus.RUNNING,
-            c.lease_owner == bindparam("p_owner"),
-            c.lease_expires_at >= bindparam("p_now"),
-        )
-        .values(values)
-        .returning(*returning)
-    )
-
-
-@cache
-def _logged_checkpoint_statement(shape: _Shape, full: bool) -> Select[Any]:
-    """PostgreSQL: the checkpoint's UPDATE and its history INSERT as one statement.
-
-    ``WITH stored AS (UPDATE ... RETURNING ...), logged AS (INSERT INTO history
-    SELECT ... FROM stored JOIN jsonb_to_recordset(:p_history)) SELECT ... FROM
-    stored``: no row is logged when the UPDATE matched none (the lease is lost).
-    """
-    stored = _checkpoint_statement(shape, True).cte("stored")
-    rows = (
-        func.jsonb_to_recordset(bindparam("p_history", type_=JSONB))
-        .table_valued(
-            column("n", Integer),
-            *(column(name, HISTORY_TABLE.c[name].type) for name in _HISTORY_FIELDS),
-        )
-        .render_derived("h", with_types=True)
-    )
-    source = select(
-        stored.c.id,
-        stored.c.last_seq - bindparam("p_rows", type_=Integer) + rows.c.n,
-        *(rows.c[name] for name in _HISTORY_FIELDS),
-    ).select_from(stored.join(rows, true()))
-    logged = insert(HISTORY_TABLE).from_select(["execution_id", "seq", *_HISTORY_FIELDS], source)
-    columns = EXECUTION_COLUMNS if full else (EXT.c.status, EXT.c.last_seq)
-    return select(*(stored.c[c.name] for c in columns)).add_cte(logged.cte("logged"))
-
-
-#: History columns a checkpoint writes from its events (besides execution_id, seq).
-_HISTORY_FIELDS = (
-    "event_type",
-    "state_name",
-    "state_type",
-    "input",
-    "output",
-    "error",
-    "cause",
-    "attempt",
-    "entered_at",
-    "recorded_at",
-)
-
-
-def _touches_waits(step: _Step) -> bool:
-    """Whether the checkpoint adds timers or correlations, or must cancel open ones."""
-    ending = step.status in TERMINAL_STATUSES and step.may_have_waits
-    return bool(step.timers or step.correlations or ending)
-
-
-def _history_rows(events: Sequence[NewHistoryEvent], now: datetime) -> list[dict[str, Any]]:
-    """The events as the JSON array ``jsonb_to_recordset`` reads (times as ISO 8601)."""
-    return [
-        {
-            "n": i,
-            "event_type": e.event_type,
-            "state_name": e.state_name,
-            "state_type": e.state_type,
-            "input": e.input,
-            "output": e.output,
-            "error": e.error,
-            "cause": e.cause,
-            "attempt": e.attempt,
-            "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
-            "recorded_at": (e.recorded_at or now).isoformat(),
-        }
-        for i, e in enumerate(events, start=1)
-    ]
-
-
-def _checkpoint_params(execution_id: str, owner: str, step: _Step, now: datetime) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "p_id": execution_id,
-        "p_owner": owner,
-        "p_now": now,
-        "p_cursor": step.cursor,
-        "p_state": step.current_state,
-        "p_status": step.status,
-        "p_rows": len(step.history),
-    }
-    if step.lease_seconds is not None:
-        params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
-    if step.status in TERMINAL_STATUSES:
-        ending = step.ending
-        params.update(p_output=ending.output, p_error=ending.error, p_cause=ending.cause)
-    return params
-
-
-def _insert_history(
-    conn: Connection,
-    execution_id: str,
-    first_seq: int,
-    events: Sequence[NewHistoryEvent],
-    now: datetime,
-) -> None:
-    if not events:
-        return
-    rows = [
-        {
-            "execution_id": execution_id,
-            "seq": first_seq + i,
-            "event_type": e.event_type,
-            "state_name": e.state_name,
-            "state_type": e.state_type,
-            "input": e.input,
-            "output": e.output,
-            "error": e.error,
-            "cause": e.cause,
-            "attempt": e.attempt,
-            "entered_at": e.entered_at,
-            "recorded_at": e.recorded_at or now,
-        }
-        for i, e in enumerate(events)
-    ]
-    conn.execute(_HISTORY_INSERT, rows)
-
-
-#: The history INSERT on the Core table (the ORM entity's bulk path costs more).
-_HISTORY_INSERT = insert(HISTORY_TABLE)

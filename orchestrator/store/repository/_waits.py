@@ -13,11 +13,11 @@ from sqlalchemy.sql.elements import ColumnElement
 from orchestrator.store import models as m
 from orchestrator.store import payloads
 from orchestrator.store.records import Correlation, NewCorrelation, NewTimer, Timer
-from orchestrator.store.repository._base import EX, RepositoryBase, utc_now
+from orchestrator.store.repository._base import EX, Part, utc_now
 from orchestrator.types import CorrelationOutcome, ExecutionStatus, TimerKind
 
 
-class WaitsMixin(RepositoryBase):
+class Waits(Part):
     """Timers and message correlations."""
 
     def claim_due_timers(self, now: datetime | None = None, *, limit: int = 100) -> list[Timer]:
@@ -36,7 +36,7 @@ class WaitsMixin(RepositoryBase):
         """
         now = utc_now(now)
         t = m.Timer
-        with self._write() as conn:
+        with self._db.write() as conn:
             ids = (
                 conn.execute(
                     select(t.id)
@@ -84,7 +84,7 @@ class WaitsMixin(RepositoryBase):
         query = (
             select(*_timer_columns()).where(t.execution_id == execution_id).order_by(t.due_at, t.id)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_timer(row) for row in conn.execute(query)]
 
     # -- message correlations ------------------------------------------------
@@ -108,9 +108,9 @@ class WaitsMixin(RepositoryBase):
         """
         now = utc_now(now)
         text = payloads.canonical(value)
-        payloads.encode(message, field="message", limit=self.payload_max_bytes)
+        payloads.encode(message, field="message", limit=self._db.payload_max_bytes)
         c = m.MessageCorrelation
-        with self._write() as conn:
+        with self._db.write() as conn:
             rows = conn.execute(
                 update(c)
                 .where(
@@ -140,14 +140,14 @@ class WaitsMixin(RepositoryBase):
             .where(*_correlation_match(key, payloads.canonical(value)))
             .order_by(c.id)
         )
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_correlation(row) for row in conn.execute(query)]
 
     def execution_correlations(self, execution_id: str) -> list[Correlation]:
         """Return the execution's correlations, oldest first (the runtime reads the message)."""
         c = m.MessageCorrelation
         query = select(*_correlation_columns()).where(c.execution_id == execution_id).order_by(c.id)
-        with self._read() as conn:
+        with self._db.read() as conn:
             return [_correlation(row) for row in conn.execute(query)]
 
 

@@ -1,4 +1,4 @@
-"""A batch's failed executions: listed with their errors, archived, redriven.
+"""A batch's executions: counted by status, unstarted, and failed ones listed, archived, redriven.
 
 Failures are listed in the order they ended (keyset on ``(ended_at, id)``);
 archiving records a cutoff on the batch row, so nothing is deleted: archived
@@ -11,18 +11,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import (
-    String,
-    false,
-    func,
-    literal,
-    or_,
-    select,
-    true,
-    tuple_,
-)
+from sqlalchemy import String, and_, case, false, func, literal, or_, select, true, tuple_
 from sqlalchemy import update as sql_update
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -31,7 +23,7 @@ from orchestrator.store.records import Batch, Execution, Page
 from orchestrator.store.repository._base import (
     EX,
     EXECUTION_COLUMNS,
-    RepositoryBase,
+    Part,
     execution_record,
     utc_now,
 )
@@ -42,14 +34,73 @@ from orchestrator.store.repository._batches import (
     _batch,
     _batch_columns,
     _read_batch,
+    _unstarted,
+    hold_owner,
 )
-from orchestrator.types import (
-    ExecutionStatus,
-)
+from orchestrator.types import ExecutionStatus
+
+#: Ids per ``IN (...)`` list (SQLite allows 32,766 bound parameters per statement).
+_IDS_PER_QUERY = 1000
 
 
-class BatchFailuresMixin(RepositoryBase):
-    """Failed executions of a batch."""
+class BatchExecutions(Part):
+    """A batch's executions: counted, unstarted, failed (listed, archived, redriven)."""
+
+    def batch_execution_counts(self, batch_id: str) -> dict[str, int]:
+        """Count a batch's executions by status, and by what steering did to them.
+
+        Returns:
+            status name -> count, plus ``held`` (held by a pause), ``unstarted``
+            (PENDING, never claimed, not held) and ``cancelled`` (aborted by a cancel).
+        """
+        held = EX.lease_owner == hold_owner(batch_id)
+        query = (
+            select(
+                EX.status,
+                func.count(),
+                func.sum(case((held, 1), else_=0)),
+                func.sum(case((and_(*_unstarted(batch_id), EX.lease_owner.is_(None)), 1), else_=0)),
+                func.sum(case((EX.error == BATCH_CANCELLED, 1), else_=0)),
+            )
+            .where(EX.batch_id == batch_id)
+            .group_by(EX.status)
+        )
+        out = {"held": 0, "unstarted": 0, "cancelled": 0}
+        with self._db.read() as conn:
+            for status, count, n_held, n_unstarted, n_cancelled in conn.execute(query):
+                out[str(ExecutionStatus(status))] = int(count)
+                out["held"] += int(n_held or 0)
+                out["unstarted"] += int(n_unstarted or 0)
+                out["cancelled"] += int(n_cancelled or 0)
+        return out
+
+    def status_counts_of(self, execution_ids: Sequence[str]) -> dict[ExecutionStatus, int]:
+        """Count the given executions by status (``IN`` lists of 1,000 ids)."""
+        counts: dict[ExecutionStatus, int] = {}
+        with self._db.read() as conn:
+            for start in range(0, len(execution_ids), _IDS_PER_QUERY):
+                chunk = execution_ids[start : start + _IDS_PER_QUERY]
+                query = select(EX.status, func.count()).where(EX.id.in_(chunk)).group_by(EX.status)
+                for status, count in conn.execute(query):
+                    key = ExecutionStatus(status)
+                    counts[key] = counts.get(key, 0) + int(count)
+        return counts
+
+    def unstarted_executions(
+        self, batch_id: str, *, created_since: datetime | None = None, limit: int = 10_000
+    ) -> list[tuple[str, int]]:
+        """(id, priority) of the batch's executions no worker has claimed (not held).
+
+        ``created_since`` keeps those created at or after that time. Default: all.
+        """
+        query = select(EX.id, EX.priority).where(*_unstarted(batch_id), EX.lease_owner.is_(None))
+        if created_since is not None:
+            query = query.where(EX.started_at >= created_since)
+        with self._db.read() as conn:
+            rows = conn.execute(query.order_by(EX.started_at, EX.id).limit(limit)).all()
+        return [(r.id, int(r.priority)) for r in rows]
+
+    # -- failures ----------------------------------------------------------------
 
     def batch_failures(
         self,
@@ -72,7 +123,7 @@ class BatchFailuresMixin(RepositoryBase):
         """
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        with self._read() as conn:
+        with self._db.read() as conn:
             batch = _read_batch(conn, batch_id)
             query = select(*EXECUTION_COLUMNS).where(*_failed(batch, archived))
             if cursor is not None:
@@ -100,7 +151,7 @@ class BatchFailuresMixin(RepositoryBase):
             BatchNotFound: no batch has this id.
         """
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             batch = _read_batch(conn, batch_id, lock=True)
             count, latest = conn.execute(
                 select(func.count(), func.max(EX.ended_at)).where(*_failed(batch, False))
@@ -130,7 +181,7 @@ class BatchFailuresMixin(RepositoryBase):
             BatchNotFound: no batch has this id.
         """
         now = utc_now(now)
-        with self._write() as conn:
+        with self._db.write() as conn:
             batch = _read_batch(conn, batch_id)
             rows = conn.execute(
                 sql_update(EX)

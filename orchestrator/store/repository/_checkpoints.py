@@ -1,0 +1,237 @@
+"""Checkpoints: one step of an execution committed in one transaction, if its owner holds it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
+
+from sqlalchemy import Connection, Integer, Row, Update, bindparam, case, insert, update
+
+from orchestrator.store import payloads
+from orchestrator.store.errors import LeaseLost
+from orchestrator.store.records import Checkpoint, Execution, NewHistoryEvent
+from orchestrator.store.repository._base import (
+    EXECUTION_COLUMNS,
+    EXT,
+    HISTORY_TABLE,
+    Part,
+    execution_record,
+    utc_now,
+)
+from orchestrator.store.repository._waits import add_waits, cancel_waits
+from orchestrator.types import TERMINAL_STATUSES, ExecutionStatus
+
+#: Longest error name stored (AWS allows 256 characters).
+ERROR_MAX_CHARS = 256
+
+#: What a checkpoint returns: two columns, or every one (``checkpoint_execution``).
+_SHORT = ("status", "last_seq")
+_FULL = tuple(c.name for c in EXECUTION_COLUMNS)
+
+
+class Checkpoints(Part):
+    """Committing an execution's steps."""
+
+    def checkpoint(
+        self, execution_id: str, owner: str, step: Checkpoint, *, now: datetime | None = None
+    ) -> ExecutionStatus:
+        """Commit ``step`` of an execution in one transaction, if ``owner`` still holds it.
+
+        Writes the new cursor, status and current state, appends the history
+        (sequence numbers follow on), and adds the timers and correlations (a
+        correlation with ``timeout_at`` gets its ``MESSAGE_TIMEOUT`` timer).
+        The lease is kept only while the status stays RUNNING (extended by
+        ``lease_seconds`` if given); any other status releases it. A terminal
+        status stores the output, error and cause, sets ``ended_at`` and
+        cancels the execution's open timers and correlations.
+
+        Parking as WAITING while a timer or message already arrived (see
+        ``claim_due_timers``/``consume_correlations``) stores PENDING instead,
+        so the wake-up is not lost; the returned status says which.
+
+        Returns:
+            The status stored.
+
+        Raises:
+            LeaseLost: ``owner`` no longer holds a live lease on this RUNNING
+                execution; nothing was written.
+            PayloadTooLarge, PayloadInvalid: a payload cannot be stored;
+                nothing was written.
+        """
+        row = self._commit(execution_id, owner, step, utc_now(now), full=False)
+        return ExecutionStatus(row.status)
+
+    def checkpoint_execution(
+        self, execution_id: str, owner: str, step: Checkpoint, *, now: datetime | None = None
+    ) -> Execution:
+        """:meth:`checkpoint`, returning the execution as stored by it (no second read).
+
+        Raises:
+            LeaseLost, PayloadTooLarge, PayloadInvalid: as :meth:`checkpoint`.
+        """
+        return execution_record(self._commit(execution_id, owner, step, utc_now(now), full=True))
+
+    def _commit(
+        self, execution_id: str, owner: str, step: Checkpoint, now: datetime, *, full: bool
+    ) -> Row[Any]:
+        """Write ``step``; return the row stored (all columns if ``full``, else two)."""
+        self._check_payloads(step)
+        status = ExecutionStatus(step.status)
+        shape = _shape(status, step.lease_seconds)
+        params = _params(execution_id, owner, step, status, now)
+        ends = status in TERMINAL_STATUSES and step.may_have_waits
+        logged = None
+        if not (step.timers or step.correlations or ends):
+            logged = self._db.dialect.logged_checkpoint(
+                _update(shape, True), _FULL if full else _SHORT
+            )
+        if logged is not None:
+            # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
+            # retried: a second run after a commit would append the history again.
+            params["p_history"] = self._db.dialect.history_param(step.history, now)
+            row = self._db.statement(logged, params, retry=False)
+            if row is None:
+                raise LeaseLost(execution_id, owner)
+            return row
+        statement = _update(shape, full)
+        history = step.history
+
+        def write(conn: Connection) -> Row[Any]:
+            row = conn.execute(statement, params).first()
+            if row is None:
+                raise LeaseLost(execution_id, owner)
+            first_seq = row.last_seq - len(history) + 1
+            _insert_history(conn, execution_id, first_seq, history, now)
+            add_waits(conn, execution_id, step.timers, step.correlations, now)
+            if ends:
+                cancel_waits(conn, execution_id, now)
+            return row
+
+        return self._db.transaction(write)
+
+    def _check_payloads(self, step: Checkpoint) -> None:
+        limit = self._db.payload_max_bytes
+        payloads.encode(step.cursor, field="cursor")
+        payloads.encode(step.output, field="output", limit=limit)
+        payloads.check_text(step.error, field="error", max_chars=ERROR_MAX_CHARS)
+        for i, event in enumerate(step.history):
+            payloads.encode(event.input, field=f"history[{i}].input", limit=limit)
+            payloads.encode(event.output, field=f"history[{i}].output", limit=limit)
+            payloads.check_text(event.error, field=f"history[{i}].error", max_chars=ERROR_MAX_CHARS)
+        for i, timer in enumerate(step.timers):
+            payloads.encode(timer.payload, field=f"timers[{i}].payload", limit=limit)
+        for i, corr in enumerate(step.correlations):
+            payloads.canonical(corr.value, field=f"correlations[{i}].value")
+
+
+#: Which UPDATE a checkpoint needs (see ``_update``).
+_Shape = str
+
+
+def _shape(status: ExecutionStatus, lease_seconds: float | None) -> _Shape:
+    if status == ExecutionStatus.RUNNING:
+        return "running" if lease_seconds is None else "renewing"
+    if status == ExecutionStatus.WAITING:
+        return "waiting"
+    return "ended" if status in TERMINAL_STATUSES else "released"
+
+
+@cache
+def _update(shape: _Shape, full: bool) -> Update:
+    """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
+
+    The lease is kept only while RUNNING (``renewing`` extends it); any other
+    status releases it. Parking as WAITING stores PENDING if a wake-up arrived
+    while the execution ran, so it is not slept through.
+    """
+    c = EXT.c
+    values: dict[str, Any] = {
+        "cursor": bindparam("p_cursor"),
+        "current_state": bindparam("p_state"),
+        "status": bindparam("p_status"),
+        "revision": c.revision + 1,
+        "updated_at": bindparam("p_now"),
+        "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
+    }
+    if shape == "renewing":
+        values["lease_expires_at"] = bindparam("p_expires")
+    elif shape != "running":
+        values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
+    if shape == "waiting":
+        values["status"] = case(
+            (c.wake_pending, ExecutionStatus.PENDING.value),
+            else_=ExecutionStatus.WAITING.value,
+        )
+    elif shape == "ended":
+        values.update(
+            output=bindparam("p_output"),
+            error=bindparam("p_error"),
+            cause=bindparam("p_cause"),
+            ended_at=bindparam("p_now"),
+        )
+    returning = EXECUTION_COLUMNS if full else (c.status, c.last_seq)
+    return (
+        update(EXT)
+        .where(
+            c.id == bindparam("p_id"),
+            c.status == ExecutionStatus.RUNNING,
+            c.lease_owner == bindparam("p_owner"),
+            c.lease_expires_at >= bindparam("p_now"),
+        )
+        .values(values)
+        .returning(*returning)
+    )
+
+
+def _params(
+    execution_id: str, owner: str, step: Checkpoint, status: ExecutionStatus, now: datetime
+) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "p_id": execution_id,
+        "p_owner": owner,
+        "p_now": now,
+        "p_cursor": step.cursor,
+        "p_state": step.current_state,
+        "p_status": status,
+        "p_rows": len(step.history),
+    }
+    if step.lease_seconds is not None:
+        params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
+    if status in TERMINAL_STATUSES:
+        params.update(p_output=step.output, p_error=step.error, p_cause=step.cause)
+    return params
+
+
+def _insert_history(
+    conn: Connection,
+    execution_id: str,
+    first_seq: int,
+    events: Sequence[NewHistoryEvent],
+    now: datetime,
+) -> None:
+    if not events:
+        return
+    rows = [
+        {
+            "execution_id": execution_id,
+            "seq": first_seq + i,
+            "event_type": e.event_type,
+            "state_name": e.state_name,
+            "state_type": e.state_type,
+            "input": e.input,
+            "output": e.output,
+            "error": e.error,
+            "cause": e.cause,
+            "attempt": e.attempt,
+            "entered_at": e.entered_at,
+            "recorded_at": e.recorded_at or now,
+        }
+        for i, e in enumerate(events)
+    ]
+    conn.execute(_HISTORY_INSERT, rows)
+
+
+#: The history INSERT on the Core table (the ORM entity's bulk path costs more).
+_HISTORY_INSERT = insert(HISTORY_TABLE)
