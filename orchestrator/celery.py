@@ -73,6 +73,14 @@ def _import_handler_modules(sender: Any = None, **_: Any) -> None:
         raise SystemExit(f"orchestrator worker: cannot import handler module: {exc}") from exc
 
 
+def _metrics_multiprocess(sender: Any = None, **_: Any) -> None:
+    """Prefork children write their series to ``metrics_dir`` (prometheus multiprocess mode)."""
+    from orchestrator.runtime.metrics import enable_multiprocess
+
+    enable_multiprocess(get_settings().metrics_dir)
+
+
+worker_init.connect(_metrics_multiprocess)
 worker_init.connect(_import_handler_modules)
 
 app = create_app()

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     flower_url: str | None = None
     """Flower's address (``http://127.0.0.1:5555``); the console links to it. Default none."""
 
+    metrics_dir: str | None = None
+    """Directory for Prometheus multiprocess metrics (``PROMETHEUS_MULTIPROC_DIR``), shared
+    by workers and the API on one host; the API's ``/metrics`` adds them up. Default none:
+    each process reports only itself."""
+
     @field_validator("handler_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: Any) -> Any:

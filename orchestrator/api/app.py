@@ -18,11 +18,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import orchestrator
-from orchestrator.api import console, routes
+from orchestrator.api import console, metrics, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.handlers import import_handler_modules
 from orchestrator.runtime import Runner
+from orchestrator.runtime.metrics import enable_multiprocess
 from orchestrator.settings import Settings, get_settings
 from orchestrator.statemachine import repository_for
 from orchestrator.store import Repository
@@ -121,6 +122,7 @@ def create_app(
         The FastAPI app (serve it with uvicorn, or :func:`orchestrator.api.serve`).
     """
     settings = settings or get_settings()
+    enable_multiprocess(settings.metrics_dir)
     import_handler_modules(settings.handler_modules)
     repository = repository or repository_for(settings)
     app = FastAPI(
@@ -137,6 +139,7 @@ def create_app(
         app.include_router(router, **routes.PROTECTION)
     app.include_router(routes.health)
     app.include_router(console.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit(settings))
     return app
 

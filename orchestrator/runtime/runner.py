@@ -33,6 +33,7 @@ from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.runtime import metrics
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Execution,
@@ -194,6 +195,7 @@ class Runner:
         for execution in stale:
             if self.advance(execution.id) is not None:
                 done.append(execution.id)
+        metrics.count_recoveries(len(done))
         return done
 
     # -- one advance ---------------------------------------------------------
@@ -292,6 +294,7 @@ class _Advance:
             event = self.work.events.pop(0) if self.work.events else None
             result = asl.step(self.defn, self.cursor, event, now=self.clock.now(), context=self.ctx)
             self.work.history.extend(history_row(e) for e in result.events)
+            metrics.observe_events(self.repo, self.execution.version_id, self.defn, result.events)
             if self.carry_out(result.command):
                 return
 

@@ -1,0 +1,148 @@
+"""``GET /metrics``: Prometheus text, behind the API token.
+
+Two kinds of series:
+
+- read from the store and the broker when scraped (so they are right whichever
+  process did the work): executions by machine and status, started and ended;
+  each running or paused batch's executions by status; queue depths; expired leases;
+- recorded by the runtime as it works (:mod:`orchestrator.runtime.metrics`): state
+  durations, handler errors, recoveries. With ``ORCHESTRATOR_METRICS_DIR`` shared by
+  the workers and the API, they are summed over every process (multiprocess mode).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from orchestrator.api.broker import CONNECT_TIMEOUT, queue_depth
+from orchestrator.api.broker import _connected as connected
+from orchestrator.api.context import ApiContext, context, require_token
+from orchestrator.distributed.routing import QUEUES
+
+router = APIRouter(tags=["operations"])
+
+#: Batch statuses whose progress is reported (ended batches would only grow the series).
+LIVE_BATCHES = ("RUNNING", "PAUSED")
+#: Most expired leases counted per scrape (the gauge saturates there).
+LEASE_LIMIT = 1000
+
+
+class StoreCollector:
+    """Series read from the store and the broker at scrape time."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self.ctx = ctx
+
+    def collect(self) -> Iterator[Any]:
+        """The families of one scrape."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        started = CounterMetricFamily(
+            "orchestrator_executions_started",
+            "Executions started, by machine.",
+            labels=["state_machine"],
+        )
+        ended = CounterMetricFamily(
+            "orchestrator_executions_ended",
+            "Executions ended, by machine and status.",
+            labels=["state_machine", "status"],
+        )
+        current = GaugeMetricFamily(
+            "orchestrator_executions", "Executions now, by machine and status.",
+            labels=["state_machine", "status"],
+        )  # fmt: skip
+        for name, counts in self._counts().items():
+            started.add_metric([name], sum(counts.values()))
+            for status, count in counts.items():
+                current.add_metric([name, status], count)
+                if status in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"):
+                    ended.add_metric([name, status], count)
+        yield from (started, ended, current)
+        yield self._batches(GaugeMetricFamily)
+        yield self._queues(GaugeMetricFamily)
+        leases = GaugeMetricFamily(
+            "orchestrator_leases_expired", "Executions whose lease expired (awaiting recovery)."
+        )
+        now = datetime.now(UTC)
+        leases.add_metric([], len(self.ctx.repository.expired_leases(now, limit=LEASE_LIMIT)))
+        yield leases
+
+    def _counts(self) -> dict[str, dict[str, int]]:
+        from orchestrator.store import ExecutionFilter
+
+        repo = self.ctx.repository
+        return {
+            info.name: {
+                status.value: count
+                for status, count in repo.status_counts(
+                    ExecutionFilter(state_machine=info.name)
+                ).items()
+            }
+            for info in repo.list_state_machines()
+        }
+
+    def _batches(self, family: Any) -> Any:
+        gauge = family(
+            "orchestrator_batch_executions",
+            "Executions of each running or paused batch, by status.",
+            labels=["batch_id", "status"],
+        )
+        for batch in self.ctx.repository.list_batches(limit=200):
+            if batch.status.value not in LIVE_BATCHES:
+                continue
+            for status, count in self.ctx.repository.batch_execution_counts(batch.id).items():
+                gauge.add_metric([batch.id, status], count)
+        return gauge
+
+    def _queues(self, family: Any) -> Any:
+        gauge = family(
+            "orchestrator_queue_depth", "Messages waiting in each queue.", labels=["queue"]
+        )
+        try:
+            with connected(self.ctx.celery_app, CONNECT_TIMEOUT) as conn:
+                depths = {queue: queue_depth(conn, queue) for queue in QUEUES}
+        except Exception:  # an unreachable broker: no depths this scrape (/health says why)
+            return gauge
+        for queue, depth in depths.items():
+            if depth is not None:
+                gauge.add_metric([queue], depth)
+        return gauge
+
+
+def exposition(ctx: ApiContext) -> bytes:
+    """The text of one scrape: the runtime's series (of every process sharing the metrics
+    dir, or of this process) followed by the store's."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+    own: Any = REGISTRY
+    if ctx.settings.metrics_dir and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        own = CollectorRegistry()
+        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
+            own, path=ctx.settings.metrics_dir
+        )
+    store = CollectorRegistry()
+    store.register(StoreCollector(ctx))
+    return bytes(generate_latest(own)) + bytes(generate_latest(store))
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    dependencies=[Depends(require_token)],
+    response_class=Response,
+)
+def metrics(request: Request) -> Response:
+    """Prometheus text exposition format."""
+    from prometheus_client import CONTENT_TYPE_LATEST
+
+    return Response(exposition(context(request)), media_type=CONTENT_TYPE_LATEST)
+
+
+__all__ = ["StoreCollector", "exposition", "router"]
