@@ -10,6 +10,7 @@ API's ``/metrics`` adds up every process that wrote to that directory.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Final
 
@@ -57,13 +58,16 @@ class _Series:
 
 
 _series: _Series | None = None
+_lock = threading.Lock()
 
 
 def series() -> _Series:
-    """The process's series (created once)."""
+    """The process's series (created once, by whichever thread comes first)."""
     global _series
     if _series is None:
-        _series = _Series()
+        with _lock:  # two threads creating them would register each name twice
+            if _series is None:
+                _series = _Series()
     return _series
 
 

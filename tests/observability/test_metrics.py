@@ -119,3 +119,26 @@ def test_a_prefork_workers_series_reach_the_apis_metrics(
     )
     assert sample(text, "orchestrator_executions_ended_total", state_machine="bulk",
                   status="FAILED") == 4  # fmt: skip
+
+
+def test_threads_recording_at_once_create_the_series_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from orchestrator.runtime import metrics
+
+    monkeypatch.setattr(metrics, "_series", None)
+    created: list[object] = []
+    real = metrics._Series
+
+    def slow_series() -> object:
+        created.append(object())
+        threading.Event().wait(0.05)  # widen the window two threads race through
+        return real.__new__(real)
+
+    monkeypatch.setattr(metrics, "_Series", slow_series)
+    threads = [threading.Thread(target=metrics.series) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(created) == 1
