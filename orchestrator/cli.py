@@ -726,4 +726,7 @@ def _drawing(
 
 def main() -> None:
     """Entry point of the ``orchestrator`` script."""
+    from orchestrator.logs import configure_logging
+
+    configure_logging(_settings())
     app()

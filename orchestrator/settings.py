@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -113,6 +113,10 @@ class Settings(BaseSettings):
 
     flower_url: str | None = None
     """Flower's address (``http://127.0.0.1:5555``); the console links to it. Default none."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line from the worker, the API and the CLI, each with
+    the execution id, machine, state and batch id. Default ``text`` (logging as configured)."""
 
     metrics_dir: str | None = None
     """Directory for Prometheus multiprocess metrics (``PROMETHEUS_MULTIPROC_DIR``), shared

@@ -33,6 +33,7 @@ from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.logs import log_context
 from orchestrator.runtime import metrics
 from orchestrator.settings import Settings
 from orchestrator.store import (
@@ -220,6 +221,13 @@ class Runner:
         )
 
     def _advance_claimed(self, execution: Execution) -> Execution:
+        machine = metrics.machine_name(self.repo, execution.version_id)
+        with log_context(
+            execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
+        ):
+            return self._advance_in_context(execution)
+
+    def _advance_in_context(self, execution: Execution) -> Execution:
         advance: _Advance | None = None
         try:
             defn = self.definition(execution.version_id)
@@ -436,7 +444,14 @@ class _Advance:
         return events
 
     def run_one(self, command: asl.RunTask) -> Event:
-        event = run_task(command, self.runner.handlers, self.execution.id)
+        # Set here, not inherited: pool threads do not carry the caller's context.
+        with log_context(
+            execution_id=self.execution.id,
+            state_machine=metrics.machine_name(self.repo, self.execution.version_id),
+            batch_id=self.execution.batch_id,
+            state=command.state,
+        ):
+            event = run_task(command, self.runner.handlers, self.execution.id)
         if isinstance(event, asl.TaskSucceeded):
             try:
                 encode(event.output, field="task output", limit=self.repo.payload_max_bytes)
