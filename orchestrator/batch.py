@@ -53,6 +53,7 @@ from orchestrator.bulk_inputs import (
     max_chars,
     read_inputs,
 )
+from orchestrator.distributed.labels import publish_labels
 from orchestrator.distributed.routing import priority_level
 from orchestrator.errors import BulkInputError, LeadLost
 from orchestrator.handlers import input_transformers
@@ -426,7 +427,7 @@ def _lead(
     dispatch: Dispatch = local.run
     if options.mode == "distributed":
         assert publisher is not None
-        dispatch = _publishing(publisher, options.priority)
+        dispatch = _publishing(publisher, options.priority, machine.name, batch.id)
     leader = Leader(repo, machine.version_record, batch, owner, options, dispatch, result)
     local.look = leader.look
     try:
@@ -467,9 +468,10 @@ def _fail(repo: Repository, batch_id: str, owner: str, error: str) -> None:
     )
 
 
-def _publishing(publisher: Publisher, priority: Priority) -> Dispatch:
+def _publishing(publisher: Publisher, priority: Priority, machine: str, batch_id: str) -> Dispatch:
     def publish(ids: list[str]) -> int:
-        return publisher(ids, priority)
+        with publish_labels(state_machine=machine, batch_id=batch_id):
+            return publisher(ids, priority)
 
     return publish
 

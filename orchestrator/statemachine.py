@@ -35,6 +35,7 @@ from orchestrator.batch import (
     stored_options,
 )
 from orchestrator.batch_control import DEFAULT_LEADER_TIMEOUT, SteeringReport
+from orchestrator.distributed.labels import publish_labels
 from orchestrator.distributed.routing import priority_level
 from orchestrator.errors import ExecutionNotFound, InvalidName, StateMachineNotFound
 from orchestrator.handlers import input_transformers
@@ -206,7 +207,8 @@ class StateMachine:
             claim=False,
         )
         if created:
-            (publisher or _default_publisher(self.settings))([execution.id], priority)
+            with publish_labels(state_machine=self.name, batch_id=None):
+                (publisher or _default_publisher(self.settings))([execution.id], priority)
         return execution
 
     def _create(
