@@ -24,7 +24,8 @@ from orchestrator.api.broker import _connected as connected
 from orchestrator.api.context import ApiContext, context, require_token
 from orchestrator.distributed.routing import QUEUES
 
-router = APIRouter(tags=["operations"])
+# Not in the OpenAPI document: Prometheus text, not JSON, for scrapers, not API clients.
+router = APIRouter(tags=["operations"], include_in_schema=False)
 
 #: Batch statuses whose progress is reported (ended batches would only grow the series).
 LIVE_BATCHES = ("RUNNING", "PAUSED")
