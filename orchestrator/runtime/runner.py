@@ -34,7 +34,7 @@ from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.logs import log_context
-from orchestrator.runtime import metrics
+from orchestrator.runtime import metrics, tracing
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Execution,
@@ -222,8 +222,13 @@ class Runner:
 
     def _advance_claimed(self, execution: Execution) -> Execution:
         machine = metrics.machine_name(self.repo, execution.version_id)
-        with log_context(
-            execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
+        with (
+            log_context(
+                execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
+            ),
+            tracing.execution_span(
+                execution_id=execution.id, machine=machine, batch_id=execution.batch_id
+            ),
         ):
             return self._advance_in_context(execution)
 
@@ -304,6 +309,7 @@ class _Advance:
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
             metrics.observe_events(self.repo, self.execution.version_id, self.defn, result.events)
+            tracing.state_spans(result.events)
             if self.carry_out(result.command):
                 return
 

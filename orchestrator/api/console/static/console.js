@@ -290,22 +290,33 @@ async function executionView(id) {
       api(path), api(`${path}/history`), api(`/console/api${path}/graph.svg`),
       api(`/console/api${path}/chained`)]);
     fill("title", `${e.name} `, status(e.status));
-    fill("graph", svgNode(svg));
+    const graph = svgNode(svg);
+    // A click on a state opens its input, output, error and cause.
+    graph.addEventListener("click", (event) => {
+      const state = event.target.closest("g.state");
+      const details = state && document.querySelector(`#states details[data-state="${CSS.escape(state.dataset.state)}"]`);
+      if (details) { details.open = true; details.scrollIntoView({behavior: "smooth", block: "center"}); }
+    });
+    fill("graph", graph);
     fill("facts-box", executionFacts(e, chained.items));
     fill("timeline-box", timeline(history.items));
     fill("states-box", stateDetails(history.items));
+    fill("io", json(e.input), h("h2", {}, "Output"), json(e.output));
     return e;
   };
+  // An ended execution changes only through an action here (which refreshes it), so
+  // polling stops re-drawing it: opened state details stay open.
+  let last = null;
+  const refresh = async () => { last = (await render()).status; };
   show(h("h1", {id: "title"}),
     h("div", {class: "grid"},
       h("div", {}, legend(), h("div", {class: "graph", id: "graph"}),
         h("h2", {}, "Timeline"), h("div", {id: "timeline-box"})),
-      h("div", {}, h("div", {id: "facts-box"}), executionActions(id, render),
+      h("div", {}, h("div", {id: "facts-box"}), executionActions(id, refresh),
         h("h2", {}, "States"), h("div", {id: "states-box"}),
         h("h2", {}, "Input"), h("div", {id: "io"}))));
-  const e = await render();
-  fill("io", json(e.input), h("h2", {}, "Output"), json(e.output));
-  poll(render);
+  await refresh();
+  poll(async () => { if (!ENDED.has(last)) await refresh(); });
 }
 
 // ------------------------------------------------------------------ batches
