@@ -862,7 +862,13 @@ def _drawing(
 
 def main() -> None:
     """Entry point of the ``orchestrator`` script."""
+    import contextlib
+
+    from pydantic import ValidationError
+
     from orchestrator.logs import configure_logging
 
-    configure_logging(_settings())
+    # Bad settings: the command reads them again and reports them in one line.
+    with contextlib.suppress(ValidationError):
+        configure_logging(_settings())
     app()
