@@ -20,6 +20,7 @@ import heapq
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -91,6 +92,12 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
 
 _Key = tuple[tuple[int, ...], int]
 
+#: Share of the lease that must be left, by this worker's own reckoning, before a
+#: handler is called; with less, the lease is renewed first (or the advance ends).
+#: The keeper renews every third of the lease, so half leaves room for its first
+#: renewal and its round trip.
+LEASE_MARGIN = 0.5
+
 #: The runner's step cap, as a multiple of the event limit the engine enforces.
 _BACKSTOP = 2
 
@@ -160,11 +167,19 @@ class Runner:
             handlers = registry
         self.repo, self.settings, self.handlers = repository, settings, handlers
         self.clock = clock or SystemClock()
+        # With the real clock, lease times are left to the store, which takes them
+        # from PostgreSQL's clock: one clock for every host. A clock passed in (a
+        # test's) stays the one leases are read by.
+        self._db_clock = clock is None
         self.owner = owner or default_owner()
         self.max_workers = max_workers
         self._definitions: dict[int, asl.Definition] = {}
         self._keeper: LeaseKeeper | None = None
         self._keeper_lock = threading.Lock()
+
+    def lease_now(self) -> datetime | None:
+        """The ``now`` passed to lease statements: None lets the store use the database's."""
+        return None if self._db_clock else to_datetime(self.clock.now())
 
     def lease_keeper(self) -> LeaseKeeper:
         """This runner's lease keeper (its thread starts on first use)."""
@@ -182,19 +197,30 @@ class Runner:
             The execution as last stored, or None when it could not be claimed
             (another worker holds it, it is parked or ended, or it does not exist).
         """
+        sent = time.monotonic()
         execution = self.repo.claim(
             execution_id,
             self.owner,
             lease_seconds=self.settings.lease_seconds,
-            now=to_datetime(self.clock.now()),
+            now=self.lease_now(),
         )
         if execution is None:
             return None
-        return self._advance_claimed(execution)
+        return self._advance_claimed(execution, sent)
 
-    def advance_claimed(self, execution: Execution) -> Execution:
-        """Advance an execution this runner already holds (e.g. created with ``claim_as``)."""
-        return self._advance_claimed(execution)
+    def advance_claimed(
+        self, execution: Execution, *, claimed_at: float | None = None
+    ) -> Execution:
+        """Advance an execution this runner already holds (e.g. created with ``claim_as``).
+
+        Args:
+            execution: the claimed execution.
+            claimed_at: ``time.monotonic()`` read just before the claim was sent
+                (default: now, for a claim that has just returned).
+        """
+        return self._advance_claimed(
+            execution, time.monotonic() if claimed_at is None else claimed_at
+        )
 
     def fire_due_timers(self, *, limit: int = 100) -> list[str]:
         """Fire due timers and advance every execution they woke; return those ids."""
@@ -237,7 +263,7 @@ class Runner:
             redrive_count=execution.redrive_count,
         )
 
-    def _advance_claimed(self, execution: Execution) -> Execution:
+    def _advance_claimed(self, execution: Execution, claimed_at: float) -> Execution:
         machine = metrics.machine_name(self.repo, execution.version_id)
         with (
             log_context(
@@ -247,13 +273,14 @@ class Runner:
                 execution_id=execution.id, machine=machine, batch_id=execution.batch_id
             ),
         ):
-            return self._advance_in_context(execution)
+            return self._advance_in_context(execution, claimed_at)
 
-    def _advance_in_context(self, execution: Execution) -> Execution:
+    def _advance_in_context(self, execution: Execution, claimed_at: float) -> Execution:
         advance: _Advance | None = None
         try:
             defn = self.definition(execution.version_id)
             advance = _Advance(self, execution, defn, self._context(execution, defn))
+            advance.lease_until = claimed_at + self.settings.lease_seconds
             advance.run()
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
@@ -315,6 +342,11 @@ class _Advance:
         self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
+        # Until when (time.monotonic()) the lease is surely held: the lease cannot
+        # start before the statement that took or renewed it was sent, whatever the
+        # clocks say and however long its reply took (see ``ensure_lease``).
+        self.lease_until = time.monotonic() + runner.settings.lease_seconds
+
         # A backstop to the engine's own count of events: steps this advance may take.
         # Twice the limit, less the rows already stored, so it never fires before the
         # engine on an execution whose steps record events, and still ends one whose
@@ -499,6 +531,7 @@ class _Advance:
 
     def run_tasks(self) -> list[Event]:
         tasks, self.work.tasks = self.work.tasks, []
+        self.ensure_lease()
         with self.keep_lease():
             if len(tasks) == 1 or self.runner.max_workers <= 1:
                 events = [self.run_one(t) for t in tasks]
@@ -531,6 +564,34 @@ class _Advance:
                 )
         return event
 
+    def ensure_lease(self) -> None:
+        """Call no handler without a lease that surely outlives the margin; renew if short.
+
+        The bound is ``lease_until``, measured from when the claim, renewal or
+        checkpoint was *sent*: a reply that sat in a partitioned link for longer
+        than the lease returns a lease already gone, which the returned expiry
+        alone, read against this host's clock, would not show.
+
+        Raises:
+            LeaseLost: the renewal was refused, or came back too late to trust.
+        """
+        lease = self.runner.settings.lease_seconds
+        margin = lease * LEASE_MARGIN
+        if self.lease_until - time.monotonic() > margin:
+            return
+        sent = time.monotonic()
+        self.repo.renew_lease(
+            self.execution.id, self.runner.owner, lease_seconds=lease, now=self.runner.lease_now()
+        )
+        self.lease_until = sent + lease
+        if self.lease_until - time.monotonic() <= margin:
+            log.warning(
+                "lease renewal of %s took too long; not calling the handler",
+                self.execution.id,
+                extra={"action": "lease_too_short", "execution_id": self.execution.id},
+            )
+            raise LeaseLost(self.execution.id, self.runner.owner)
+
     def finish(self, command: asl.Command) -> None:
         if isinstance(command, asl.Succeeded):
             self.checkpoint(ExecutionStatus.SUCCEEDED, output=command.output)
@@ -549,6 +610,7 @@ class _Advance:
             self.may_have_waits = True
         final = status != ExecutionStatus.RUNNING
         store = self.repo.checkpoint_execution if final else self.repo.checkpoint
+        sent = time.monotonic()
         try:
             stored = store(
                 self.execution.id,
@@ -561,7 +623,7 @@ class _Advance:
                 correlations=work.correlations if status == ExecutionStatus.WAITING else (),
                 lease_seconds=self.runner.settings.lease_seconds,
                 may_have_waits=self.may_have_waits,
-                now=to_datetime(self.clock.now()),
+                now=self.runner.lease_now(),
                 **ending,
             )
         except PayloadRejected as exc:
@@ -570,6 +632,8 @@ class _Advance:
             self.fail_oversized(exc)
             raise _Stop from None
         work.history, self.held = [], None
+        if not final:  # a RUNNING checkpoint extends the lease from when it was sent
+            self.lease_until = sent + self.runner.settings.lease_seconds
         if isinstance(stored, Execution):
             self.stored = stored
         if status == ExecutionStatus.WAITING:

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Integer, Row, Update, bindparam, case, insert, update
 
 from orchestrator.store import payloads
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Checkpoint, Execution, NewHistoryEvent
 from orchestrator.store.repository._base import (
@@ -60,7 +61,8 @@ class Checkpoints(Part):
             PayloadTooLarge, PayloadInvalid: a payload cannot be stored;
                 nothing was written.
         """
-        row = self._commit(execution_id, owner, step, utc_now(now), full=False)
+        clock = self._db.dialect.lease_clock(now)
+        row = self._commit(execution_id, owner, step, utc_now(now), full=False, clock=clock)
         return ExecutionStatus(row.status)
 
     def checkpoint_execution(
@@ -71,12 +73,26 @@ class Checkpoints(Part):
         Raises:
             LeaseLost, PayloadTooLarge, PayloadInvalid: as :meth:`checkpoint`.
         """
-        return execution_record(self._commit(execution_id, owner, step, utc_now(now), full=True))
+        clock = self._db.dialect.lease_clock(now)
+        return execution_record(
+            self._commit(execution_id, owner, step, utc_now(now), full=True, clock=clock)
+        )
 
     def _commit(
-        self, execution_id: str, owner: str, step: Checkpoint, now: datetime, *, full: bool
+        self,
+        execution_id: str,
+        owner: str,
+        step: Checkpoint,
+        now: datetime,
+        *,
+        full: bool,
+        clock: LeaseClock = CALLER_CLOCK,
     ) -> Row[Any]:
-        """Write ``step``; return the row stored (all columns if ``full``, else two)."""
+        """Write ``step``; return the row stored (all columns if ``full``, else two).
+
+        Without a ``now`` from the caller, the lease is checked and extended by
+        PostgreSQL's clock (``clock``, see :class:`~orchestrator.store.dialect.LeaseClock`).
+        """
         self._check_payloads(step)
         status = ExecutionStatus(step.status)
         shape = _shape(status, step.lease_seconds)
@@ -85,7 +101,7 @@ class Checkpoints(Part):
         logged = None
         if not (step.timers or step.correlations or ends):
             logged = self._db.dialect.logged_checkpoint(
-                _update(shape, True), _FULL if full else _SHORT
+                _update(shape, True, clock), _FULL if full else _SHORT
             )
         if logged is not None:
             # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
@@ -95,7 +111,7 @@ class Checkpoints(Part):
             if row is None:
                 raise LeaseLost(execution_id, owner)
             return row
-        statement = _update(shape, full)
+        statement = _update(shape, full, clock)
         history = step.history
 
         def write(conn: Connection) -> Row[Any]:
@@ -139,7 +155,7 @@ def _shape(status: ExecutionStatus, lease_seconds: float | None) -> _Shape:
 
 
 @cache
-def _update(shape: _Shape, full: bool) -> Update:
+def _update(shape: _Shape, full: bool, clock: LeaseClock = CALLER_CLOCK) -> Update:
     """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
 
     The lease is kept only while RUNNING (``renewing`` extends it); any other
@@ -156,7 +172,7 @@ def _update(shape: _Shape, full: bool) -> Update:
         "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
     }
     if shape == "renewing":
-        values["lease_expires_at"] = bindparam("p_expires")
+        values["lease_expires_at"] = clock.expires()
     elif shape != "running":
         values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
     if shape == "waiting":
@@ -178,7 +194,7 @@ def _update(shape: _Shape, full: bool) -> Update:
             c.id == bindparam("p_id"),
             c.status == ExecutionStatus.RUNNING,
             c.lease_owner == bindparam("p_owner"),
-            c.lease_expires_at >= bindparam("p_now"),
+            c.lease_expires_at >= clock.now(),
         )
         .values(values)
         .returning(*returning)
@@ -199,6 +215,7 @@ def _params(
     }
     if step.lease_seconds is not None:
         params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
+        params["p_lease"] = step.lease_seconds
     if status in TERMINAL_STATUSES:
         params.update(p_output=step.output, p_error=step.error, p_cause=step.cause)
     return params

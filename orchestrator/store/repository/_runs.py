@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, delete, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Execution
 from orchestrator.store.repository._base import (
@@ -43,18 +45,23 @@ class Runs(Part):
         Succeeds only if nobody else holds a live lease (no owner, the owner is
         ``owner``, or the lease expired). Atomic across processes.
 
+        Without ``now``, PostgreSQL's clock decides whether a lease expired and
+        when the new one does (:class:`~orchestrator.store.dialect.LeaseClock`).
+
         Returns:
             The claimed execution, or None (held by another, WAITING, ended or missing).
         """
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
         params = {
             "p_id": execution_id,
             "p_owner": owner,
             "p_now": now,
             "p_expires": now + timedelta(seconds=lease_seconds),
+            "p_lease": lease_seconds,
         }
         # Claiming again for the same owner is harmless, so a retry is safe.
-        row = self._db.statement(_claim_statement(), params, retry=True)
+        row = self._db.statement(_claim_statement(clock), params, retry=True)
         return None if row is None else execution_record(row)
 
     def renew_lease(
@@ -67,23 +74,30 @@ class Runs(Part):
     ) -> datetime:
         """Extend ``owner``'s live lease to ``now + lease_seconds``.
 
+        Without ``now``, PostgreSQL's clock decides (see :meth:`claim`).
+
         Returns:
             The new expiry.
 
         Raises:
             LeaseLost: ``owner`` does not hold a live lease on a RUNNING execution.
         """
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
         expires = now + timedelta(seconds=lease_seconds)
+        params = {"p_now": now, "p_expires": expires, "p_lease": lease_seconds}
         with self._db.write() as conn:
-            result = conn.execute(
+            row = conn.execute(
                 update(EX)
-                .where(*_held_by(execution_id, owner, now))
-                .values(lease_expires_at=expires)
-            )
-            if result.rowcount != 1:
+                .where(*_held_by(execution_id, owner, clock.now()))
+                .values(lease_expires_at=clock.expires())
+                .returning(EX.lease_expires_at),
+                params,
+            ).first()
+            if row is None:
                 raise LeaseLost(execution_id, owner)
-        return expires
+        stored: datetime = row.lease_expires_at
+        return stored if clock.server else expires
 
     def release(self, execution_id: str, owner: str) -> bool:
         """Give up ``owner``'s lease without changing the status.
@@ -306,7 +320,9 @@ class Runs(Part):
         return execution_record(row)
 
 
-def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement[bool]]:
+def _held_by(
+    execution_id: str, owner: str, now: datetime | ColumnElement[Any]
+) -> list[ColumnElement[bool]]:
     """Conditions: ``owner`` holds a live lease on this RUNNING execution."""
     return [
         EX.id == execution_id,
@@ -317,8 +333,8 @@ def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement
 
 
 @cache
-def _claim_statement() -> Update:
-    """The claim's UPDATE, built once (parameters ``p_*``; the engine caches its SQL)."""
+def _claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
+    """The claim's UPDATE, built once per clock (parameters ``p_*``; the engine caches its SQL)."""
     c = EXT.c
     return (
         update(EXT)
@@ -328,13 +344,13 @@ def _claim_statement() -> Update:
             or_(
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
-                c.lease_expires_at < bindparam("p_now"),
+                c.lease_expires_at < clock.now(),
             ),
         )
         .values(
             status=ExecutionStatus.RUNNING,
             lease_owner=bindparam("p_owner"),
-            lease_expires_at=bindparam("p_expires"),
+            lease_expires_at=clock.expires(),
             updated_at=bindparam("p_now"),
         )
         .returning(*EXECUTION_COLUMNS)
