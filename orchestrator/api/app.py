@@ -21,12 +21,9 @@ import orchestrator
 from orchestrator.api import console, metrics, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
+from orchestrator.client import Orchestrator
 from orchestrator.handlers import import_handler_modules
-from orchestrator.runtime import Runner
-from orchestrator.runtime.metrics import enable_multiprocess
 from orchestrator.settings import Settings, get_settings
-from orchestrator.statemachine import repository_for
-from orchestrator.store import Repository
 
 #: Smallest request body limit, in bytes: a definition may be larger than a payload.
 MIN_BODY_BYTES: Final = 1024 * 1024
@@ -109,22 +106,22 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(
-    settings: Settings | None = None, *, repository: Repository | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, client: Orchestrator | None = None) -> FastAPI:
     """Build the HTTP API.
 
     Args:
-        settings: database, broker, token and limits; default :func:`get_settings`.
-        repository: the store; default the facade's shared one for ``settings``.
+        settings: database, broker, token and limits; default :func:`get_settings`
+            (or the client's).
+        client: the composition root; default the shared client of ``settings``.
 
     Returns:
         The FastAPI app (serve it with uvicorn, or :func:`orchestrator.api.serve`).
     """
-    settings = settings or get_settings()
-    enable_multiprocess(settings.metrics_dir)
+    if client is None:
+        client = Orchestrator.shared(settings or get_settings())
+    settings = client.settings
+    client.enable_metrics()
     import_handler_modules(settings.handler_modules)
-    repository = repository or repository_for(settings)
     app = FastAPI(
         title="orchestrator",
         version=orchestrator.__version__,
@@ -134,9 +131,7 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs else None,
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
-    app.state.context = ApiContext(
-        settings=settings, repository=repository, runner=Runner(repository, settings=settings)
-    )
+    app.state.context = ApiContext(client=client)
     install_error_handlers(app)
     for router in routes.PROTECTED:
         app.include_router(router, **routes.PROTECTION)

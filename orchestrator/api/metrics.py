@@ -12,17 +12,13 @@ Two kinds of series:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from orchestrator.api.broker import CONNECT_TIMEOUT, queue_depth
-from orchestrator.api.broker import _connected as connected
 from orchestrator.api.context import ApiContext, context, require_token
-from orchestrator.distributed.routing import QUEUES
+from orchestrator.client import ExecutionFilter
 
 # Not in the OpenAPI document: Prometheus text, not JSON, for scrapers, not API clients.
 router = APIRouter(tags=["operations"], include_in_schema=False)
@@ -69,22 +65,19 @@ class StoreCollector:
         leases = GaugeMetricFamily(
             "orchestrator_leases_expired", "Executions whose lease expired (awaiting recovery)."
         )
-        now = datetime.now(UTC)
-        leases.add_metric([], len(self.ctx.repository.expired_leases(now, limit=LEASE_LIMIT)))
+        leases.add_metric([], self.ctx.client.count_expired_leases(limit=LEASE_LIMIT))
         yield leases
 
     def _counts(self) -> dict[str, dict[str, int]]:
-        from orchestrator.store import ExecutionFilter
-
-        repo = self.ctx.repository
+        client = self.ctx.client
         return {
             info.name: {
                 status.value: count
-                for status, count in repo.status_counts(
+                for status, count in client.count_by_status(
                     ExecutionFilter(state_machine=info.name)
                 ).items()
             }
-            for info in repo.list_state_machines()
+            for info in client.state_machines()
         }
 
     def _batches(self, family: Any) -> Any:
@@ -93,10 +86,10 @@ class StoreCollector:
             "Executions of each running or paused batch, by status.",
             labels=["batch_id", "status"],
         )
-        for batch in self.ctx.repository.list_batches(limit=200):
+        for batch in self.ctx.client.batches(limit=200):
             if batch.status.value not in LIVE_BATCHES:
                 continue
-            for status, count in self.ctx.repository.batch_execution_counts(batch.id).items():
+            for status, count in self.ctx.client.batch_counts(batch.id).items():
                 gauge.add_metric([batch.id, status], count)
         return gauge
 
@@ -104,10 +97,8 @@ class StoreCollector:
         gauge = family(
             "orchestrator_queue_depth", "Messages waiting in each queue.", labels=["queue"]
         )
-        try:
-            with connected(self.ctx.celery_app, CONNECT_TIMEOUT) as conn:
-                depths = {queue: queue_depth(conn, queue) for queue in QUEUES}
-        except Exception:  # an unreachable broker: no depths this scrape (/health says why)
+        depths = self.ctx.client.queue_depths()
+        if depths is None:  # an unreachable broker: no depths this scrape (/health says why)
             return gauge
         for queue, depth in depths.items():
             if depth is not None:
@@ -118,19 +109,11 @@ class StoreCollector:
 def exposition(ctx: ApiContext) -> bytes:
     """The text of one scrape: the runtime's series (of every process sharing the metrics
     dir, or of this process) followed by the store's."""
-    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+    from prometheus_client import CollectorRegistry, generate_latest
 
-    own: Any = REGISTRY
-    if ctx.settings.metrics_dir and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        own = CollectorRegistry()
-        multiprocess.MultiProcessCollector(  # type: ignore[no-untyped-call]
-            own, path=ctx.settings.metrics_dir
-        )
     store = CollectorRegistry()
     store.register(StoreCollector(ctx))
-    return bytes(generate_latest(own)) + bytes(generate_latest(store))
+    return ctx.client.runtime_metrics() + bytes(generate_latest(store))
 
 
 @router.get(

@@ -45,6 +45,9 @@ T = TypeVar("T")
 _Exchange: Any = kombu.entity.Exchange
 _Queue: Any = kombu.entity.Queue
 
+#: Celery task names of the runs: one execution, or several per message.
+RUN_EXECUTION_TASK: Final = "orchestrator.run_execution"
+RUN_EXECUTIONS_TASK: Final = "orchestrator.run_executions"
 #: Celery task name of the sweeper, and its beat entry.
 SWEEP_TASK: Final = "orchestrator.sweep"
 SWEEP_ENTRY: Final = "orchestrator-sweep"

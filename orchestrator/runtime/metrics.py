@@ -106,10 +106,25 @@ def count_recoveries(count: int) -> None:
         series().recoveries.inc(count)
 
 
+def exposition(directory: str | None) -> bytes:
+    """The runtime's series as Prometheus text: of every process that wrote to
+    ``directory`` (multiprocess mode, when it is set and enabled), else of this process."""
+    from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
+
+    registry: CollectorRegistry = REGISTRY
+    if directory and os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))
+
+
 __all__ = [
     "DURATION_BUCKETS",
     "count_recoveries",
     "enable_multiprocess",
+    "exposition",
     "machine_name",
     "observe_events",
     "series",

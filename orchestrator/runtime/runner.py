@@ -12,6 +12,11 @@ Short waits and back-offs (up to ``park_threshold_seconds``) sleep in the worker
 longer ones, and ``Message`` states, park the execution (WAITING) with a timer or
 correlation row and free the worker. ``fire_due_timers`` and ``recover`` find
 executions to advance again.
+
+Over 700 lines, for now: ``Runner`` and ``_Advance`` share the commit policy
+and its replay, and the issue-11 guards (poison executions, event budget) and the lease clock just
+landed here; the next split takes the waits (timers, correlations, parking) to
+``runtime/waits.py``, as ``leases.py`` took the lease keeper.
 """
 
 from __future__ import annotations
@@ -34,10 +39,13 @@ import sqlalchemy.exc
 from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
-from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.handlers import HandlerResolver
 from orchestrator.logs import log_context
 from orchestrator.runtime import metrics, tracing
+from orchestrator.runtime.clock import Clock, SystemClock
+from orchestrator.runtime.leases import LeaseKeeper
+from orchestrator.runtime.local import run_task
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Execution,
@@ -302,6 +310,11 @@ class Runner:
         if advance is not None and advance.stored is not None:
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
+
+    def not_claimed(self, execution_id: str) -> dict[str, Any]:
+        """Why ``advance`` could not claim an execution: unknown id (logged as an
+        error), ended, or held by another worker; a small report for the task."""
+        return _not_claimed(self, execution_id)
 
     def _fail_poisoned(self, execution: Execution, exc: Exception) -> None:
         """End an execution FAILED (States.Runtime) after an unexpected exception."""
@@ -681,51 +694,6 @@ class _Advance:
             raise lost[0]
 
 
-class LeaseKeeper:
-    """One background thread per runner that renews the leases it is asked to hold.
-
-    Holding a lease is two dict operations, so a short task costs no thread start;
-    a long one is renewed every third of the lease.
-    """
-
-    def __init__(self, repo: Repository, owner: str, lease_seconds: float) -> None:
-        self.repo, self.owner, self.lease_seconds = repo, owner, lease_seconds
-        self._held: dict[str, list[LeaseLost]] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
-        self._thread.start()
-
-    def hold(self, execution_id: str) -> list[LeaseLost]:
-        """Start renewing; the returned list receives LeaseLost if renewal fails."""
-        lost: list[LeaseLost] = []
-        with self._lock:
-            self._held[execution_id] = lost
-        return lost
-
-    def drop(self, execution_id: str) -> None:
-        """Stop renewing."""
-        with self._lock:
-            self._held.pop(execution_id, None)
-
-    def _loop(self) -> None:
-        interval = max(0.5, self.lease_seconds / 3)
-        while not self._wake.wait(interval):
-            with self._lock:
-                held = list(self._held.items())
-            for execution_id, lost in held:
-                self._renew(execution_id, lost)
-
-    def _renew(self, execution_id: str, lost: list[LeaseLost]) -> None:
-        try:
-            self.repo.renew_lease(execution_id, self.owner, lease_seconds=self.lease_seconds)
-        except LeaseLost as exc:
-            lost.append(exc)
-            self.drop(execution_id)
-        except Exception:  # a database hiccup: try again at the next interval
-            log.warning("lease renewal failed", exc_info=True)
-
-
 @dataclass(frozen=True, slots=True)
 class _Held:
     """The cursor and history right after a Task's result was applied, uncommitted."""
@@ -816,48 +784,9 @@ def _not_claimed(runner: Runner, execution_id: str) -> dict[str, Any]:
     return {"execution_id": execution_id, "status": "NOT_CLAIMED", "is": str(found.status)}
 
 
-_worker_runners: dict[str, Runner] = {}
-_worker_lock = threading.Lock()
-
-
-def worker_runner(settings: Settings | None = None) -> Runner:
-    """The runner of this worker process (one per distinct settings), on the shared store."""
-    from orchestrator.settings import get_settings
-    from orchestrator.store.shared import repository_for
-
-    settings = settings or get_settings()
-    key = settings.model_dump_json()
-    with _worker_lock:
-        runner = _worker_runners.get(key)
-        if runner is None:
-            runner = Runner(repository_for(settings), settings=settings)
-            _worker_runners[key] = runner
-        return runner
-
-
-def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What ``orchestrator.run_execution`` runs: advance one execution, report briefly.
-
-    ``event`` is accepted for compatibility and ignored: what woke an execution
-    (a fired timer, a consumed message) is read from the database, which is the
-    source of truth, not from the message.
-    """
-    runner = worker_runner()
-    execution = runner.advance(execution_id)
-    if execution is None:
-        return _not_claimed(runner, execution_id)
-    return {
-        "execution_id": execution_id,
-        "status": str(execution.status),
-        "state": execution.current_state,
-    }
-
-
 __all__ = [
     "Runner",
-    "advance_from_task",
     "default_owner",
     "history_row",
     "to_datetime",
-    "worker_runner",
 ]

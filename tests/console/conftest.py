@@ -22,6 +22,7 @@ import pytest
 import uvicorn
 
 from orchestrator.api import create_app
+from orchestrator.client import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 
@@ -69,7 +70,7 @@ def serve() -> Iterator[Callable[[Settings], Served]]:
         repository = Repository.from_settings(settings)
         port = free_port()
         config = uvicorn.Config(
-            create_app(settings, repository=repository),
+            create_app(client=Orchestrator(settings, repository=repository)),
             host="127.0.0.1",
             port=port,
             log_level="warning",

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 from sqlalchemy import text
 
-from orchestrator.distributed.publish import depths_for
+from orchestrator.celery import create_app
+from orchestrator.distributed.publish import Depths, queue_depths
 from orchestrator.distributed.sweeper import quiet_levels, sweep
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
@@ -99,3 +100,9 @@ def test_quiet_levels_are_those_of_empty_queues() -> None:
     assert quiet_levels(None) is None
     assert quiet_levels({"critical": 0, "default": 3, "low": 0}) == [0, 1, 2, 7, 8, 9]
     assert quiet_levels({"critical": 1, "default": 1, "low": 1}) == []
+
+
+def depths_for(settings: Settings) -> Depths:
+    """The queue depths of ``settings``' broker, as the client reads them."""
+    app = create_app(settings, set_as_current=False)
+    return lambda: queue_depths(app)

@@ -28,6 +28,7 @@ from orchestrator.api.context import ApiContext, context
 from orchestrator.api.errors import ApiError
 from orchestrator.api.routes import to_filter, user_input_errors
 from orchestrator.api.schemas import ExecutionQuery
+from orchestrator.client import ExecutionFilter
 from orchestrator.graph import draw
 
 #: The packaged files the console serves, and their media types.
@@ -139,19 +140,20 @@ def machine_graph(
     name: str, ctx: Ctx, version: Annotated[int | None, Query(ge=1)] = None
 ) -> Response:
     """A state machine version's graph (the newest version by default)."""
-    record = ctx.repository.get_version(name, version)
+    record = ctx.client.find_version(name, version)
     return _svg(draw(record.definition, "svg", title=f"{name} v{record.version}"))
 
 
 @router.get("/api/executions/{execution_id}/graph.svg", dependencies=[Session])
 def execution_graph(execution_id: str, ctx: Ctx) -> Response:
     """An execution's graph, each state coloured by its outcome."""
-    run = ctx.repository.get_execution(execution_id)
-    record = ctx.repository.get_version_by_id(run.version_id)
+    handle = ctx.client.execution(execution_id)
+    run = handle.describe()
+    record = ctx.client.version(run.version_id)
     svg = draw(
         record.definition,
         "svg",
-        events=ctx.repository.history(execution_id),
+        events=handle.history(),
         status=run.status.value,
         current_state=run.current_state,
         title=f"{record.state_machine_name} {run.name}",
@@ -163,7 +165,7 @@ def execution_graph(execution_id: str, ctx: Ctx) -> Response:
 def counts(query: Annotated[ExecutionQuery, Query()], ctx: Ctx) -> dict[str, Any]:
     """How many executions match the filters, per status and in all."""
     with user_input_errors():
-        found = ctx.repository.status_counts(to_filter(query))
+        found = ctx.client.count_by_status(to_filter(query))
     by_status = {status.value: count for status, count in found.items()}
     return {"total": sum(by_status.values()), "by_status": by_status}
 
@@ -171,9 +173,7 @@ def counts(query: Annotated[ExecutionQuery, Query()], ctx: Ctx) -> dict[str, Any
 @router.get("/api/executions/{execution_id}/chained", dependencies=[Session])
 def chained(execution_id: str, ctx: Ctx) -> dict[str, Any]:
     """Executions started from this one (``source_execution_id``), newest first."""
-    from orchestrator.store import ExecutionFilter
-
-    page_ = ctx.repository.list_executions(
+    page_ = ctx.client.executions(
         ExecutionFilter(source_execution_id=execution_id, limit=50, descending=True)
     )
     items = [
@@ -190,7 +190,7 @@ def batches(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """The newest batches with their counts per status."""
-    names = {info.id: info.name for info in ctx.repository.list_state_machines()}
+    names = {info.id: info.name for info in ctx.client.state_machines()}
     items = [
         {
             "id": b.id,
@@ -201,9 +201,9 @@ def batches(
             "started_at": b.started_at.isoformat(),
             "ended_at": b.ended_at.isoformat() if b.ended_at else None,
             "warning": b.warning,
-            "counts": ctx.repository.batch_execution_counts(b.id),
+            "counts": ctx.client.batch_counts(b.id),
         }
-        for b in ctx.repository.list_batches(state_machine=machine, limit=limit)
+        for b in ctx.client.batches(state_machine=machine, limit=limit)
     ]
     return {"items": items}
 
@@ -213,7 +213,7 @@ def batch_failure_rate(
     batch_id: str, ctx: Ctx, buckets: Annotated[int, Query(ge=1, le=200)] = 20
 ) -> dict[str, Any]:
     """The share of failures among a batch's ended executions, in time buckets."""
-    ctx.repository.get_batch(batch_id)
+    ctx.client.batch(batch_id).record()
     series = failure_rate(_ends(ctx, batch_id), buckets)
     return {
         "buckets": [
@@ -230,12 +230,10 @@ def batch_failure_rate(
 
 
 def _ends(ctx: ApiContext, batch_id: str) -> list[tuple[datetime, str]]:
-    from orchestrator.store import ExecutionFilter
-
     ends: list[tuple[datetime, str]] = []
     flt = ExecutionFilter(batch_id=batch_id, limit=1000)
     while len(ends) < CHART_LIMIT:
-        found = ctx.repository.list_executions(flt)
+        found = ctx.client.executions(flt)
         ends.extend((e.ended_at, e.status.value) for e in found.items if e.ended_at is not None)
         if found.next_cursor is None:
             break
