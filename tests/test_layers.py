@@ -31,9 +31,11 @@ LAYERS: dict[str, int] = {
     "settings": 0,
     "errors": 0,
     "types": 0,
+    "logs": 0,  # JSON log set-up and context: imports only settings
     "asl": 1,
     "handlers": 2,
     "examples": 2,
+    "graph": 2,  # drawing a definition (and its history): imports only asl
     "store": 3,
     "runtime": 4,
     "distributed": 5,
@@ -73,6 +75,7 @@ PUBLIC_PACKAGES = [
     "orchestrator.asl",
     "orchestrator.batch",
     "orchestrator.distributed",
+    "orchestrator.graph",
     "orchestrator.store",
 ]
 #: Packages whose exports load lazily (PEP 562): ``__all__`` is pinned to ``_EXPORTS``.

@@ -34,6 +34,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from celery.utils.time import get_exponential_backoff_interval
 
+from orchestrator.distributed import labels  # noqa: F401  # labels published runs
 from orchestrator.distributed.config import (
     PURGE_TASK,
     RUN_EXECUTION_TASK,
@@ -154,13 +155,21 @@ def _is_json_object(value: object) -> bool:
     retry_jitter=True,
     max_retries=MAX_RETRIES,
 )
-def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = None) -> Any:
+def run_execution(
+    self: Any,
+    execution_id: str,
+    event: dict[str, Any] | None = None,
+    state_machine: str | None = None,
+    batch_id: str | None = None,
+) -> Any:
     """Advance execution ``execution_id`` as far as it goes without waiting.
 
     Args:
         self: the bound task (Celery passes it).
         execution_id: the execution to advance (positional, so Flower shows it).
         event: what woke it (a timer, a message), or ``None`` for a start/resume.
+        state_machine: its machine, for Flower (``distributed/labels.py``); ignored.
+        batch_id: its batch, for Flower; ignored.
 
     Returns:
         Whatever the runtime reports (a small JSON summary, shown in Flower).
@@ -185,8 +194,15 @@ def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = N
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def run_executions(self: Any, execution_ids: list[str]) -> Any:
+def run_executions(
+    self: Any,
+    execution_ids: list[str],
+    state_machine: str | None = None,
+    batch_id: str | None = None,
+) -> Any:
     """Advance each of ``execution_ids`` in turn, as ``run_execution`` advances one.
+
+    ``state_machine`` and ``batch_id`` label the message for Flower and are ignored.
 
     A transient infrastructure error retries the message with the ids not yet
     done (exponential, jittered back-off capped at :data:`RETRY_BACKOFF_MAX`);
@@ -214,7 +230,12 @@ def run_executions(self: Any, execution_ids: list[str]) -> Any:
             countdown = get_exponential_backoff_interval(
                 factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
             )
-            raise self.retry(args=(ids[done:],), exc=exc, countdown=countdown) from exc
+            raise self.retry(
+                args=(ids[done:],),
+                kwargs={"state_machine": state_machine, "batch_id": batch_id},
+                exc=exc,
+                countdown=countdown,
+            ) from exc
         except Exception:
             logger.exception(
                 "run_executions: advancing execution %s failed; going on with the rest",

@@ -41,6 +41,8 @@ from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.handlers import HandlerResolver
+from orchestrator.logs import log_context
+from orchestrator.runtime import metrics, tracing
 from orchestrator.runtime.callbacks import (
     new_task_token,
     run_with_heartbeat,
@@ -252,6 +254,7 @@ class Runner:
         for execution in stale:
             if self.advance(execution.id) is not None:
                 done.append(execution.id)
+        metrics.count_recoveries(len(done))
         return done
 
     # -- one advance ---------------------------------------------------------
@@ -276,6 +279,18 @@ class Runner:
         )
 
     def _advance_claimed(self, execution: Execution, claimed_at: float) -> Execution:
+        machine = metrics.machine_name(self.repo, execution.version_id)
+        with (
+            log_context(
+                execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
+            ),
+            tracing.execution_span(
+                execution_id=execution.id, machine=machine, batch_id=execution.batch_id
+            ),
+        ):
+            return self._advance_in_context(execution, claimed_at)
+
+    def _advance_in_context(self, execution: Execution, claimed_at: float) -> Execution:
         advance: _Advance | None = None
         try:
             if execution.claim_count > self.settings.max_step_attempts:
@@ -438,6 +453,8 @@ class _Advance:
             )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
+            metrics.observe_events(self.repo, self.execution.version_id, self.defn, result.events)
+            tracing.state_spans(result.events)
             if self.carry_out(result.command):
                 return
 
@@ -601,12 +618,14 @@ class _Advance:
     def run_one(self, command: asl.RunTask) -> Event | None:
         if command.task_token is not None:
             return self.run_callback(command, command.task_token)
-        if command.heartbeat_seconds is not None:
-            event = run_with_heartbeat(
-                command, self.runner.handlers, self.execution.id, command.heartbeat_seconds
-            )
-        else:
-            event = run_task(command, self.runner.handlers, self.execution.id)
+        # Set here, not inherited: pool threads do not carry the caller's context.
+        with log_context(
+            execution_id=self.execution.id,
+            state_machine=metrics.machine_name(self.repo, self.execution.version_id),
+            batch_id=self.execution.batch_id,
+            state=command.state,
+        ):
+            event = self._call(command)
         if isinstance(event, asl.TaskSucceeded):
             try:
                 encode(event.output, field="task output", limit=self.repo.payload_max_bytes)
@@ -620,6 +639,13 @@ class _Advance:
                     path=command.path, token=command.token, error=name, cause=str(exc)
                 )
         return event
+
+    def _call(self, command: asl.RunTask) -> Event:
+        if command.heartbeat_seconds is not None:
+            return run_with_heartbeat(
+                command, self.runner.handlers, self.execution.id, command.heartbeat_seconds
+            )
+        return run_task(command, self.runner.handlers, self.execution.id)
 
     def run_callback(self, command: asl.RunTask, task_token: str) -> Event | None:
         """A ``.waitForTaskToken`` Task: register its token, call the handler, then wait.
