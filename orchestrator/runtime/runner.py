@@ -21,7 +21,7 @@ import logging
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.settings import Settings
 from orchestrator.store import (
+    Checkpoint,
     Execution,
     LeaseLost,
     NewCorrelation,
@@ -171,11 +172,126 @@ class Runner:
         )
         if execution is None:
             return None
-        return self._advance_claimed(execution)
+        return self.advance_claimed(execution)
+
+    def advance_many(
+        self,
+        execution_ids: Sequence[str],
+        *,
+        transient: Callable[[BaseException], bool] = lambda exc: False,
+    ) -> GroupOutcome:
+        """Advance the executions of one message: claimed together, ended together.
+
+        All of ``execution_ids`` are claimed in one statement (each with its own
+        lease, renewed in the background until its turn comes), advanced one
+        after another as :meth:`advance` would, and the final checkpoints of
+        those that end are committed in one transaction at the end. Everything
+        else (waits, Task results before the next handler) commits as usual.
+        A crash before the group commit costs what a crash before any commit
+        does: the executions run again from their last commit, under recovery.
+
+        Args:
+            execution_ids: the executions, in the order to advance them.
+            transient: tells an infrastructure error (the database is away) from
+                an error of one execution. A transient error stops the group: what
+                ended so far is committed if possible, the rest is released.
+
+        Returns:
+            What became of each execution, and which are left to retry.
+        """
+        outcome = GroupOutcome()
+        claimed = self.repo.claim_many(
+            execution_ids,
+            self.owner,
+            lease_seconds=self.settings.lease_seconds,
+            now=to_datetime(self.clock.now()),
+        )
+        # The leases of those whose turn has not come are renewed meanwhile.
+        waiting = list(claimed) if len(claimed) > 1 else []
+        for execution_id in waiting:
+            self.lease_keeper().hold(execution_id)
+        try:
+            self._advance_group(execution_ids, claimed, _Group(), outcome, transient)
+        finally:
+            for execution_id in waiting:
+                self.lease_keeper().drop(execution_id)
+        return outcome
+
+    def _advance_group(
+        self,
+        execution_ids: Sequence[str],
+        claimed: dict[str, Execution],
+        group: _Group,
+        outcome: GroupOutcome,
+        transient: Callable[[BaseException], bool],
+    ) -> None:
+        for index, execution_id in enumerate(execution_ids):
+            execution = claimed.get(execution_id)
+            if execution is None:
+                outcome.executions.setdefault(execution_id, None)
+                continue
+            try:
+                stored = self._advance_claimed(execution, group)
+            except Exception as exc:
+                if not transient(exc):
+                    log.exception(
+                        "advancing execution %s failed; going on with the rest",
+                        execution_id,
+                        extra={"action": "run_executions.error", "execution_id": execution_id},
+                    )
+                    outcome.errors[execution_id] = exc
+                    continue
+                rest = [i for i in execution_ids[index + 1 :] if i in claimed]
+                for other in rest:
+                    self._release_quietly(other)
+                outcome.retry = [execution_id, *rest]
+                outcome.cause = exc
+                self._commit_group_quietly(group, outcome)
+                return
+            except BaseException:
+                for other in execution_ids[index + 1 :]:
+                    if other in claimed:
+                        self._release_quietly(other)
+                self._commit_group_quietly(group, outcome)
+                raise
+            if stored is not None:
+                outcome.executions[execution_id] = stored
+        self._commit_group(group, outcome)
+
+    def _commit_group(self, group: _Group, outcome: GroupOutcome) -> None:
+        """Commit the deferred final checkpoints in one transaction."""
+        if not group.finals:
+            return
+        finals, group.finals = group.finals, []
+        stored = self.repo.checkpoint_many(
+            [(advance.execution.id, self.owner, step) for advance, step in finals],
+            now=to_datetime(self.clock.now()),
+        )
+        for (advance, _), row in zip(finals, stored, strict=True):
+            execution_id = advance.execution.id
+            if row is None:
+                log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution_id})
+                outcome.executions[execution_id] = self.repo.get_execution(execution_id)
+            else:
+                outcome.executions[execution_id] = row
+
+    def _commit_group_quietly(self, group: _Group, outcome: GroupOutcome) -> None:
+        """Commit what ended before an interruption; if that fails too, it is retried."""
+        ids = [advance.execution.id for advance, _ in group.finals]
+        try:
+            self._commit_group(group, outcome)
+        except Exception as exc:
+            log.warning("group commit failed; retrying its executions", exc_info=True)
+            for execution_id in ids:
+                self._release_quietly(execution_id)
+            outcome.retry = [*ids, *outcome.retry]
+            outcome.cause = outcome.cause or exc
 
     def advance_claimed(self, execution: Execution) -> Execution:
         """Advance an execution this runner already holds (e.g. created with ``claim_as``)."""
-        return self._advance_claimed(execution)
+        stored = self._advance_claimed(execution)
+        assert stored is not None  # only a group defers the final checkpoint
+        return stored
 
     def fire_due_timers(self, *, limit: int = 100) -> list[str]:
         """Fire due timers and advance every execution they woke; return those ids."""
@@ -217,11 +333,13 @@ class Runner:
             redrive_count=execution.redrive_count,
         )
 
-    def _advance_claimed(self, execution: Execution) -> Execution:
+    def _advance_claimed(
+        self, execution: Execution, group: _Group | None = None
+    ) -> Execution | None:
         advance: _Advance | None = None
         try:
             defn = self.definition(execution.version_id)
-            advance = _Advance(self, execution, defn, self._context(execution, defn))
+            advance = _Advance(self, execution, defn, self._context(execution, defn), group)
             advance.run()
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
@@ -233,6 +351,8 @@ class Runner:
             # is intact), instead of holding it until the lease expires.
             self._release_quietly(execution.id)
             raise
+        if advance is not None and advance.deferred:
+            return None  # its final checkpoint waits for the group commit
         if advance is not None and advance.stored is not None:
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
@@ -248,9 +368,16 @@ class _Advance:
     """One claimed execution, stepped until it ends, parks or loses its lease."""
 
     def __init__(
-        self, runner: Runner, execution: Execution, defn: asl.Definition, ctx: dict[str, Any]
+        self,
+        runner: Runner,
+        execution: Execution,
+        defn: asl.Definition,
+        ctx: dict[str, Any],
+        group: _Group | None = None,
     ) -> None:
         self.runner, self.execution, self.defn, self.ctx = runner, execution, defn, ctx
+        self.group = group  # set: the final checkpoint joins the group commit
+        self.deferred = False
         self.repo, self.clock = runner.repo, runner.clock
         self.work = _Pass()
         self.cursor: dict[str, Any] = execution.cursor or {}
@@ -465,6 +592,9 @@ class _Advance:
         if status == ExecutionStatus.WAITING:
             self.may_have_waits = True
         final = status != ExecutionStatus.RUNNING
+        if final and self.group is not None and status != ExecutionStatus.WAITING:
+            self.defer(status, current, **ending)
+            return
         store = self.repo.checkpoint_execution if final else self.repo.checkpoint
         try:
             stored = store(
@@ -491,6 +621,28 @@ class _Advance:
             self.stored = stored
         if status == ExecutionStatus.WAITING:
             work.timers, work.correlations = [], []
+
+    def defer(self, status: ExecutionStatus, current: str | None, **ending: Any) -> None:
+        """Hand the final checkpoint to the group commit, once its payloads are checked."""
+        assert self.group is not None
+        step = Checkpoint(
+            cursor=self.cursor,
+            status=status,
+            current_state=current,
+            history=self.work.history,
+            may_have_waits=self.may_have_waits,
+            **ending,
+        )
+        try:
+            self.repo.check_checkpoint(step)
+        except PayloadRejected as exc:
+            if len(self.work.history) > 1 and not self.strict:
+                raise _Replay from exc
+            self.fail_oversized(exc)
+            raise _Stop from None
+        self.group.finals.append((self, step))
+        self.deferred = True
+        self.work.history, self.held = [], None
 
     def fail_oversized(self, exc: PayloadRejected) -> None:
         """A state produced data that cannot be stored: fail with DataLimitExceeded.
@@ -545,7 +697,10 @@ class LeaseKeeper:
 
     def __init__(self, repo: Repository, owner: str, lease_seconds: float) -> None:
         self.repo, self.owner, self.lease_seconds = repo, owner, lease_seconds
+        # Counted: a group holds every lease of its message while one of them
+        # also holds its own around a handler call.
         self._held: dict[str, list[LeaseLost]] = {}
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
@@ -553,14 +708,23 @@ class LeaseKeeper:
 
     def hold(self, execution_id: str) -> list[LeaseLost]:
         """Start renewing; the returned list receives LeaseLost if renewal fails."""
-        lost: list[LeaseLost] = []
         with self._lock:
-            self._held[execution_id] = lost
+            lost = self._held.setdefault(execution_id, [])
+            self._counts[execution_id] = self._counts.get(execution_id, 0) + 1
         return lost
 
     def drop(self, execution_id: str) -> None:
-        """Stop renewing."""
+        """Stop renewing (once every hold of it is dropped)."""
         with self._lock:
+            count = self._counts.pop(execution_id, 0) - 1
+            if count > 0:
+                self._counts[execution_id] = count
+            else:
+                self._held.pop(execution_id, None)
+
+    def _forget(self, execution_id: str) -> None:
+        with self._lock:
+            self._counts.pop(execution_id, None)
             self._held.pop(execution_id, None)
 
     def _loop(self) -> None:
@@ -576,9 +740,34 @@ class LeaseKeeper:
             self.repo.renew_lease(execution_id, self.owner, lease_seconds=self.lease_seconds)
         except LeaseLost as exc:
             lost.append(exc)
-            self.drop(execution_id)
+            self._forget(execution_id)
         except Exception:  # a database hiccup: try again at the next interval
             log.warning("lease renewal failed", exc_info=True)
+
+
+@dataclass(slots=True)
+class _Group:
+    """The final checkpoints of one message's executions, waiting to commit together."""
+
+    finals: list[tuple[_Advance, Checkpoint]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupOutcome:
+    """What :meth:`Runner.advance_many` did.
+
+    Attributes:
+        executions: each execution as last stored; None if it was not claimed.
+        errors: executions whose advance failed with an error of their own.
+        retry: executions left untouched or uncommitted by a transient error,
+            to advance again (their leases were released).
+        cause: that transient error.
+    """
+
+    executions: dict[str, Execution | None] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    retry: list[str] = field(default_factory=list)
+    cause: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -663,9 +852,38 @@ def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) ->
     }
 
 
+def advance_many_from_task(
+    execution_ids: Sequence[str], transient: Callable[[BaseException], bool]
+) -> tuple[dict[str, int], list[str], BaseException | None]:
+    """What ``orchestrator.run_executions`` runs: advance a message's executions as a group.
+
+    Returns:
+        Executions by the status they were left in (a small summary for Flower;
+        ``NOT_CLAIMED`` and ``ERROR`` included), the ids to retry and why.
+    """
+    runner = worker_runner()
+    outcome = runner.advance_many(execution_ids, transient=transient)
+    summary: dict[str, int] = {}
+    for execution_id in execution_ids:
+        if execution_id in outcome.retry:
+            continue
+        if execution_id in outcome.errors:
+            status = "ERROR"
+        else:
+            execution = outcome.executions.get(execution_id)
+            if execution is None:
+                status = str(_not_claimed(runner, execution_id)["status"])
+            else:
+                status = str(execution.status)
+        summary[status] = summary.get(status, 0) + 1
+    return summary, outcome.retry, outcome.cause
+
+
 __all__ = [
+    "GroupOutcome",
     "Runner",
     "advance_from_task",
+    "advance_many_from_task",
     "default_owner",
     "history_row",
     "to_datetime",

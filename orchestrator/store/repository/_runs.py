@@ -57,6 +57,37 @@ class Runs(Part):
         row = self._db.statement(_claim_statement(), params, retry=True)
         return None if row is None else execution_record(row)
 
+    def claim_many(
+        self,
+        execution_ids: Sequence[str],
+        owner: str,
+        *,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> dict[str, Execution]:
+        """:meth:`claim` several executions in one ``UPDATE ... RETURNING`` (a group claim).
+
+        Each execution is claimed on its own terms (its own lease, same conditions
+        as :meth:`claim`); those held by another worker, parked, ended or missing
+        are simply not returned. Claiming again for the same owner is harmless, so
+        the statement is retried once if the server dropped the connection.
+
+        Returns:
+            The claimed executions by id (in no particular order).
+        """
+        if not execution_ids:
+            return {}
+        now = utc_now(now)
+        params = {
+            "p_ids": list(dict.fromkeys(execution_ids)),
+            "p_owner": owner,
+            "p_now": now,
+            "p_expires": now + timedelta(seconds=lease_seconds),
+        }
+        statement = _claim_many_statement()
+        rows = self._db.transaction(lambda conn: conn.execute(statement, params).all())
+        return {row.id: execution_record(row) for row in rows}
+
     def renew_lease(
         self,
         execution_id: str,
@@ -319,11 +350,21 @@ def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement
 @cache
 def _claim_statement() -> Update:
     """The claim's UPDATE, built once (parameters ``p_*``; the engine caches its SQL)."""
+    return _claim_where(EXT.c.id == bindparam("p_id"))
+
+
+@cache
+def _claim_many_statement() -> Update:
+    """The group claim's UPDATE: :func:`_claim_statement` over a list ``p_ids``."""
+    return _claim_where(EXT.c.id.in_(bindparam("p_ids", expanding=True)))
+
+
+def _claim_where(chosen: ColumnElement[bool]) -> Update:
     c = EXT.c
     return (
         update(EXT)
         .where(
-            c.id == bindparam("p_id"),
+            chosen,
             c.status.in_(ACTIVE),
             or_(
                 c.lease_owner.is_(None),
