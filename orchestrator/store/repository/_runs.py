@@ -6,7 +6,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Update, and_, bindparam, delete, or_, select, update
+from sqlalchemy import Update, and_, bindparam, delete, false, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -170,6 +170,7 @@ class Runs(Part):
         grace_seconds: float,
         limit: int = 500,
         pending_priorities: Collection[int] | None = None,
+        expired_grace_seconds: float | None = None,
     ) -> list[tuple[str, int]]:
         """Take executions to re-publish: active, unchanged for ``grace_seconds``, unleased.
 
@@ -181,11 +182,19 @@ class Runs(Part):
         (the sweeper passes the levels whose queue is empty: a PENDING execution
         behind a long queue is waiting, not lost); None takes every level.
 
+        With ``expired_grace_seconds``, a RUNNING execution whose lease has
+        expired is taken as soon as it has not changed (nor been taken) for that
+        long, instead of ``grace_seconds``: a live worker renews its leases every
+        third of the lease, so an expired one means the worker is gone (the
+        sweeper passes the lease length, so a killed worker's executions run
+        again about one lease after their last renewal).
+
         Returns:
             (execution id, priority) of each execution taken.
         """
         now = utc_now(now)
         stale = now - timedelta(seconds=grace_seconds)
+        lost = _lost_leases(now, expired_grace_seconds)
         status: ColumnElement[bool] = EX.status.in_(ACTIVE)
         if pending_priorities is not None:
             status = or_(
@@ -198,9 +207,14 @@ class Runs(Part):
         candidates = (
             select(EX.id)
             .where(
-                status,
-                EX.updated_at < stale,
-                or_(EX.lease_owner.is_(None), EX.lease_expires_at < now),
+                or_(
+                    and_(
+                        status,
+                        EX.updated_at < stale,
+                        or_(EX.lease_owner.is_(None), EX.lease_expires_at < now),
+                    ),
+                    lost,
+                )
             )
             .order_by(EX.updated_at, EX.id)
             .limit(limit)
@@ -335,6 +349,17 @@ class Runs(Part):
                 require_execution(conn, execution_id)
                 return None
         return execution_record(row)
+
+
+def _lost_leases(now: datetime, grace_seconds: float | None) -> ColumnElement[bool]:
+    """RUNNING, lease expired, unchanged for ``grace_seconds`` (never, if None)."""
+    if grace_seconds is None:
+        return false()
+    return and_(
+        EX.status == ExecutionStatus.RUNNING,
+        EX.lease_expires_at < now,
+        EX.updated_at < now - timedelta(seconds=grace_seconds),
+    )
 
 
 def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement[bool]]:
