@@ -19,8 +19,16 @@ worker resumes where the last commit left it. Every command and event carries th
 frame's ``path`` (branch/iteration indexes from the root) and a ``token`` that
 changes with every dispatch, so a late or duplicated event is ignored.
 
-Ownership: ``step`` updates the cursor it is given in place and returns it; callers
-that need the old cursor must copy it (the runtime serialises it to JSON anyway).
+Ownership: ``step`` and ``reissue`` leave the cursor they are given untouched; ``step``
+returns a new one. Only the frame tree is copied (the data in it is never updated in
+place, only replaced), so a step costs no more than the frames it carries.
+
+Limits: an execution fails with ``States.Runtime`` once it has recorded more than
+``max_events`` history events (AWS: 25,000), whichever driver steps it, so a state
+that loops to itself ends. Randomness (``JitterStrategy: FULL``, ``States.MathRandom``,
+``States.UUID``) comes only from the ``rng`` passed in; without one, a generator seeded
+from the cursor (its ``seed``, execution id, sequence and ``now``), so a replay of the
+same step draws the same numbers.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import Any
 
 from orchestrator.asl import errors
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.limits import MAX_EVENTS_PER_EXECUTION, MAX_SECONDS, describe, json_problem
 from orchestrator.asl.model import (
     ChoiceState,
     Definition,
@@ -52,7 +61,6 @@ from orchestrator.asl.retry import CatchDecision, RetryDecision, decide
 
 FramePath = tuple[int, ...]
 CURSOR_VERSION = 1
-_RNG = random.Random()  # noqa: S311 - jitter and MathRandom, not cryptography
 
 # Frame phases.
 READY, TASK, WAIT, RETRY, MESSAGE, BRANCHES, DONE, FAILED = (
@@ -212,9 +220,58 @@ class StepResult:
 # --- public entry points ----------------------------------------------------------
 
 
-def start(defn: Definition, input: Any, *, now: float) -> dict[str, Any]:
-    """The cursor of a new execution of ``defn`` with ``input``."""
-    return {"v": CURSOR_VERSION, "started": now, "root": _frame(defn.start_at, input, now)}
+def start(
+    defn: Definition, input: Any, *, now: float, seed: int | str | None = None
+) -> dict[str, Any]:
+    """The cursor of a new execution of ``defn`` with ``input``.
+
+    Args:
+        defn: the state machine.
+        input: the execution input. A value that is not JSON (``NaN``, a date, a set,
+            a lone surrogate, nested too deeply) gives a cursor that has already failed
+            with ``States.Runtime``, saying where the input is wrong.
+        now: epoch seconds.
+        seed: stored in the cursor; the default randomness of every step derives from it.
+    """
+    cursor: dict[str, Any] = {
+        "v": CURSOR_VERSION,
+        "started": now,
+        "root": _frame(defn.start_at, input, now),
+    }
+    if seed is not None:
+        cursor["seed"] = seed
+    found = json_problem(input)
+    if found is not None:
+        _fail_frame(cursor["root"], defn.start_at, errors.RUNTIME, _not_json("input", found), now)
+        cursor["root"]["in"] = None
+        return cursor
+    reason = unsupported(defn)
+    if reason is not None:
+        _fail_frame(cursor["root"], defn.start_at, errors.RUNTIME, reason, now)
+    return cursor
+
+
+def unsupported(defn: Definition) -> str | None:
+    """Why ``defn`` cannot run on this engine (a Distributed Map), or None if it can.
+
+    Checked when an execution starts, so such a Map never runs quietly inline.
+    """
+    todo = [defn]
+    while todo:
+        machine = todo.pop()
+        for state in machine.states.values():
+            if isinstance(state, MapState):
+                if state.unsupported is not None:
+                    return f"State '{state.name}': {state.unsupported}"
+                if state.processor is not None:
+                    todo.append(state.processor)
+            elif isinstance(state, ParallelState):
+                todo.extend(state.branches)
+    return None
+
+
+def _not_json(what: str, found: tuple[str, str]) -> str:
+    return f"The execution {what} is not JSON {describe(found)}"
 
 
 def _frame(state: str, data: Any, now: float) -> dict[str, Any]:
@@ -260,20 +317,97 @@ def step(
     now: float,
     context: Mapping[str, Any] | None = None,
     rng: random.Random | None = None,
+    max_events: int = MAX_EVENTS_PER_EXECUTION,
 ) -> StepResult:
-    """Advance the execution by one state (or apply one event) and say what comes next."""
-    run = _Run(cursor, now=now, static=context or {}, rng=rng or _RNG)
-    root = cursor["root"]
+    """Advance the execution by one state (or apply one event) and say what comes next.
+
+    Args:
+        defn: the state machine.
+        cursor: the execution's checkpoint; left untouched (the result holds the new one).
+        event: what happened to a command issued before, or None to drive on.
+        now: epoch seconds; the engine reads no clock.
+        context: the static part of the ``$$`` object (see :func:`execution_context`).
+        rng: randomness for jitter and ``States.MathRandom``/``States.UUID``; default:
+            seeded from the cursor, so replaying a step draws the same numbers.
+        max_events: history events an execution may record; past it the execution
+            fails with ``States.Runtime`` (AWS: 25,000).
+    """
+    cursor = dict(cursor)
+    root = cursor["root"] = _own_frame(cursor["root"])
+    run = _Run(cursor, now=now, static=context or {}, rng=rng)
+    run.owned.add(id(root))
     deadline = _deadline(defn, cursor)
     if deadline is not None and now >= deadline and root["ph"] not in (DONE, FAILED):
         root.update(ph=FAILED, err=errors.TIMEOUT, cause="The execution timed out")
         return StepResult(cursor, Failed(error=errors.TIMEOUT, cause=root["cause"], timed_out=True))
     if event is not None:
-        return StepResult(cursor, run.deliver(defn, root, event), run.events)
-    command = run.drive(defn, root, ())
-    if isinstance(command, WaitUntil | WaitForMessage) and deadline is not None:
-        command = _cap(command, deadline)
-    return StepResult(cursor, command, run.events)
+        command = run.deliver(defn, root, event)
+    else:
+        command = run.drive(defn, root, ())
+        if isinstance(command, WaitUntil | WaitForMessage) and deadline is not None:
+            command = _cap(command, deadline)
+    result = StepResult(cursor, command, run.events)
+    return _counted(result, max_events, now) if run.events else result
+
+
+def _counted(result: StepResult, limit: int, now: float) -> StepResult:
+    """Count the step's history events in the cursor; fail the execution past ``limit``.
+
+    AWS: "If the event number 25,000 isn't ExecutionSucceeded, the ExecutionFailed event
+    is logged and the state machine execution fails" (developer guide, "Avoid reaching
+    the history quota"). A step that ends the execution is let through, as AWS lets the
+    final event through.
+    """
+    cursor = result.cursor
+    if result.events:
+        cursor["ev"] = int(cursor.get("ev", 0)) + len(result.events)
+    if int(cursor.get("ev", 0)) <= limit or isinstance(result.command, Succeeded | Failed):
+        return result
+    cause = f"The execution reached the limit of {limit:,} history events"
+    fail_root(cursor, error=errors.RUNTIME, cause=cause, now=now)
+    result.command = Failed(error=errors.RUNTIME, cause=cause)
+    return result
+
+
+def _own_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    """A copy of one frame that may be updated (its children stay shared)."""
+    out = dict(frame)
+    counts = out.get("rc")
+    if counts is not None:
+        out["rc"] = list(counts)
+    return out
+
+
+def _own_group(group: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a Parallel/Map group that may be updated (child frames stay shared)."""
+    out = group.copy()
+    out["todo"], out["res"], out["act"] = out["todo"][:], out["res"][:], out["act"][:]
+    out["fr"] = out["fr"].copy()
+    return out
+
+
+def copy_cursor(cursor: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a cursor that may be updated: every frame, not the data they hold."""
+    out = dict(cursor)
+    out["root"] = _copy_frame(cursor["root"])
+    return out
+
+
+def _copy_frame(frame: dict[str, Any]) -> dict[str, Any]:
+    out = dict(frame)
+    counts = out.get("rc")
+    if counts is not None:
+        out["rc"] = list(counts)
+    group = out.get("ch")
+    if group is not None:
+        group = out["ch"] = dict(group)
+        group["todo"], group["res"], group["act"] = (
+            list(group["todo"]),
+            list(group["res"]),
+            list(group["act"]),
+        )
+        group["fr"] = {key: _copy_frame(child) for key, child in group["fr"].items()}
+    return out
 
 
 def frames(
@@ -305,7 +439,8 @@ def reissue(
     dispatched but not finished (run them again; same idempotency key), timers and
     messages waited for. Events it already has for them can be delivered instead.
     """
-    run = _Run(cursor, now=now, static=context or {}, rng=rng or _RNG)
+    cursor = copy_cursor(cursor)  # re-arming the frames must not touch the caller's cursor
+    run = _Run(cursor, now=now, static=context or {}, rng=rng)
     out: list[Command] = []
     for path, machine, frame in list(frames(defn, cursor)):
         phase = frame["ph"]
@@ -375,13 +510,54 @@ def result_of(cursor: dict[str, Any]) -> Succeeded | Failed | None:
 class _Run:
     """One call of ``step``: the clock, the ``$$`` statics, the rng and the events."""
 
-    __slots__ = ("cursor", "events", "now", "rng", "static")
+    __slots__ = ("_rng", "cursor", "events", "now", "owned", "static")
 
     def __init__(
-        self, cursor: dict[str, Any], *, now: float, static: Mapping[str, Any], rng: random.Random
+        self,
+        cursor: dict[str, Any],
+        *,
+        now: float,
+        static: Mapping[str, Any],
+        rng: random.Random | None,
     ) -> None:
-        self.cursor, self.now, self.static, self.rng = cursor, now, static, rng
+        self.cursor, self.now, self.static, self._rng = cursor, now, static, rng
         self.events: list[HistoryEvent] = []
+        # Frames and groups copied in this step (by id): ``step`` copies the cursor's
+        # frames as it reaches them, so a Map of 10,000 items costs the frames one
+        # step touches, not all of them. Only objects this step made are in here, and
+        # they stay alive in the new cursor, so an id never names a shared object.
+        self.owned: set[int] = set()
+
+    def group(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """The (owned) group of an owned frame, copied on first use in this step."""
+        group: dict[str, Any] = frame["ch"]
+        if id(group) not in self.owned:
+            group = frame["ch"] = _own_group(group)
+            self.owned.add(id(group))
+        return group
+
+    def child(self, group: dict[str, Any], key: str) -> dict[str, Any] | None:
+        """The (owned) child frame ``key`` of an owned group, or None if it has ended."""
+        child: dict[str, Any] | None = group["fr"].get(key)
+        if child is not None and id(child) not in self.owned:
+            child = group["fr"][key] = _own_frame(child)
+            self.owned.add(id(child))
+        return child
+
+    @property
+    def rng(self) -> random.Random:
+        """The step's randomness, made on first use (most steps draw none)."""
+        if self._rng is None:
+            execution = self.static.get("Execution")
+            ident = execution.get("Id", "") if isinstance(execution, Mapping) else ""
+            cursor = self.cursor
+            seed = f"{cursor.get('seed', '')}|{ident}|{cursor.get('seq', 0)}|"
+            self._rng = random.Random(f"{seed}{cursor.get('ev', 0)}|{self.now!r}")  # noqa: S311
+        return self._rng
+
+    def rng_for(self, template: Any) -> random.Random | None:
+        """The rng when ``template`` draws random numbers, else None (no generator made)."""
+        return self.rng if template is not None and template.uses_random else None
 
     def dispatch(self, frame: dict[str, Any], phase: str, **extra: Any) -> int:
         """Mark a frame as waiting for an event; return its new, execution-unique token.
@@ -425,6 +601,10 @@ class _Run:
             return _EXECUTORS[type(state)](self, state, frame, path)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
+        except (OverflowError, RecursionError) as exc:
+            # Numbers or nesting too large for the machine: the state fails, the
+            # engine does not crash (the runtime would re-run the same step forever).
+            return self.fail_state(state, frame, path, errors.RUNTIME, _too_large(exc))
 
     # finishing a state ----------------------------------------------------------
     def record(
@@ -472,7 +652,7 @@ class _Run:
     ) -> Command:
         """Apply ResultSelector, ResultPath and OutputPath to a result, then move on."""
         try:
-            output = _output(state, frame["in"], result, ctx, self.rng)
+            output = _output(state, frame["in"], result, ctx, self)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
         return self.transition(state, frame, path, output)
@@ -482,7 +662,12 @@ class _Run:
     ) -> Command:
         counts = frame.setdefault("rc", [0] * len(state.retry))
         decision = decide(
-            state.retry, state.catch, name, counts, self.rng, from_task=isinstance(state, TaskState)
+            state.retry,
+            state.catch,
+            name,
+            counts,
+            self.rng if any(r.jitter == "FULL" for r in state.retry) else None,
+            from_task=isinstance(state, TaskState),
         )
         if isinstance(decision, RetryDecision):
             self.record(state, frame, path, "retrying", error=name, cause=cause)
@@ -523,9 +708,22 @@ class _Run:
         return CONTINUE
 
     # events -------------------------------------------------------------------
+    def locate(
+        self, defn: Definition, root: dict[str, Any], path: FramePath
+    ) -> tuple[Definition, dict[str, Any]] | None:
+        """The machine and (owned) frame an event's path names, or None if it has ended."""
+        machine, frame = defn, root
+        for index in path:
+            child = self.child(self.group(frame), str(index)) if frame.get("ch") else None
+            if child is None:
+                return None
+            machine = _child_machine(machine.states[frame["s"]], index)
+            frame = child
+        return machine, frame
+
     def deliver(self, defn: Definition, root: dict[str, Any], event: Event) -> Command:
         """Apply an event to the frame it names; a stale or duplicate one changes nothing."""
-        found = _locate(defn, root, event.path)
+        found = self.locate(defn, root, event.path)
         if found is None:
             return CONTINUE
         machine, frame = found
@@ -535,10 +733,17 @@ class _Run:
         handler = _EVENT_HANDLERS.get((frame["ph"], type(event)))
         if handler is None:
             return CONTINUE
-        return handler(self, state, frame, event)
+        try:
+            return handler(self, state, frame, event)
+        except (OverflowError, RecursionError) as exc:
+            return self.fail_state(state, frame, event.path, errors.RUNTIME, _too_large(exc))
 
     def on_task_succeeded(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, TaskSucceeded)
+        found = json_problem(event.output)
+        if found is not None:  # e.g. an in-process handler returned NaN, a set or a date
+            cause = f"The result of the Task is not JSON {describe(found)}"
+            return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
         ctx = self.context(frame, state) if _needs_context(state) else None
         return self.finish(state, frame, event.path, event.output, ctx)
 
@@ -555,6 +760,10 @@ class _Run:
 
     def on_message(self, state: State, frame: dict[str, Any], event: Event) -> Command:
         assert isinstance(event, MessageReceived)
+        found = json_problem(event.data)
+        if found is not None:
+            cause = f"The message is not JSON {describe(found)}"
+            return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
         ctx = self.context(frame, state) if _needs_context(state) else None
         return self.finish(state, frame, event.path, event.data, ctx)
 
@@ -565,7 +774,7 @@ class _Run:
             return self.fail_state(state, frame, event.path, errors.TIMEOUT, message)
         result = {"status": "TIMEOUT", "message": message}
         try:
-            output = _output(state, frame["in"], result, None, self.rng)
+            output = _output(state, frame["in"], result, None, self)
         except StatesError as exc:
             return self.fail_state(state, frame, event.path, exc.name, exc.cause)
         return self.transition(state, frame, event.path, output, target=state.timeout_path)
@@ -575,13 +784,14 @@ class _Run:
         self, machine: Definition, frame: dict[str, Any], path: FramePath
     ) -> Command:
         state = machine.states[frame["s"]]
-        group = frame["ch"]
+        group = self.group(frame)
         active, position = group["act"], 0
         # `collect` removes finished children and appends newly started ones, so walk
         # the live list: a child started here is driven in this same pass.
         while position < len(active):
             index = active[position]
-            child = group["fr"][str(index)]
+            child = self.child(group, str(index))
+            assert child is not None
             if child["ph"] in (DONE, FAILED):
                 failure = self.collect(state, group, index, child)
                 if failure is not None:
@@ -617,6 +827,12 @@ class _Run:
         frame["ph"] = READY
         ctx = self.context(frame, state) if _needs_context(state) else None
         return self.finish(state, frame, path, results, ctx)
+
+
+def _too_large(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "A value is nested too deeply to be processed"
+    return f"A number is too large to be processed ({exc})"
 
 
 def _child_failure(state: State, group: dict[str, Any], child: dict[str, Any]) -> tuple[str, str]:
@@ -659,20 +875,6 @@ def _child_machine(state: State, index: int) -> Definition:
     return state.processor
 
 
-def _locate(
-    defn: Definition, root: dict[str, Any], path: FramePath
-) -> tuple[Definition, dict[str, Any]] | None:
-    machine, frame = defn, root
-    for index in path:
-        group = frame.get("ch")
-        child = group["fr"].get(str(index)) if group else None
-        if child is None:
-            return None
-        machine = _child_machine(machine.states[frame["s"]], index)
-        frame = child
-    return machine, frame
-
-
 # --- data flow --------------------------------------------------------------------
 
 
@@ -680,11 +882,11 @@ def _needs_context(state: State) -> bool:
     return state.uses_context
 
 
-def _input(state: State, raw: Any, ctx: dict[str, Any] | None, rng: random.Random) -> Any:
+def _input(state: State, raw: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
     """InputPath then Parameters: the effective input of a state."""
     data = raw if state.input_path == "$" else select(_path(state.input_path), raw, ctx)
     if state.parameters is not None:
-        data = state.parameters.render(data, ctx, rng=rng)
+        data = state.parameters.render(data, ctx, rng=run.rng_for(state.parameters))
     return data
 
 
@@ -700,12 +902,10 @@ def _apply_result_path(raw: Any, steps: tuple[Any, ...] | None, result: Any, tex
     return put(raw, steps, result, text=text)
 
 
-def _output(
-    state: State, raw: Any, result: Any, ctx: dict[str, Any] | None, rng: random.Random
-) -> Any:
+def _output(state: State, raw: Any, result: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
     """ResultSelector, ResultPath, OutputPath."""
     if state.result_selector is not None:
-        result = state.result_selector.render(result, ctx, rng=rng)
+        result = state.result_selector.render(result, ctx, rng=run.rng_for(state.result_selector))
     output = _apply_result_path(raw, state.result_path, result, state.result_path_text)
     if state.output_path != "$":
         output = select(_path(state.output_path), output, ctx)
@@ -728,7 +928,7 @@ def _read(path: Path, data: Any, ctx: Any, field: str) -> Any:
 def _exec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, PassState)
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     result = state.result if state.has_result else data
     return run.finish(state, frame, path, result, ctx)
 
@@ -736,7 +936,7 @@ def _exec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
 def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, ChoiceState)
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     target = next((rule.next for rule in state.choices if rule.matches(data, ctx)), state.default)
     if target is None:
         raise StatesError(
@@ -749,7 +949,7 @@ def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath
 
 def _exec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     return run.transition(state, frame, path, output, target=None)
 
@@ -759,9 +959,13 @@ def _exec_fail(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
     ctx = run.context(frame, state)
     error, cause = state.error, state.cause
     if state.error_path is not None:
-        error = _text(state.error_path.render(frame["in"], ctx, rng=run.rng)["value"])
+        error = _text(
+            state.error_path.render(frame["in"], ctx, rng=run.rng_for(state.error_path))["value"]
+        )
     if state.cause_path is not None:
-        cause = _text(state.cause_path.render(frame["in"], ctx, rng=run.rng)["value"])
+        cause = _text(
+            state.cause_path.render(frame["in"], ctx, rng=run.rng_for(state.cause_path))["value"]
+        )
     # AWS reports no error name for a Fail state without Error (there is no default).
     name, why = error or "", cause or ""
     run.record(state, frame, path, "failed", error=name, cause=why)
@@ -797,7 +1001,7 @@ def _text(value: Any) -> str:
 def _exec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, TaskState)
     ctx = run.context(frame, state)
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     timeout = _seconds(
         state.timeout_seconds, state.timeout_seconds_path, data, ctx, "TimeoutSecondsPath"
     )
@@ -824,18 +1028,30 @@ def _seconds(
     if path is None:
         return fixed
     value = _read(path, data, ctx, field)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    if not _is_int(value) or not 0 < value <= MAX_SECONDS:
         raise StatesError(
             errors.RUNTIME,
-            f"{field} '{path.text}' must name a positive integer, not {compact(value)}",
+            f"{field} '{path.text}' must name an integer from 1 to {MAX_SECONDS}, "
+            f"not {_shown(value)}",
         )
     return float(value)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    # A 400-digit integer is shown by its size: printing it is what Python refuses.
+    if _is_int(value) and abs(value) > 10**30:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return compact(value)
 
 
 def _exec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, WaitState)
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     until = _wait_until(state, data, ctx, frame["at"])
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     if until <= run.now:
@@ -853,11 +1069,12 @@ def _wait_until(state: WaitState, data: Any, ctx: Any, entered: float) -> float:
         return stamp.timestamp()
     if state.seconds_path is not None:
         value = _read(state.seconds_path, data, ctx, "SecondsPath")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        # AWS: SecondsPath names "an integer"; Seconds is at most 99999999.
+        if not _is_int(value) or not 0 <= value <= MAX_SECONDS:
             raise StatesError(
                 errors.RUNTIME,
-                f"SecondsPath '{state.seconds_path.text}' must "
-                f"name a non-negative number, not {compact(value)}",
+                f"SecondsPath '{state.seconds_path.text}' must name an integer from 0 "
+                f"to {MAX_SECONDS}, not {_shown(value)}",
             )
         return entered + float(value)
     assert state.timestamp_path is not None
@@ -875,7 +1092,7 @@ def _wait_until(state: WaitState, data: Any, ctx: Any, entered: float) -> float:
 def _exec_message(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, MessageState)
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     value = data
     if state.correlation_value_path is not None:
         value = _read(state.correlation_value_path, data, ctx, "CorrelationValuePath")
@@ -895,15 +1112,17 @@ def _exec_message(run: _Run, state: State, frame: dict[str, Any], path: FramePat
 def _exec_parallel(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, ParallelState)
     ctx = run.context(frame, state) if _needs_context(state) else None
-    data = _input(state, frame["in"], ctx, run.rng)
+    data = _input(state, frame["in"], ctx, run)
     count = len(state.branches)
-    _open(frame, [data] * count, maximum=0, limits=None)
+    _open(run, frame, [data] * count, maximum=0, limits=None)
     _activate(state, frame["ch"], run.now)
     return CONTINUE
 
 
 def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, MapState)
+    if state.unsupported is not None:  # also after a redrive of the refused start
+        raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
     ctx = run.context(frame, state)
     data = (
         frame["in"]
@@ -916,24 +1135,39 @@ def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -
             errors.RUNTIME,
             f"Map state '{state.name}': ItemsPath must select an array, not {compact(items)}",
         )
-    inputs = _item_inputs(state, data, items, ctx, run.rng)
+    inputs = _item_inputs(state, data, items, ctx, run)
     maximum = state.max_concurrency
     if state.max_concurrency_path is not None:
-        maximum = int(
-            _seconds(None, state.max_concurrency_path, data, ctx, "MaxConcurrencyPath") or 0
-        )
-    _open(frame, inputs, maximum=maximum, limits=_tolerance(state, data, ctx))
+        maximum = _max_concurrency(state.max_concurrency_path, data, ctx)
+    _open(run, frame, inputs, maximum=maximum, limits=_tolerance(state, data, ctx))
     if not inputs:
         return run.join(state, frame, path)
     _activate(state, frame["ch"], run.now)
     return CONTINUE
 
 
+def _max_concurrency(path: Path, data: Any, ctx: Any) -> int:
+    """MaxConcurrencyPath: a non-negative integer; 0 means no limit, as MaxConcurrency."""
+    value = _read(path, data, ctx, "MaxConcurrencyPath")
+    if not _is_int(value) or value < 0:
+        raise StatesError(
+            errors.RUNTIME,
+            f"MaxConcurrencyPath '{path.text}' must name a non-negative integer, "
+            f"not {_shown(value)}",
+        )
+    return int(min(value, _UNBOUNDED))
+
+
+#: More items than any Map can hold: a larger count or concurrency means "no limit".
+_UNBOUNDED = 2**53
+
+
 def _item_inputs(
-    state: MapState, data: Any, items: list[Any], ctx: dict[str, Any], rng: random.Random
+    state: MapState, data: Any, items: list[Any], ctx: dict[str, Any], run: _Run
 ) -> list[Any]:
     if state.item_selector is None:
         return list(items)
+    rng = run.rng_for(state.item_selector)
     out = []
     for index, item in enumerate(items):
         item_ctx = dict(ctx)
@@ -951,20 +1185,41 @@ def _tolerance(state: MapState, data: Any, ctx: Any) -> dict[str, float] | None:
         )
     if state.tolerated_failure_count_path is not None:
         count = _read(state.tolerated_failure_count_path, data, ctx, "ToleratedFailureCountPath")
-    for key, value in (("percent", percent), ("count", count)):
-        if value is None:
-            continue
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise StatesError(
-                errors.RUNTIME,
-                f"tolerated failure {key} must be a non-negative number, not {compact(value)}",
-            )
-        limits[key] = float(value)
+    if percent is not None:
+        limits["percent"] = _checked_percent(percent)
+    if count is not None:
+        limits["count"] = _checked_count(count)
     return limits or None
 
 
+def _checked_percent(value: Any) -> float:
+    # AWS: ToleratedFailurePercentage is a number from 0 to 100.
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not 0 <= value <= 100:
+        raise StatesError(
+            errors.RUNTIME,
+            f"ToleratedFailurePercentage must be a number from 0 to 100, not {_shown(value)}",
+        )
+    return float(value)
+
+
+def _checked_count(value: Any) -> float:
+    # AWS: ToleratedFailureCount is a non-negative integer.
+    if not _is_int(value) or value < 0:
+        raise StatesError(
+            errors.RUNTIME,
+            f"ToleratedFailureCount must be a non-negative integer, not {_shown(value)}",
+        )
+    return float(min(value, _UNBOUNDED))
+
+
 def _open(
-    frame: dict[str, Any], inputs: list[Any], *, maximum: int, limits: dict[str, float] | None
+    run: _Run,
+    frame: dict[str, Any],
+    inputs: list[Any],
+    *,
+    maximum: int,
+    limits: dict[str, float] | None,
 ) -> None:
     frame["ph"] = BRANCHES
     frame["ch"] = {
@@ -976,6 +1231,7 @@ def _open(
         "max": maximum,
         "limits": limits,
     }
+    run.owned.add(id(frame["ch"]))
 
 
 _EXECUTORS = {

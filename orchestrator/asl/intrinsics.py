@@ -75,9 +75,6 @@ _NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _WHITESPACE = " \t\n\r"
 _ESCAPABLE = "'{}\\"
-#: Used for an unseeded States.MathRandom when the caller passes no ``rng``. AWS: its
-#: numbers are not "cryptographically secure", so neither are ours.
-_DEFAULT_RNG = random.Random()  # noqa: S311
 
 
 class IntrinsicSyntaxError(ValueError):
@@ -123,7 +120,7 @@ class Intrinsic:
             data: the JSON value that ``$`` paths read.
             context: the context object that ``$$`` paths read.
             rng: source of randomness for an unseeded States.MathRandom and for
-                States.UUID. Default None: a module-level generator and ``uuid.uuid4``.
+                States.UUID. Default None: a fresh generator and ``uuid.uuid4``.
                 Pass one to make a run repeatable (replay, tests).
 
         Returns:
@@ -656,13 +653,22 @@ def _string_to_json(args: list[Any], rng: _Rng) -> Any:
     if not text.strip():
         return None  # AWS: blank text parses to null (LocalStack test_string_to_json, on AWS)
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as exc:
         raise _failure("States.StringToJson", f"{_shown(text)} is not JSON text: {exc}") from None
 
 
 def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    # '1e400' is valid JSON text but no double holds it: Python would give inf, which
+    # no JSON document (or the store) can carry.
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"the number {text} is too large")
+    return value
 
 
 def _json_to_string(args: list[Any], rng: _Rng) -> Any:
@@ -789,7 +795,9 @@ def _math_random(args: list[Any], rng: _Rng) -> Any:
         # number." Start inclusive, end exclusive, as AWS documents.
         seeded = random.Random(_rounded(name, "seed", args[2]))  # noqa: S311 - not for security
         return seeded.randrange(start, end)
-    return (rng or _DEFAULT_RNG).randrange(start, end)
+    # AWS: its numbers are not "cryptographically secure", so neither are ours. The
+    # interpreter always passes an rng; a direct call without one gets a fresh generator.
+    return (rng or random.Random()).randrange(start, end)  # noqa: S311
 
 
 def _math_add(args: list[Any], rng: _Rng) -> Any:

@@ -250,6 +250,7 @@ class _Driver:
             result = step(
                 self.defn, cursor, event, now=self.clock.now(), context=context, rng=self.rng
             )
+            cursor = result.cursor  # step leaves its input alone and returns the new cursor
             self.history.extend(result.events)
             outcome = self.carry_out(result.command, cursor)
             if outcome is not None:

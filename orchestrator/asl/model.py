@@ -136,6 +136,7 @@ class MapState(State):
 
     ``max_concurrency`` 0 means no limit (the spec's default). ``item_selector`` is
     ItemSelector, or the older Parameters field when that is used instead.
+    ``unsupported`` says why the Map cannot run here (a Distributed Map), or None.
     """
 
     processor: Definition | None = None
@@ -148,6 +149,7 @@ class MapState(State):
     tolerated_failure_percentage_path: Path | None = None
     tolerated_failure_count: int | None = None
     tolerated_failure_count_path: Path | None = None
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,6 +8,7 @@ in :mod:`orchestrator.asl.validate`.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.asl import errors
+from orchestrator.asl import errors, limits
 from orchestrator.asl.choice import ChoiceRule, compile_choice
 from orchestrator.asl.errors import Problem
 from orchestrator.asl.model import (
@@ -76,6 +77,9 @@ FIELDS: dict[str, set[str]] = {
         "ToleratedFailureCount",
         "ToleratedFailureCountPath",
         "Label",
+        "ItemReader",
+        "ItemBatcher",
+        "ResultWriter",
     },
     "Message": _COMMON
     | _IO
@@ -97,23 +101,85 @@ MAX_STATE_NAME = 80  # AWS: "State names ... must be 80 characters or less"
 MAX_INTERVAL = 99999999  # AWS's largest IntervalSeconds / TimeoutSeconds
 
 
+class _JsonYamlLoader(yaml.SafeLoader):
+    """YAML as a JSON superset only: aliases (``*name``) are refused.
+
+    An alias makes the composer reuse a node, so a few hundred bytes of nested aliases
+    expand into gigabytes ("billion laughs"). Values YAML has and JSON has not (dates,
+    ``!!binary``, ``!!set``, ``.inf``, ``.nan``) are constructed and then refused by
+    :func:`~orchestrator.asl.limits.json_problem`, which names where they are.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed", event.start_mark
+            )
+        return super().compose_node(parent, index)
+
+
 def load_document(source: Any) -> tuple[Any, list[Problem]]:
-    """Turn a dict, JSON text or YAML text into a JSON value, or a problem saying why not."""
-    if isinstance(source, bytes):
-        source = source.decode("utf-8", errors="replace")
-    if not isinstance(source, str):
-        return source, []
-    text = source.strip()
+    """Turn a dict, JSON text or YAML text into a JSON value, or a problem saying why not.
+
+    Never raises: too large, too deep, malformed or non-JSON input gives one problem.
+    """
+    if isinstance(source, bytes | bytearray):
+        source = bytes(source).decode("utf-8", errors="replace")
+    text = source if isinstance(source, str) else None
+    if text is not None:
+        size = len(text.encode("utf-8", errors="surrogatepass"))
+        if size > limits.MAX_DEFINITION_BYTES:
+            return None, [_too_large(size)]
+        try:
+            source, problems = _parse_text(text.strip())
+        except RecursionError:
+            return None, [Problem(path="", message=_TOO_DEEP)]
+        if problems:
+            return None, problems
+    found = limits.json_problem(source)
+    if found is not None:
+        return None, [Problem(path=found[0], message=f"not a JSON value: {found[1]}")]
+    if text is None:
+        size = len(json.dumps(source, ensure_ascii=False).encode("utf-8"))
+        if size > limits.MAX_DEFINITION_BYTES:
+            return None, [_too_large(size)]
+    return source, []
+
+
+_TOO_DEEP = f"the definition is nested deeper than {limits.MAX_DEPTH} levels"
+
+
+def _too_large(size: int) -> Problem:
+    return Problem(
+        path="",
+        message=f"the definition is {size:,} bytes; at most "
+        f"{limits.MAX_DEFINITION_BYTES:,} are allowed (AWS's limit)",
+    )
+
+
+def _parse_text(text: str) -> tuple[Any, list[Problem]]:
     try:
-        return json.loads(text), []
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite), []
     except ValueError as exc:
         json_error = exc
     if text.startswith(("{", "[")):
         return None, [Problem(path="", message=f"malformed JSON: {json_error}")]
     try:
-        return yaml.safe_load(text), []
+        return yaml.load(text, Loader=_JsonYamlLoader), []  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         return None, [Problem(path="", message=f"neither JSON nor YAML: {exc}")]
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text} is too large for a JSON number")
+    return value
 
 
 class _Fields:
@@ -210,11 +276,9 @@ class _Fields:
     def template(self, name: str) -> Template | None:
         if name not in self.raw:
             return None
-        value = self.raw[name]
-        if not isinstance(value, dict):
-            self.problem(name, f"'{name}' must be a JSON object")
-            return None
-        return compile_template(value, self.at(name), self.problems)
+        # AWS accepts any JSON value here (an array, a string, a number), not only an
+        # object; a template walks whatever it is given.
+        return compile_template(self.raw[name], self.at(name), self.problems)
 
     def array(self, name: str, *, required: bool = False, nonempty: bool = False) -> list[Any]:
         if name not in self.raw:
@@ -230,7 +294,7 @@ class _Fields:
     def unknown(self, allowed: set[str], what: str) -> None:
         for key in self.raw:
             if key not in allowed:
-                hint = " (distributed Map is not supported)" if key in _DISTRIBUTED else ""
+                hint = " (it belongs to a Map state)" if key in _DISTRIBUTED else ""
                 self.problem(key, f"unknown field '{key}' for {what}{hint}")
 
 
@@ -448,6 +512,15 @@ def _choice(f: _Fields, common: dict[str, Any]) -> State:
         rule = compile_choice(item, f.at("Choices") + f"/{i}", f.problems)
         if rule is not None:
             rules.append(rule)
+        if isinstance(item, dict) and isinstance(item.get("Assign"), dict):
+            # Accepting it and running without the assignment would be a quiet
+            # difference from AWS; refuse until workflow variables exist.
+            f.problems.append(
+                Problem(
+                    path=f"{f.at('Choices')}/{i}/Assign",
+                    message="'Assign' (workflow variables) is not supported yet",
+                )
+            )
     return ChoiceState(**common, choices=tuple(rules), default=f.string("Default"))
 
 
@@ -518,6 +591,7 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
     concurrency = f.number("MaxConcurrency", minimum=0, integer=True)
     return MapState(
         **common,
+        unsupported=_distributed(f, key),
         processor=processor,
         processor_field=key,
         items_path=f.io_path("ItemsPath") or "$",
@@ -531,6 +605,61 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
         tolerated_failure_count=_int(f.number("ToleratedFailureCount", minimum=0, integer=True)),
         tolerated_failure_count_path=f.path("ToleratedFailureCountPath"),
     )
+
+
+_PROCESSOR_MODES = {"INLINE", "DISTRIBUTED"}
+_EXECUTION_TYPES = {"STANDARD", "EXPRESS"}
+
+
+def _distributed(f: _Fields, key: str) -> str | None:
+    """Check the Distributed Map fields as AWS does; say why the Map cannot run here.
+
+    ItemReader, ItemBatcher, ResultWriter and ``ProcessorConfig.Mode: DISTRIBUTED``
+    validate, but their runtime (child executions, Map Runs) is not built yet, so
+    running such a Map must fail at the start of the execution, not run inline.
+    """
+    for name in sorted(_DISTRIBUTED):
+        if f.has(name) and not isinstance(f.raw[name], dict):
+            f.problem(name, f"'{name}' must be a JSON object")
+    if isinstance(f.raw.get("ItemReader"), dict) and not isinstance(
+        f.raw["ItemReader"].get("Resource"), str
+    ):
+        f.problem("ItemReader", "'ItemReader' needs a 'Resource' string")
+    mode = _processor_mode(f, key)
+    used = [name for name in sorted(_DISTRIBUTED) if f.has(name)]
+    if mode == "DISTRIBUTED":
+        used.insert(0, "ProcessorConfig Mode DISTRIBUTED")
+    if not used:
+        return None
+    return (
+        f"The Map state uses {', '.join(used)}: a Distributed Map, which this engine "
+        "does not run yet"
+    )
+
+
+def _processor_mode(f: _Fields, key: str) -> str:
+    processor = f.raw.get(key)
+    config = processor.get("ProcessorConfig") if isinstance(processor, dict) else None
+    if config is None:
+        return "INLINE"
+    where = f"{f.at(key)}/ProcessorConfig"
+    if not isinstance(config, dict):
+        f.problems.append(Problem(path=where, message="'ProcessorConfig' must be a JSON object"))
+        return "INLINE"
+    mode = config.get("Mode", "INLINE")
+    if mode not in _PROCESSOR_MODES:
+        f.problems.append(
+            Problem(path=f"{where}/Mode", message="'Mode' must be INLINE or DISTRIBUTED")
+        )
+    kind = config.get("ExecutionType")
+    if mode == "DISTRIBUTED" and kind not in _EXECUTION_TYPES:
+        f.problems.append(
+            Problem(
+                path=f"{where}/ExecutionType",
+                message="a DISTRIBUTED Map needs 'ExecutionType' STANDARD or EXPRESS",
+            )
+        )
+    return str(mode)
 
 
 def _check_map_pairs(f: _Fields) -> None:

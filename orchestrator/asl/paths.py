@@ -139,10 +139,20 @@ def compile_path(text: str) -> Path:
     if steps is not None:
         return Path(text=text, context=is_context, steps=steps, query=None)
     try:
-        query = jsonpath.compile(body)
+        query = jsonpath.compile(_scripts(body))
     except Exception as exc:  # python-jsonpath raises several syntax error classes
         raise PathSyntaxError(f"{text!r} is not a valid JSONPath: {exc}") from exc
     return Path(text=text, context=is_context, steps=None, query=query)
+
+
+#: Jayway's script expression ``[(@.length-N)]``, the N-th item from the end; AWS
+#: accepts it (e.g. ``$.items[(@.length-1)]``) and RFC 9535 has no scripts, so it is
+#: rewritten to the negative index that selects the same item.
+_LENGTH_SCRIPT = re.compile(r"\[\s*\(\s*@\.length\s*-\s*([1-9][0-9]*)\s*\)\s*\]")
+
+
+def _scripts(body: str) -> str:
+    return _LENGTH_SCRIPT.sub(lambda m: f"[-{m.group(1)}]", body)
 
 
 def compile_reference(text: str) -> tuple[Step, ...]:

@@ -14,6 +14,7 @@ for States.Timeout" when the error comes from a Task.
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -52,13 +53,27 @@ def matches(error_equals: tuple[str, ...], name: str, *, from_task: bool = False
     )
 
 
-def backoff(retrier: Retrier, attempts_made: int, rng: random.Random) -> float:
-    """Seconds to wait before the next attempt, given the attempts already retried."""
-    delay = retrier.interval_seconds * retrier.backoff_rate**attempts_made
-    if retrier.max_delay_seconds is not None:
-        delay = min(delay, retrier.max_delay_seconds)
+#: The longest back-off when a retrier has no MaxDelaySeconds: AWS's largest
+#: IntervalSeconds (99999999 s), past which no execution runs anyway.
+MAX_BACKOFF_SECONDS = 99_999_999.0
+
+
+def backoff(retrier: Retrier, attempts_made: int, rng: random.Random | None) -> float:
+    """Seconds to wait before the next attempt, given the attempts already retried.
+
+    ``IntervalSeconds * BackoffRate ** n`` is compared with its cap in log space, so a
+    retrier with thousands of attempts never overflows a float.
+    """
+    cap = retrier.max_delay_seconds
+    cap = MAX_BACKOFF_SECONDS if cap is None else min(cap, MAX_BACKOFF_SECONDS)
+    growth = attempts_made * math.log(retrier.backoff_rate)
+    if math.log(retrier.interval_seconds) + growth >= math.log(cap):
+        delay = cap
+    else:
+        # Below the cap, so the exact power cannot overflow.
+        delay = min(retrier.interval_seconds * retrier.backoff_rate**attempts_made, cap)
     if retrier.jitter == "FULL":
-        delay = rng.uniform(0.0, delay)
+        delay = (rng or random.Random()).uniform(0.0, delay)  # noqa: S311 - not for security
     return delay
 
 
@@ -67,7 +82,7 @@ def decide(
     catchers: tuple[Catcher, ...],
     name: str,
     counts: list[int],
-    rng: random.Random,
+    rng: random.Random | None,
     *,
     from_task: bool = False,
 ) -> RetryDecision | CatchDecision | None:

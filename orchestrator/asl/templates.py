@@ -23,6 +23,8 @@ from orchestrator.asl.intrinsics import (
 from orchestrator.asl.paths import Path, PathNotFound, PathSyntaxError, compact, compile_path
 
 _STATIC, _PATH, _CALL, _OBJECT, _ARRAY = range(5)
+#: Intrinsics that draw from the rng passed to ``render``.
+_RANDOM_FUNCTIONS = ("States.MathRandom", "States.UUID")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,11 +40,14 @@ class Template:
     Attributes:
         raw: the template as written.
         uses_context: True when some binding reads ``$$`` (the context object).
+        uses_random: True when some binding calls ``States.MathRandom`` or ``States.UUID``
+            (so the interpreter makes a random generator only for those).
     """
 
     raw: Any
     root: _Node
     uses_context: bool
+    uses_random: bool = False
 
     def render(self, data: Any, context: Any, *, rng: random.Random | None = None) -> Any:
         """Build the payload from ``data`` (and the context object).
@@ -80,9 +85,9 @@ def _render(node: _Node, data: Any, context: Any, rng: random.Random | None, nam
 
 def compile_template(raw: Any, where: str, problems: list[Problem]) -> Template:
     """Compile a payload template, appending a Problem (with its pointer) per bad binding."""
-    flags = {"context": False}
+    flags = {"context": False, "random": False}
     root = _compile(raw, where, problems, flags)
-    return Template(raw=raw, root=root, uses_context=flags["context"])
+    return Template(raw=raw, root=root, uses_context=flags["context"], uses_random=flags["random"])
 
 
 def _compile(raw: Any, where: str, problems: list[Problem], flags: dict[str, bool]) -> _Node:
@@ -127,6 +132,7 @@ def _binding(
             problems.append(Problem(path=at, message=f"invalid intrinsic function: {exc}"))
             return _Node(_STATIC, None)
         flags["context"] = flags["context"] or "$$" in value
+        flags["random"] = flags["random"] or any(f in value for f in _RANDOM_FUNCTIONS)
         return _Node(_CALL, call)
     problems.append(
         Problem(

@@ -15,10 +15,13 @@ from orchestrator.asl.errors import DefinitionInvalid, Problem
 from orchestrator.asl.model import (
     ChoiceState,
     Definition,
+    FailState,
     MapState,
     MessageState,
     ParallelState,
     State,
+    SucceedState,
+    TaskState,
 )
 from orchestrator.asl.parse import load_document, parse_definition
 
@@ -46,6 +49,7 @@ def check_graph(defn: Definition, where: str, problems: list[Problem]) -> None:
             Problem(path=f"{where}/StartAt", message=f"StartAt names no state: {defn.start_at!r}")
         )
     edges: dict[str, list[str]] = {}
+    dangling = False
     for name, state in defn.states.items():
         at = f"{states_at}/{errors.pointer(name)[1:]}"
         edges[name] = []
@@ -53,11 +57,12 @@ def check_graph(defn: Definition, where: str, problems: list[Problem]) -> None:
             if target in defn.states:
                 edges[name].append(target)
             elif target:
+                dangling = True
                 problems.append(
                     Problem(path=field, message=f"no state named {target!r} in this state machine")
                 )
         _check_children(state, at, problems)
-    _check_reachable(defn, edges, states_at, problems)
+    _check_reachable(defn, edges, states_at, problems, complete=not dangling)
 
 
 def _check_children(state: State, at: str, problems: list[Problem]) -> None:
@@ -69,7 +74,12 @@ def _check_children(state: State, at: str, problems: list[Problem]) -> None:
 
 
 def _check_reachable(
-    defn: Definition, edges: dict[str, list[str]], at: str, problems: list[Problem]
+    defn: Definition,
+    edges: dict[str, list[str]],
+    at: str,
+    problems: list[Problem],
+    *,
+    complete: bool,
 ) -> None:
     if defn.start_at not in defn.states:
         return
@@ -79,6 +89,12 @@ def _check_reachable(
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
+    # Judged only on a complete graph: a Next to a missing state is reported already.
+    if complete and not any(_terminal(defn.states[name]) for name in seen):
+        # AWS refuses such a definition: "MISSING_END_STATE: Workflow has no terminal state".
+        problems.append(
+            Problem(path=at, message="MISSING_END_STATE: Workflow has no terminal state")
+        )
     for name in defn.states:
         if name not in seen:
             problems.append(
@@ -89,29 +105,82 @@ def _check_reachable(
             )
 
 
-def parse(source: Any) -> tuple[Definition | None, list[Problem]]:
-    """Parse and check a definition; return it (None if unusable) and every problem."""
+def _terminal(state: State) -> bool:
+    return state.end or isinstance(state, SucceedState | FailState)
+
+
+#: Task resource suffixes an EXPRESS state machine cannot use. AWS: "Express
+#: Workflows do not support ... the Run a Job (.sync) or Wait for Callback
+#: (.waitForTaskToken) service integration patterns" (developer guide, "Choosing
+#: workflow type").
+_EXPRESS_REFUSED = (".sync", ".waitForTaskToken")
+MACHINE_TYPES = ("STANDARD", "EXPRESS")
+
+
+def _check_express(defn: Definition, where: str, problems: list[Problem]) -> None:
+    for name, state in defn.states.items():
+        at = f"{where}/States/{errors.pointer(name)[1:]}"
+        if isinstance(state, TaskState) and _refused_in_express(state.resource):
+            problems.append(
+                Problem(
+                    path=f"{at}/Resource",
+                    message="an EXPRESS state machine cannot use the .sync or "
+                    f".waitForTaskToken integration patterns: {state.resource!r}",
+                )
+            )
+        if isinstance(state, ParallelState):
+            for i, branch in enumerate(state.branches):
+                _check_express(branch, f"{at}/Branches/{i}", problems)
+        if isinstance(state, MapState) and state.processor is not None:
+            _check_express(state.processor, f"{at}/{state.processor_field}", problems)
+
+
+def _refused_in_express(resource: str) -> bool:
+    # ".sync:2" is the versioned form of ".sync".
+    tail = resource.rsplit(":", 1)[0] if resource.endswith(":2") else resource
+    return tail.endswith(_EXPRESS_REFUSED)
+
+
+def parse(
+    source: Any, *, machine_type: str = "STANDARD"
+) -> tuple[Definition | None, list[Problem]]:
+    """Parse and check a definition; return it (None if unusable) and every problem.
+
+    Never raises: anything wrong with ``source`` is a problem.
+
+    Args:
+        source: a dict, JSON text or YAML text.
+        machine_type: ``STANDARD`` or ``EXPRESS`` (AWS's state machine ``type``); an
+            EXPRESS machine may not use ``.sync`` or ``.waitForTaskToken`` resources.
+    """
     raw, problems = load_document(source)
     if problems:
         return None, problems
-    defn = parse_definition(raw, "", problems)
-    if defn is not None:
-        check_graph(defn, "", problems)
+    if machine_type not in MACHINE_TYPES:
+        return None, [Problem(path="", message=f"unknown machine type {machine_type!r}")]
+    try:
+        defn = parse_definition(raw, "", problems)
+        if defn is not None:
+            check_graph(defn, "", problems)
+            if machine_type == "EXPRESS":
+                _check_express(defn, "", problems)
+    except RecursionError:  # defensive: the depth limit should keep this from happening
+        return None, [Problem(path="", message="the definition is nested too deeply")]
     return defn, problems
 
 
-def validate(source: Any) -> list[Problem]:
+def validate(source: Any, *, machine_type: str = "STANDARD") -> list[Problem]:
     """Every problem of a definition (dict, JSON text or YAML text); empty when valid."""
-    return parse(source)[1]
+    return parse(source, machine_type=machine_type)[1]
 
 
-def load(source: Any) -> Definition:
+def load(source: Any, *, machine_type: str = "STANDARD") -> Definition:
     """Parse a definition for running it.
 
     Raises:
         DefinitionInvalid: with every problem, each with its JSON pointer.
     """
-    defn, problems = parse(source)
+    defn, problems = parse(source, machine_type=machine_type)
     if problems or defn is None:
         raise DefinitionInvalid(problems)
     return defn

@@ -418,6 +418,7 @@ class _Advance:
         while True:
             event = self.work.events.pop(0) if self.work.events else None
             result = asl.step(self.defn, self.cursor, event, now=self.clock.now(), context=self.ctx)
+            self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
             if self.carry_out(result.command):
                 return

@@ -19,9 +19,19 @@ def task_machine(**task: Any) -> dict[str, Any]:
     }
 
 
+def advance(
+    defn: asl.Definition, cursor: dict[str, Any], event: Any = None, **kwargs: Any
+) -> asl.StepResult:
+    """One step that carries its new cursor over into ``cursor`` (step leaves it alone)."""
+    result = asl.step(defn, cursor, event, **kwargs)
+    cursor.clear()
+    cursor.update(result.cursor)
+    return result
+
+
 def drive_until_command(defn: asl.Definition, cursor: dict[str, Any], now: float = NOW) -> Any:
     while True:
-        result = asl.step(defn, cursor, now=now)
+        result = advance(defn, cursor, now=now)
         if not isinstance(result.command, asl.Continue):
             return result.command
 
@@ -41,7 +51,7 @@ def test_the_task_result_event_completes_the_execution() -> None:
     cursor = asl.start(defn, {"a": 1}, now=NOW)
     command = drive_until_command(defn, cursor)
     event = asl.TaskSucceeded(path=command.path, token=command.token, output=7)
-    result = asl.step(defn, cursor, event, now=NOW)
+    result = advance(defn, cursor, event, now=NOW)
     assert [e.state for e in result.events] == ["T"]
     final = drive_until_command(defn, cursor)
     assert final == asl.Succeeded(output={"a": 1, "out": 7})
@@ -52,10 +62,10 @@ def test_a_stale_or_duplicate_event_changes_nothing() -> None:
     cursor = asl.start(defn, {}, now=NOW)
     command = drive_until_command(defn, cursor)
     stale = asl.TaskSucceeded(path=command.path, token=command.token + 1, output=1)
-    assert asl.step(defn, cursor, stale, now=NOW).events == []
+    assert advance(defn, cursor, stale, now=NOW).events == []
     good = asl.TaskSucceeded(path=command.path, token=command.token, output=2)
-    assert len(asl.step(defn, cursor, good, now=NOW).events) == 1
-    assert asl.step(defn, cursor, good, now=NOW).events == []  # delivered twice
+    assert len(advance(defn, cursor, good, now=NOW).events) == 1
+    assert advance(defn, cursor, good, now=NOW).events == []  # delivered twice
     assert asl.result_of(cursor) == asl.Succeeded(output=2)
 
 
@@ -69,11 +79,11 @@ def test_a_retry_waits_the_backoff_then_runs_the_task_again_with_the_attempt_cou
         assert isinstance(command, asl.RunTask)
         assert command.attempt == attempt
         failed = asl.TaskFailed(path=command.path, token=command.token, error="E", cause="c")
-        result = asl.step(defn, cursor, failed, now=NOW)
+        result = advance(defn, cursor, failed, now=NOW)
         if isinstance(result.command, asl.WaitUntil):
             waits.append(result.command.until - NOW)
             fired = asl.TimerFired(path=result.command.path, token=result.command.token)
-            asl.step(defn, cursor, fired, now=result.command.until)
+            advance(defn, cursor, fired, now=result.command.until)
     assert waits == [2.0, 6.0]
     assert asl.result_of(cursor) == asl.Failed(error="E", cause="c")
 
@@ -96,10 +106,10 @@ def test_max_delay_seconds_caps_the_backoff_and_full_jitter_stays_below_it() -> 
     for _ in range(5):
         command = drive_until_command(defn, cursor)
         failed = asl.TaskFailed(path=command.path, token=command.token, error="X")
-        wait = asl.step(defn, cursor, failed, now=NOW, rng=rng).command
+        wait = advance(defn, cursor, failed, now=NOW, rng=rng).command
         assert isinstance(wait, asl.WaitUntil)
         delays.append(wait.until - NOW)
-        asl.step(defn, cursor, asl.TimerFired(path=wait.path, token=wait.token), now=NOW)
+        advance(defn, cursor, asl.TimerFired(path=wait.path, token=wait.token), now=NOW)
     assert all(0 <= d <= 15 for d in delays)
     assert len(set(delays)) > 1  # jitter varies the delays
 
@@ -118,7 +128,7 @@ def test_max_attempts_zero_never_retries() -> None:
     )
     cursor = asl.start(defn, {"k": 1}, now=NOW)
     command = drive_until_command(defn, cursor)
-    asl.step(
+    advance(
         defn, cursor, asl.TaskFailed(path=command.path, token=command.token, error="E"), now=NOW
     )
     final = drive_until_command(defn, cursor)
@@ -136,7 +146,7 @@ def test_parallel_branches_dispatch_tasks_together_and_join_in_branch_order() ->
     cursor = asl.start(defn, {}, now=NOW)
     commands = []
     while True:
-        command = asl.step(defn, cursor, now=NOW).command
+        command = advance(defn, cursor, now=NOW).command
         if isinstance(command, asl.Idle):
             break
         if isinstance(command, asl.RunTask):
@@ -144,7 +154,7 @@ def test_parallel_branches_dispatch_tasks_together_and_join_in_branch_order() ->
     assert [c.path for c in commands] == [(0,), (1,), (2,)]
     for c in reversed(commands):
         event = asl.TaskSucceeded(path=c.path, token=c.token, output=c.path[0])
-        asl.step(defn, cursor, event, now=NOW)
+        advance(defn, cursor, event, now=NOW)
     assert drive_until_command(defn, cursor) == asl.Succeeded(output=[0, 1, 2])
 
 
@@ -164,7 +174,7 @@ def test_map_max_concurrency_limits_outstanding_tasks() -> None:
     while True:
         outstanding = []
         while True:
-            command = asl.step(defn, cursor, now=NOW).command
+            command = advance(defn, cursor, now=NOW).command
             if isinstance(command, asl.RunTask):
                 outstanding.append(command)
             elif not isinstance(command, asl.Continue):
@@ -175,7 +185,7 @@ def test_map_max_concurrency_limits_outstanding_tasks() -> None:
         peak = max(peak, len(outstanding))
         for c in outstanding:
             out = c.input * 10
-            asl.step(
+            advance(
                 defn, cursor, asl.TaskSucceeded(path=c.path, token=c.token, output=out), now=NOW
             )
     assert peak == 2
@@ -197,7 +207,7 @@ def test_the_cursor_is_json_and_a_copy_resumes_identically() -> None:
     assert isinstance(wait, asl.WaitUntil)
     assert wait.until == NOW + 30
     restored = json.loads(json.dumps(cursor))
-    asl.step(defn, restored, asl.TimerFired(path=wait.path, token=wait.token), now=wait.until)
+    advance(defn, restored, asl.TimerFired(path=wait.path, token=wait.token), now=wait.until)
     task = drive_until_command(defn, json.loads(json.dumps(restored)))
     assert isinstance(task, asl.RunTask)
     assert task.input == {"a": [1, {"b": None}]}
@@ -228,7 +238,7 @@ def test_a_message_state_yields_a_wait_for_message_with_its_correlation() -> Non
     assert (command.correlation_key, command.correlation_value) == ("order_id", "o-1")
     assert command.timeout_at == NOW + 60
     received = asl.MessageReceived(path=command.path, token=command.token, data={"paid": True})
-    asl.step(defn, cursor, received, now=NOW + 1)
+    advance(defn, cursor, received, now=NOW + 1)
     final = drive_until_command(defn, cursor)
     assert final == asl.Succeeded(output={"order": {"id": "o-1"}, "message": {"paid": True}})
 
@@ -253,7 +263,7 @@ def test_a_message_timeout_goes_to_the_timeout_path_state() -> None:
     )
     cursor = asl.start(defn, {}, now=NOW)
     command = drive_until_command(defn, cursor)
-    asl.step(defn, cursor, asl.TimerFired(path=command.path, token=command.token), now=NOW + 5)
+    advance(defn, cursor, asl.TimerFired(path=command.path, token=command.token), now=NOW + 5)
     final = drive_until_command(defn, cursor)
     assert isinstance(final, asl.Succeeded)
     assert final.output["timeout"]["status"] == "TIMEOUT"
@@ -270,7 +280,7 @@ def test_the_execution_times_out_at_its_timeout_seconds() -> None:
     cursor = asl.start(defn, {}, now=NOW)
     wait = drive_until_command(defn, cursor)
     assert wait.until == NOW + 10  # woken at the deadline, not after the wait
-    result = asl.step(defn, cursor, now=NOW + 10)
+    result = advance(defn, cursor, now=NOW + 10)
     assert result.command == asl.Failed(
         error="States.Timeout", cause="The execution timed out", timed_out=True
     )
@@ -284,7 +294,7 @@ def test_history_events_record_input_output_and_times() -> None:
         }
     )
     cursor = asl.start(defn, {"x": 0}, now=NOW)
-    result = asl.step(defn, cursor, now=NOW + 1)
+    result = advance(defn, cursor, now=NOW + 1)
     (event,) = result.events
     assert (event.state, event.type, event.status) == ("A", "Pass", "succeeded")
     assert (event.input, event.output) == ({"x": 0}, {"x": 0, "r": 1})
@@ -313,7 +323,7 @@ def test_the_context_object_carries_execution_and_state_fields() -> None:
         execution_id="e-1", name="n", input={}, start_time=NOW, state_machine_name="orders"
     )
     cursor = asl.start(defn, {}, now=NOW)
-    asl.step(defn, cursor, now=NOW, context=ctx)
+    advance(defn, cursor, now=NOW, context=ctx)
     assert asl.result_of(cursor) == asl.Succeeded(
         output={
             "id": "e-1",
