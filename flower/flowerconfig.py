@@ -21,9 +21,12 @@ The Tasks page shows each task's arguments (``tasks_columns``), so a
 ``orchestrator.run_execution`` task reads as the execution it advanced.
 The broker is the orchestrator's (``ORCHESTRATOR_BROKER_URL``, through ``-A
 orchestrator``). Flower's HTTP API answers 401 until basic auth is set, and a
-non-loopback address is refused without it. Prometheus metrics are always on
-at ``/metrics`` (Flower 2 serves them without auth, so keep Flower on loopback
-or behind a proxy); ``/healthcheck`` answers ``OK``. Workers must send task
+non-loopback address is refused without it: the check runs on the address
+Flower actually binds, after its command line (``--address=0.0.0.0`` or an
+empty address cannot get around it). With basic auth set, every page needs it:
+the UI, ``/tasks`` (task arguments), ``/api/*`` and the Prometheus metrics at
+``/metrics`` (Flower 2 alone serves those without auth); only ``/healthcheck``
+(it answers ``OK``) stays open, for load balancers. Workers must send task
 events (``celery worker -E``, or ``ORCHESTRATOR_TASK_EVENTS=true``); Flower
 also asks them to every few seconds (its ``enable_events`` option).
 
@@ -123,6 +126,70 @@ def flower_options(settings: FlowerSettings) -> dict[str, Any]:
     return options
 
 
+def check_exposure(address: str, *, unix_socket: str = "", authenticated: bool) -> None:
+    """Refuse to serve beyond loopback without authentication.
+
+    Raises:
+        ConfigurationError: ``address`` is not loopback (an empty one means every
+            interface) and neither basic auth nor OAuth is set.
+    """
+    if unix_socket or authenticated or _is_loopback(address):
+        return
+    where = address or "every interface"
+    raise ConfigurationError(
+        f"Flower on {where} needs ORCHESTRATOR_FLOWER_BASIC_AUTH "
+        "(only a loopback address may go without)"
+    )
+
+
+def _guard_flower() -> None:
+    """Enforce the rules in the Flower process itself, on its final options.
+
+    This file is read before Flower parses its command line again, so the
+    module-level names alone cannot stop ``--address=0.0.0.0``; the bind and
+    every request are checked here instead.
+    """
+    import tornado.web
+    from flower.api import BaseApiHandler
+    from flower.app import Flower
+    from flower.views import BaseHandler
+    from flower.views.monitor import Healthcheck
+
+    if getattr(Flower, "_orchestrator_guarded", False):
+        return
+    bind = Flower.start_http_server
+
+    def start_http_server(self: Any) -> Any:
+        options = self.options
+        try:
+            check_exposure(
+                options.address,
+                unix_socket=options.unix_socket or "",
+                authenticated=bool(options.basic_auth or options.auth),
+            )
+        except ConfigurationError as exc:
+            raise SystemExit(f"refusing to start: {exc}") from None
+        return bind(self)
+
+    def guarded(prepare: Any) -> Any:
+        def prepare_authenticated(self: Any) -> Any:
+            options = self.application.options
+            # current_user raises 401 itself on a wrong password; None means none given.
+            needed = options.basic_auth and not isinstance(self, Healthcheck)
+            if needed and not self.current_user:
+                raise tornado.web.HTTPError(401)
+            return prepare(self)
+
+        return prepare_authenticated
+
+    Flower.start_http_server = start_http_server
+    BaseHandler.prepare = guarded(BaseHandler.prepare)
+    if "prepare" in vars(BaseApiHandler):  # its own prepare would skip the guard
+        BaseApiHandler.prepare = guarded(BaseApiHandler.prepare)
+    Flower._orchestrator_guarded = True
+
+
+_guard_flower()
 _options = flower_options(FlowerSettings())
 
 address = _options["address"]

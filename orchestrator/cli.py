@@ -7,23 +7,112 @@ package and prints the result. User errors print one line and exit non-zero.
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from orchestrator import asl
 from orchestrator.handlers import import_handler_modules, registry
 
+#: Largest version number (the column is a 32-bit integer).
+MAX_VERSION = 2_147_483_647
+
+
+class _ErrorBoundary(TyperGroup):
+    """The command group that turns every known error into one line and exit code 2.
+
+    Commands stay plain: whatever they raise that a user can cause (a database
+    that cannot be reached, invalid settings, a value out of range) is reported
+    here, once, instead of as a traceback. Anything else is a bug and keeps its
+    traceback.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        """Run the command; a known error prints ``error: ...`` and exits 2."""
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in ("click", "typer"):
+                # Exit, Abort and help are click's to show; a bad value is one line.
+                if not isinstance(exc, _USAGE_ERROR) or type(exc).__name__ == "NoArgsIsHelpError":
+                    raise
+                raise _fail(exc.format_message()) from None
+            message = describe_error(exc)
+            if message is None:
+                raise
+            raise _fail(message) from None
+
+
+#: click's UsageError, as the click that typer uses defines it (typer may vendor one).
+_USAGE_ERROR: type[Any] = typer.BadParameter.__mro__[1]
+assert _USAGE_ERROR.__name__ == "UsageError"
+
+
 app = typer.Typer(
     name="orchestrator",
+    cls=_ErrorBoundary,
     help="Run Amazon States Language state machines.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def describe_error(exc: BaseException) -> str | None:
+    """One line saying what went wrong and what to do, or None for an unexpected error."""
+    import kombu.exceptions
+    import pydantic
+    import pydantic_settings
+    import redis.exceptions
+    import sqlalchemy.exc
+
+    from orchestrator.errors import OrchestratorError
+
+    if isinstance(exc, pydantic.ValidationError):
+        return "invalid settings: " + "; ".join(
+            f"ORCHESTRATOR_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors()
+        )
+    if isinstance(exc, pydantic_settings.SettingsError):
+        found = re.search(r'field "(\w+)"', str(exc))
+        field = f"ORCHESTRATOR_{found.group(1).upper()}" if found else "a setting"
+        return f"invalid settings: {field} is not valid JSON"
+    if isinstance(exc, sqlalchemy.exc.ArgumentError | sqlalchemy.exc.NoSuchModuleError):
+        return f"ORCHESTRATOR_DATABASE_URL is not a database URL we can use: {_first_line(exc)}"
+    if isinstance(exc, ImportError):
+        return f"a module is missing ({_first_line(exc)}): install it, or change the setting"
+    if isinstance(exc, sqlalchemy.exc.OperationalError | sqlalchemy.exc.InterfaceError):
+        cause = getattr(exc, "orig", None) or exc
+        return f"cannot reach the database at {_setting_url('database_url')}: {_first_line(cause)}"
+    if isinstance(exc, kombu.exceptions.OperationalError | redis.exceptions.ConnectionError):
+        return f"cannot reach the broker at {_setting_url('broker_url')}: {_first_line(exc)}"
+    if isinstance(exc, OrchestratorError | ValueError | KeyError | OverflowError):
+        return _message(exc)
+    return None
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's text as one line (a KeyError's without the quotes of its repr)."""
+    if isinstance(exc, KeyError) and exc.args:
+        return _first_line(exc.args[0])
+    return _first_line(exc)
+
+
+def _first_line(value: object) -> str:
+    lines = str(value).strip().splitlines()
+    return lines[0] if lines else type(value).__name__
+
+
+def _setting_url(field: str) -> str:
+    try:
+        return _safe_url(getattr(_settings(), field))
+    except Exception:  # the URL itself may be what is wrong
+        return f"ORCHESTRATOR_{field.upper()}"
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -217,6 +306,9 @@ def machines_show(
     """Print a state machine's definition as JSON."""
     from orchestrator.statemachine import StateMachine
 
+    if version is not None and not 1 <= version <= MAX_VERSION:
+        raise _fail(f"--version must be a number from 1 to {MAX_VERSION}, not {version}")
+
     sm = _guard(lambda: StateMachine.load(name, version))
     out = {"name": sm.name, "version": sm.version, "definition": sm.version_record.definition}
     typer.echo(json.dumps(out, indent=2))
@@ -227,7 +319,7 @@ def _guard(fn: Any) -> Any:
     try:
         return fn()
     except _user_errors() as exc:
-        raise _fail(str(exc).strip("'\"")) from None
+        raise _fail(_message(exc)) from None
 
 
 @executions_app.command("start")
@@ -265,16 +357,25 @@ def executions_list(
     """List executions, newest first."""
     from orchestrator.statemachine import repository_for
     from orchestrator.store import ExecutionFilter
-    from orchestrator.types import ExecutionStatus
 
     flt = ExecutionFilter(
         state_machine=machine,
-        status=[ExecutionStatus(s.upper()) for s in status or []] or None,
+        status=[_status(s) for s in status or []] or None,
         limit=limit,
         descending=True,
     )
     page = _guard(lambda: repository_for().list_executions(flt))
     _print(list(page.items), as_json, ["id", "name", "status", "current_state", "started_at"])
+
+
+def _status(text: str) -> Any:
+    from orchestrator.types import ExecutionStatus
+
+    try:
+        return ExecutionStatus(text.upper())
+    except ValueError:
+        known = ", ".join(s.value for s in ExecutionStatus)
+        raise _fail(f"--status {text!r} is not one of {known}") from None
 
 
 @executions_app.command("show")
@@ -351,9 +452,14 @@ def parse_age(text: str) -> timedelta:
         amount = float(value)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not an age like 30d, 12h, 90m or 45s") from None
+    if not math.isfinite(amount):
+        raise typer.BadParameter(f"{text!r} is not a finite age")
     if amount < 0:
         raise typer.BadParameter("the age must not be negative")
-    return timedelta(**{units[unit]: amount})
+    try:
+        return timedelta(**{units[unit]: amount})
+    except OverflowError:
+        raise typer.BadParameter(f"{text!r} is longer than any age we can count") from None
 
 
 @executions_app.command("purge")
@@ -471,18 +577,48 @@ def batch_start(
         "failure_min_finished": min_finished,
         "watch": watch,
     }
-    if inputs is not None:
-        result = _guard(lambda: sm.execute_bulk(inputs, input_format=input_format, **options))
-    else:
-        status = _guard(lambda: ExecutionStatus(source_status.upper()))
-        flt = ExecutionFilter(state_machine=source_machine, status=status)
-        result = _guard(lambda: sm.execute_batch(flt, source_state, unique=unique, **options))
+    try:
+        if inputs is not None:
+            result = _guard(lambda: sm.execute_bulk(inputs, input_format=input_format, **options))
+        else:
+            status = _guard(lambda: ExecutionStatus(source_status.upper()))
+            flt = ExecutionFilter(state_machine=source_machine, status=status)
+            result = _guard(lambda: sm.execute_batch(flt, source_state, unique=unique, **options))
+    except Exception as exc:
+        if not _broker_down(exc):
+            raise
+        raise _fail(_stranded(sm, exc)) from None
     typer.echo(
         f"batch {result.batch_id}: {result.sources} sources, {result.created} created, "
         f"{result.skipped} skipped, {result.published} published ({result.status})"
     )
     if follow:
         _follow(result)
+
+
+def _broker_down(exc: BaseException) -> bool:
+    import kombu.exceptions
+    import redis.exceptions
+
+    return isinstance(exc, kombu.exceptions.OperationalError | redis.exceptions.ConnectionError)
+
+
+def _stranded(sm: Any, exc: BaseException) -> str:
+    """What a batch whose broker went away left behind, and how to go on."""
+    from orchestrator.store import ExecutionFilter
+    from orchestrator.types import ExecutionStatus
+
+    down = f"cannot reach the broker at {_setting_url('broker_url')} ({_first_line(exc)})"
+    batches = sm.repository.list_batches(state_machine=sm.name, limit=1)
+    if not batches:
+        return down
+    batch_id = batches[0].id
+    flt = ExecutionFilter(batch_id=batch_id, status=ExecutionStatus.PENDING)
+    pending = sm.repository.count_executions(flt)
+    return (
+        f"{down}: batch {batch_id} stopped with {pending} executions PENDING; once the broker "
+        f"is back, `orchestrator batch resume {batch_id}` publishes them"
+    )
 
 
 def _follow(result: Any) -> None:

@@ -111,6 +111,21 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """Bearer token the HTTP API requires. Default none (no token)."""
 
+    api_docs: bool = True
+    """Serve ``/docs``, ``/redoc`` and ``/openapi.json``. Default on. They need no
+    token even when one is set: they hold no data, only the interface the source
+    publishes anyway, and Swagger UI must read the schema before a user can enter
+    the token. Turn them off to expose nothing at all to an anonymous client."""
+
+    max_events_per_execution: int = Field(default=25_000, ge=1)
+    """Most history events (states run) one execution may make, AWS's limit. Default
+    25000; past it the execution fails with States.Runtime, so a state machine that
+    loops on itself cannot run for ever nor fill the disk."""
+
+    definition_max_bytes: PositiveInt = 1_048_576
+    """Largest state machine definition, in bytes of UTF-8 JSON. Default 1048576
+    (1 MiB, AWS's limit); larger is refused as DefinitionInvalid."""
+
     @field_validator("handler_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: Any) -> Any:

@@ -49,6 +49,7 @@ from orchestrator.store import (
     StateMachineInfo,
     Version,
 )
+from orchestrator.store.payloads import encode
 from orchestrator.store.shared import repository_for
 from orchestrator.types import ExecutionStatus
 
@@ -113,9 +114,13 @@ class StateMachine:
         check_name(name, "state machine name")
         settings = settings or get_settings()
         repository = repository or repository_for(settings)
+        limit = settings.definition_max_bytes
+        if isinstance(definition, str):  # refuse a huge text before parsing it
+            _check_definition_size(len(definition.encode("utf-8", "replace")), limit)
         raw, problems = asl.parse(definition)
         if problems or raw is None:
             raise asl.DefinitionInvalid(problems)
+        _check_definition_size(len(encode(raw.raw, field="definition").encode()), limit)
         _, version, _ = repository.create_or_get_version(name, raw.raw)
         return cls(version, repository=repository, settings=settings)
 
@@ -220,6 +225,8 @@ class StateMachine:
         *,
         claim: bool,
     ) -> tuple[Execution, bool]:
+        if name is not None:
+            check_name(name, "execution name")
         level = priority_level(priority)
         data = _transform(self._chained_input(data, source_id, state_name), transformer)
         return self.repository.create_execution(
@@ -444,6 +451,20 @@ class StateMachine:
                 "TIMED_OUT or ABORTED executions can be redriven"
             )
         return self.runner.advance(execution_id) or self.repository.get_execution(execution_id)
+
+
+def _check_definition_size(size: int, limit: int) -> None:
+    """Refuse a definition larger than ``definition_max_bytes`` (AWS: 1 MiB)."""
+    if size > limit:
+        raise asl.DefinitionInvalid(
+            [
+                asl.Problem(
+                    path="",
+                    message=f"the definition is {size} bytes, more than the limit of {limit} "
+                    "(ORCHESTRATOR_DEFINITION_MAX_BYTES)",
+                )
+            ]
+        )
 
 
 def _default_publisher(settings: Settings) -> Publisher:

@@ -33,8 +33,8 @@ MIN_BODY_BYTES: Final = 1024 * 1024
 DESCRIPTION = """\
 Amazon States Language state machines on PostgreSQL (or SQLite) and Celery.
 
-Every route but `/health` needs `Authorization: Bearer <token>` when
-`ORCHESTRATOR_API_TOKEN` is set. Errors share one body: `error` (a code),
+Every route but `/health` and these docs needs `Authorization: Bearer <token>`
+when `ORCHESTRATOR_API_TOKEN` is set. Errors share one body: `error` (a code),
 `detail` (a sentence) and `problems` (each with a JSON pointer).
 """
 
@@ -128,6 +128,9 @@ def create_app(
         version=orchestrator.__version__,
         description=DESCRIPTION,
         generate_unique_id_function=_operation_id,
+        docs_url="/docs" if settings.api_docs else None,
+        redoc_url="/redoc" if settings.api_docs else None,
+        openapi_url="/openapi.json" if settings.api_docs else None,
     )
     app.state.context = ApiContext(
         settings=settings, repository=repository, runner=Runner(repository, settings=settings)

@@ -19,6 +19,7 @@ database or broker unreachable                          503
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any, Final
@@ -37,6 +38,7 @@ from orchestrator.errors import (
     DefinitionInvalid,
     ExecutionAlreadyExists,
     ExecutionNotFound,
+    InvalidName,
     OrchestratorError,
     PayloadInvalid,
     PayloadTooLarge,
@@ -54,6 +56,7 @@ _STATUS: Final[Mapping[type[OrchestratorError], int]] = {
     ExecutionAlreadyExists: 409,
     PayloadTooLarge: 413,
     PayloadInvalid: 422,
+    InvalidName: 422,
 }
 
 #: Infrastructure errors that mean "try again later", not "your request is wrong".
@@ -95,7 +98,24 @@ def error_response(
 ) -> JSONResponse:
     """The JSON response of an error."""
     body = ErrorOut(error=error, detail=detail, problems=list(problems))
-    return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+    return SafeJSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON response that renders even text holding a lone surrogate.
+
+    An error may quote what the client sent (a name, a key), and a lone
+    surrogate (U+D800) cannot be encoded as UTF-8: the plain response would raise
+    while rendering and uvicorn would drop the connection. Such text is sent
+    escaped (JSON's backslash-u form).
+    """
+
+    def render(self, content: Any) -> bytes:
+        """UTF-8 JSON; ASCII with escapes when the text is not valid Unicode."""
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, separators=(",", ":")).encode("ascii")
 
 
 def pointer(loc: Sequence[int | str]) -> str:

@@ -51,6 +51,7 @@ from orchestrator.api.schemas import (
 )
 from orchestrator.batch import BatchResult
 from orchestrator.batch_control import SteeringReport
+from orchestrator.errors import OrchestratorError
 from orchestrator.statemachine import (
     StateMachine,
     archive_batch_failures,
@@ -107,6 +108,8 @@ def user_input_errors(status: int = 400, error: str = "BadRequest") -> Iterator[
     """Turn the facade's ValueError/KeyError (documented user errors) into an error response."""
     try:
         yield
+    except OrchestratorError:
+        raise  # its own handler gives its own status (InvalidName is also a ValueError)
     except (ValueError, KeyError) as exc:
         raise ApiError(status, error, str(exc).strip("'\"")) from exc
 

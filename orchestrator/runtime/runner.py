@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy.exc
+
 from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
@@ -44,6 +46,7 @@ from orchestrator.store import (
     PayloadRejected,
     PayloadTooLarge,
     Repository,
+    Timer,
     Version,
 )
 from orchestrator.store.payloads import encode
@@ -86,6 +89,20 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
 
 
 _Key = tuple[tuple[int, ...], int]
+
+#: The runner's step cap, as a multiple of the event limit the engine enforces.
+_BACKSTOP = 2
+
+#: Longest cause stored for an unexpected error (the traceback goes to the log).
+_CAUSE_CHARS = 2000
+
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    sqlalchemy.exc.OperationalError,
+    sqlalchemy.exc.InterfaceError,
+    sqlalchemy.exc.TimeoutError,
+    ConnectionError,
+    TimeoutError,
+)
 
 #: Most history rows held back before a commit (see ``_Advance.must_commit``).
 _MAX_BUFFERED = 100
@@ -345,6 +362,13 @@ class Runner:
             log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
         except _Stop:
             pass
+        except Exception as exc:
+            if is_transient(exc):
+                self._release_quietly(execution.id)
+                raise
+            # A bug or a value nothing expected (an overflow, a broken cursor): the
+            # same advance would crash again on every recovery, so end it here.
+            self._fail_poisoned(execution, exc)
         except BaseException:
             # A database outage, a time limit, a shutdown: hand the execution back so
             # the sweeper re-publishes it after its grace period (the last checkpoint
@@ -356,6 +380,23 @@ class Runner:
         if advance is not None and advance.stored is not None:
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
+
+    def _fail_poisoned(self, execution: Execution, exc: Exception) -> None:
+        """End an execution FAILED (States.Runtime) after an unexpected exception."""
+        log.error(
+            "execution %s failed on an unexpected error",
+            execution.id,
+            exc_info=exc,
+            extra={"action": "poisoned", "execution_id": execution.id},
+        )
+        cause = f"unexpected error while advancing: {type(exc).__name__}: {exc}"[:_CAUSE_CHARS]
+        try:
+            fail_at_checkpoint(self, execution.id, asl_errors.RUNTIME, cause)
+        except LeaseLost:
+            pass  # stopped or taken over meanwhile: its new owner decides
+        except Exception:
+            self._release_quietly(execution.id)
+            raise exc from None
 
     def _release_quietly(self, execution_id: str) -> None:
         try:
@@ -386,6 +427,12 @@ class _Advance:
         self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
+        # A backstop to the engine's own count of events: steps this advance may take.
+        # Twice the limit, less the rows already stored, so it never fires before the
+        # engine on an execution whose steps record events, and still ends one whose
+        # steps record none.
+        self.steps = 0
+        self.budget = _BACKSTOP * runner.settings.max_events_per_execution - execution.last_seq
 
     # lifecycle ---------------------------------------------------------------
 
@@ -416,8 +463,19 @@ class _Advance:
         else:
             self.resume(now)
         while True:
+            self.steps += 1
+            if self.steps > self.budget:
+                self.fail_runaway()
+                return
             event = self.work.events.pop(0) if self.work.events else None
-            result = asl.step(self.defn, self.cursor, event, now=self.clock.now(), context=self.ctx)
+            result = asl.step(
+                self.defn,
+                self.cursor,
+                event,
+                now=self.clock.now(),
+                context=self.ctx,
+                max_events=self.runner.settings.max_events_per_execution,
+            )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
             if self.carry_out(result.command):
@@ -442,8 +500,8 @@ class _Advance:
         still_open: set[_Key] = set()
         for timer in self.repo.execution_timers(self.execution.id):
             key = _key(timer.payload)
-            if key is None or timer.kind == TimerKind.MESSAGE_TIMEOUT:
-                continue
+            if key is None or timer.kind == TimerKind.MESSAGE_TIMEOUT or _cancelled(timer):
+                continue  # a cancelled timer (stop) is a wait to issue again on redrive
             if timer.fired:
                 arrived[key] = asl.TimerFired(path=key[0], token=key[1])
             else:
@@ -655,26 +713,24 @@ class _Advance:
         """
         too_large = isinstance(exc, PayloadTooLarge)
         error = asl_errors.DATA_LIMIT_EXCEEDED if too_large else asl_errors.RUNTIME
-        now = self.clock.now()
-        cursor = self.repo.get_execution(self.execution.id).cursor
-        if not cursor:
-            cursor = asl.start(self.defn, self.execution.input, now=now)
-        state = asl.fail_root(cursor, error=error, cause=str(exc), now=now)
-        self.repo.checkpoint(
-            self.execution.id,
-            self.runner.owner,
-            cursor=cursor,
-            status=ExecutionStatus.FAILED,
-            current_state=state,
-            history=[
-                NewHistoryEvent(
-                    event_type="StateFailed", state_name=state, error=error, cause=str(exc)
-                )
-            ],
-            error=error,
-            cause=str(exc),
-            now=to_datetime(now),
+        fail_at_checkpoint(self.runner, self.execution.id, error, str(exc))
+
+    def fail_runaway(self) -> None:
+        """Too many events: fail here, with what this advance did so far, as AWS does."""
+        limit = self.runner.settings.max_events_per_execution
+        cause = (
+            f"the execution took {_BACKSTOP * limit} steps, twice its limit of {limit} events "
+            "(ORCHESTRATOR_MAX_EVENTS_PER_EXECUTION); a state machine that loops never ends"
         )
+        now = self.clock.now()
+        state = asl.fail_root(self.cursor, error=asl_errors.RUNTIME, cause=cause, now=now)
+        self.work.history.append(
+            NewHistoryEvent(
+                event_type="StateFailed", state_name=state, error=asl_errors.RUNTIME, cause=cause
+            )
+        )
+        self.work.tasks, self.work.sleeps, self.work.events = [], [], []
+        self.checkpoint(ExecutionStatus.FAILED, error=asl_errors.RUNTIME, cause=cause)
 
     @contextmanager
     def keep_lease(self) -> Iterator[None]:
@@ -777,6 +833,51 @@ class _Held:
 
     cursor: dict[str, Any]
     history: list[NewHistoryEvent]
+
+
+def _cancelled(timer: Timer) -> bool:
+    """Whether a timer was cancelled (the execution stopped) rather than fired.
+
+    Both mark it fired; only a cancellation can happen before it was due, since
+    ``claim_due_timers`` takes due timers only.
+    """
+    return timer.fired and timer.fired_at is not None and timer.fired_at < timer.due_at
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is the infrastructure's (database, network, time limit), not the
+    execution's: the execution is then handed back to be advanced again later."""
+    if isinstance(exc, _TRANSIENT):
+        return True
+    # Celery's soft time limit, without importing Celery into the runtime.
+    return type(exc).__name__ == "SoftTimeLimitExceeded"
+
+
+def fail_at_checkpoint(runner: Runner, execution_id: str, error: str, cause: str) -> None:
+    """End an execution FAILED at the state its last committed cursor stands on.
+
+    What was not committed is dropped, so a redrive runs that state again and
+    nothing committed runs twice.
+    """
+    execution = runner.repo.get_execution(execution_id)
+    now = runner.clock.now()
+    cursor = execution.cursor
+    if not cursor:
+        cursor = asl.start(runner.definition(execution.version_id), execution.input, now=now)
+    state = asl.fail_root(cursor, error=error, cause=cause, now=now)
+    runner.repo.checkpoint(
+        execution_id,
+        runner.owner,
+        cursor=cursor,
+        status=ExecutionStatus.FAILED,
+        current_state=state,
+        history=[
+            NewHistoryEvent(event_type="StateFailed", state_name=state, error=error, cause=cause)
+        ],
+        error=error,
+        cause=cause,
+        now=to_datetime(now),
+    )
 
 
 def _copy(value: Any) -> Any:

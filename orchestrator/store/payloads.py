@@ -43,10 +43,15 @@ def encode(value: Any, *, field: str, limit: int | None = None) -> str:
     except (TypeError, ValueError, RecursionError) as exc:
         raise PayloadInvalid(field, f"not storable as JSON: {exc}") from None
     _check_round_trip(value, text, field)
-    if limit is not None:
+    try:
         size = len(text.encode("utf-8"))
-        if size > limit:
-            raise PayloadTooLarge(field, size, limit)
+    except UnicodeEncodeError as exc:
+        # A lone surrogate ("\ud800"): Python holds it, UTF-8 and the drivers cannot.
+        raise PayloadInvalid(
+            field, f"strings may not contain a lone surrogate (U+{ord(text[exc.start]):04X})"
+        ) from None
+    if limit is not None and size > limit:
+        raise PayloadTooLarge(field, size, limit)
     return text
 
 

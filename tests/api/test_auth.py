@@ -70,3 +70,23 @@ def test_an_empty_token_setting_means_no_token(
     unset = make_client(Settings(**api_settings.model_dump(exclude={"api_token"}), api_token=""))
 
     assert unset.get("/state-machines").status_code == 200
+
+
+def test_with_a_token_the_docs_stay_public_and_carry_no_secret(guarded: TestClient) -> None:
+    # Decision: docs hold no data, only the published interface; Swagger UI must
+    # read the schema before a user can enter the token.
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        response = guarded.get(path)
+        assert response.status_code == 200, path
+        assert TOKEN not in response.text
+    assert guarded.get("/state-machines").status_code == 401
+
+
+def test_the_docs_can_be_turned_off(
+    api_settings: Settings, make_client: Callable[..., TestClient]
+) -> None:
+    hidden = make_client(api_settings.model_copy(update={"api_docs": False}))
+
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert hidden.get(path).status_code == 404, path
+    assert hidden.get("/health").status_code == 200

@@ -302,9 +302,10 @@ def test_flower_refuses_its_api_without_the_password_and_serves_prometheus_metri
 
     anonymous, _ = flower.get("/api/workers", auth=False)
     wrong = flower.get("/api/tasks", auth=False)[0]
-    metrics_status, metrics = flower.get("/metrics", auth=False)
+    anonymous_metrics, _ = flower.get("/metrics", auth=False)
+    metrics_status, metrics = flower.get("/metrics")
 
-    assert anonymous == wrong == 401
+    assert anonymous == wrong == anonymous_metrics == 401
     assert metrics_status == 200
     assert f'flower_events_total{{task="{RUN_EXECUTION}",type="task-succeeded"' in metrics.decode()
 
