@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> None:
             "bench-recovery", MACHINE, repository=repo, settings=settings
         ).version_record
         rows = [NewExecution(name=f"r-{i}", input={"i": i}) for i in range(args.executions)]
-        ids = [i for _, i in repo.create_executions_bulk(version, rows).created]
+        ids = list(repo.create_executions_bulk(version, rows).created.values())
         swept: list[int] = []
         stop = threading.Event()
 
