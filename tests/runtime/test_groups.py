@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.handlers import HandlerContext
 from orchestrator.statemachine import StateMachine
@@ -17,7 +18,7 @@ from orchestrator.store import NewExecution
 from orchestrator.types import ExecutionStatus
 
 from .conftest import Env, states_in
-from .test_commits import FIVE_STATES, Crash, counting_commits
+from .test_commits import FIVE_STATES, Crash, counting_commits, three_tasks
 
 
 def pending(env: Env, machine: StateMachine, count: int) -> list[str]:
@@ -172,3 +173,39 @@ def test_executions_held_elsewhere_are_left_alone_and_the_rest_of_the_group_runs
     assert held.lease_owner == "someone-else"
     assert env.execution(ids[0]).status == ExecutionStatus.SUCCEEDED
     assert env.execution(ids[2]).status == ExecutionStatus.SUCCEEDED
+
+
+def test_a_database_error_mid_group_commits_what_ended_and_hands_back_the_rest(
+    env: Env,
+) -> None:
+    # Given three executions of A -> B -> Between -> C; the database fails at the
+    # second one's first commit (A's result, before B's handler)
+    env.handlers.register("work", lambda data: {"ok": True})
+    machine = env.machine("three", three_tasks())
+    ids = pending(env, machine, 3)
+    seen = [0]
+
+    def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "cursor=" in statement:
+            seen[0] += 1
+            if seen[0] == 3:  # the first execution committed A, then B; its end waits
+                raise OperationalError(statement, {}, Exception("server closed"))
+
+    event.listen(env.repo.engine, "before_cursor_execute", before_execute)
+    try:
+        outcome = env.runner().advance_many(
+            ids, transient=lambda exc: isinstance(exc, OperationalError)
+        )
+    finally:
+        event.remove(env.repo.engine, "before_cursor_execute", before_execute)
+
+    # Then the first execution, which ended, is committed by the group commit
+    assert env.execution(ids[0]).status == ExecutionStatus.SUCCEEDED
+    assert outcome.executions[ids[0]] == env.execution(ids[0])
+    # And the second and third are handed back (leases released) to be retried
+    assert outcome.retry == ids[1:]
+    assert isinstance(outcome.cause, OperationalError)
+    for execution_id in ids[1:]:
+        left = env.execution(execution_id)
+        assert left.status == ExecutionStatus.RUNNING
+        assert left.lease_owner is None
