@@ -5,7 +5,8 @@
 
 One prefork worker (``-c 2``) drains ``--executions`` executions of a 3-state
 machine whose Task sleeps 0.2 s, published as ``run_executions`` messages of
-``executions_per_message`` (10) ids. After ``--kill-after`` seconds the whole
+``executions_per_message`` (10) ids. After ``--kill-after`` seconds (and once it holds
+executions) the whole
 worker (its session) gets SIGKILL; a second worker starts at once. This process
 runs ``orchestrator.sweep`` every ``sweep_interval_seconds`` (5 s), as beat would.
 Settings are the defaults: lease 60 s, recovery grace 300 s, Redis visibility
@@ -102,6 +103,15 @@ def held_at(dsn: str) -> dict[str, str]:
         conn.close()
 
 
+def wait_held(dsn: str) -> dict[str, str]:
+    """The RUNNING executions, once there are some (a loaded machine starts workers slowly)."""
+    held = held_at(dsn)
+    while not held:
+        time.sleep(0.1)
+        held = held_at(dsn)
+    return held
+
+
 def taken_over(dsn: str, held: dict[str, str]) -> int:
     """How many of ``held`` another owner has claimed since (or that ended)."""
     conn = psycopg2.connect(dsn)
@@ -155,7 +165,7 @@ def run(args: argparse.Namespace) -> None:
             with worker(settings, log_path) as first:
                 publish_runs(app, ids, per_message=settings.executions_per_message)
                 time.sleep(args.kill_after)
-                held = held_at(dsn)
+                held = wait_held(dsn)
                 os.killpg(first.pid, signal.SIGKILL)
                 killed = time.monotonic()
                 first.wait(10)
