@@ -185,21 +185,15 @@ def source_filter(source_machine: str) -> Any:
 
 def machine(settings: Any) -> Any:
     """The 3-state machine under test, on ``settings``'s database."""
-    from orchestrator.statemachine import StateMachine
-    from orchestrator.store.shared import repository_for
+    from orchestrator.client import Orchestrator
 
-    return StateMachine.create(
-        MACHINE_NAME, MACHINE, repository=repository_for(settings), settings=settings
-    )
+    return Orchestrator.shared(settings).create_state_machine(MACHINE_NAME, MACHINE)
 
 
 def held_publisher(app: Celery, per_message: int) -> Callable[[Sequence[str], Any], int]:
     """publish_runs (``per_message`` ids a message), but into the holding list."""
-    from orchestrator.distributed.tasks import (
-        RUN_EXECUTION_TASK,
-        RUN_EXECUTIONS_TASK,
-        ids_per_message,
-    )
+    from orchestrator.distributed.config import RUN_EXECUTION_TASK, RUN_EXECUTIONS_TASK
+    from orchestrator.distributed.publish import ids_per_message
 
     def publish(execution_ids: Sequence[str], priority: Any) -> int:
         size = ids_per_message(len(execution_ids), per_message)
@@ -223,8 +217,8 @@ def held_publisher(app: Celery, per_message: int) -> Callable[[Sequence[str], An
 
 def measure_enqueue(settings: Any, client: redis.Redis, app: Celery, n: int) -> dict[str, float]:
     """execute_batch (default publisher) vs an apply_async loop, both ``n`` messages."""
-    from orchestrator.distributed.publish import app_for, publisher_for
-    from orchestrator.distributed.tasks import RUN_EXECUTION_TASK
+    from orchestrator.client import Orchestrator
+    from orchestrator.distributed.config import RUN_EXECUTION_TASK
 
     insert_sources(settings.database_url, ENQUEUE_SOURCES, n)
     celery_baseline.publish_plain(app, 100, celery_baseline.HOLD)  # warm the connection
@@ -241,9 +235,10 @@ def measure_enqueue(settings: Any, client: redis.Redis, app: Celery, n: int) -> 
     client.delete(celery_baseline.HOLD)
 
     sm = machine(settings)
-    app_for(settings).tasks[RUN_EXECUTION_TASK].apply_async(("warm",), queue=HOLD_DEFAULT)
+    shared = Orchestrator.shared(settings)
+    shared.celery_app.tasks[RUN_EXECUTION_TASK].apply_async(("warm",), queue=HOLD_DEFAULT)
     client.delete(HOLD_DEFAULT)
-    publish = publisher_for(settings)  # the default publisher, timed to see its share
+    publish = shared.publisher  # the default publisher, timed to see its share
     publish_seconds = 0.0
 
     def timed(ids: Sequence[str], priority: Any) -> int:

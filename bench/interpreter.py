@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator import asl
+from orchestrator.runtime.local import run
 
 
 class FakeClock:
@@ -129,9 +130,7 @@ def main() -> None:
     clock = FakeClock()
 
     definition = asl.load(chain())
-    rate, runs = measure(
-        lambda: len(asl.run(definition, {"n": 1}, clock=clock).history), args.seconds
-    )
+    rate, runs = measure(lambda: len(run(definition, {"n": 1}, clock=clock).history), args.seconds)
     base, _ = measure(baseline_loop(10), args.seconds)
     print(
         f"(a) 10-state Pass/Choice chain: {rate:,.0f} transitions/s, "
@@ -144,7 +143,7 @@ def main() -> None:
 
     definition = asl.load(big_map())
     items = {"items": list(range(1000))}
-    rate, runs = measure(lambda: len(asl.run(definition, items, clock=clock).history), args.seconds)
+    rate, runs = measure(lambda: len(run(definition, items, clock=clock).history), args.seconds)
     print(
         f"(b) Map of 1,000 items over a Pass: {rate:,.0f} transitions/s, "
         f"{rate / 1001:,.1f} executions/s ({runs} runs)"
@@ -153,7 +152,7 @@ def main() -> None:
     definition = asl.load(retrying())
     handlers = {"flaky": flaky_handler()}
     rate, runs = measure(
-        lambda: len(asl.run(definition, {"x": 1}, handlers=handlers, clock=clock).history),
+        lambda: len(run(definition, {"x": 1}, handlers=handlers, clock=clock).history),
         args.seconds,
     )
     print(

@@ -131,7 +131,7 @@ def taken_over(dsn: str, held: dict[str, str]) -> int:
 def run(args: argparse.Namespace) -> None:
     """Measure and print."""
     from orchestrator.celery import create_app
-    from orchestrator.distributed.sweeper import sweep
+    from orchestrator.client import Orchestrator
     from orchestrator.distributed.tasks import publish_runs
     from orchestrator.settings import Settings
     from orchestrator.statemachine import StateMachine
@@ -153,10 +153,11 @@ def run(args: argparse.Namespace) -> None:
         ids = list(repo.create_executions_bulk(version, rows).created.values())
         swept: list[int] = []
         stop = threading.Event()
+        client = Orchestrator(settings)
 
         def beat() -> None:
             while not stop.wait(settings.sweep_interval_seconds):
-                swept.append(int(sweep(settings=settings, repository=repo)["stalled"]))
+                swept.append(int(client.sweep()["stalled"]))
 
         log_path = Path(f"/tmp/bench-recovery-{os.getpid()}.log")  # noqa: S108
         sweeper = threading.Thread(target=beat, daemon=True)

@@ -1,7 +1,13 @@
 """The ``orchestrator`` command line (also ``python -m orchestrator``).
 
-Commands stay declarative: each parses its arguments, calls one function of the
-package and prints the result. User errors print one line and exit non-zero.
+Commands stay declarative: each parses its arguments, calls the process's one
+client (:class:`~orchestrator.client.Orchestrator`) and prints the result. User
+errors print one line and exit non-zero.
+
+Over 600 lines, for now: one typer app of small command functions. The next
+step splits it into a ``cli/`` package, one module per command group
+(``batch`` first), once the issue-11 error handling for the CLI (a branch in
+flight) has landed here.
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ import re
 import sys
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from orchestrator import asl
 from orchestrator.handlers import import_handler_modules, registry
+
+if TYPE_CHECKING:
+    from orchestrator.client import Orchestrator
 
 #: Largest version number (the column is a 32-bit integer).
 MAX_VERSION = 2_147_483_647
@@ -108,6 +117,12 @@ def _first_line(value: object) -> str:
     return lines[0] if lines else type(value).__name__
 
 
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def _setting_url(field: str) -> str:
     try:
         return _safe_url(getattr(_settings(), field))
@@ -172,7 +187,9 @@ def run(
     except ImportError as exc:
         raise _fail(f"cannot import handler module: {exc}") from None
     try:
-        result = asl.run(_read_text(file), data, handlers=registry)
+        from orchestrator import run as run_here
+
+        result = run_here(_read_text(file), data, handlers=registry)
     except asl.DefinitionInvalid as exc:
         for problem in exc.problems:
             typer.echo(f"{file}: {problem}", err=True)
@@ -212,6 +229,13 @@ def _settings() -> Any:
     from orchestrator.settings import get_settings
 
     return get_settings()
+
+
+def _client() -> Orchestrator:
+    """The process's one client, built from the environment's settings."""
+    from orchestrator.client import Orchestrator
+
+    return Orchestrator.shared(_settings())
 
 
 def _print(data: Any, as_json: bool, columns: list[str] | None = None) -> None:
@@ -255,17 +279,9 @@ def _user_errors() -> tuple[type[Exception], ...]:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply the database migrations (creates the tables on a new database)."""
-    from orchestrator.store.migrations import upgrade
-
-    settings = _settings()
-    upgrade(settings.database_url)
-    typer.echo(f"database at {_safe_url(settings.database_url)} is up to date")
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(url).render_as_string(hide_password=True)
+    client = _client()
+    client.upgrade_database()
+    typer.echo(f"database at {client.database_url()} is up to date")
 
 
 @machines_app.command("create")
@@ -276,10 +292,9 @@ def machines_create(
 ) -> None:
     """Store a definition as a new version of NAME (nothing new if unchanged)."""
     from orchestrator.errors import InvalidName
-    from orchestrator.statemachine import StateMachine
 
     try:
-        sm = StateMachine.create(name, _read_text(file))
+        sm = _client().create_state_machine(name, _read_text(file))
     except InvalidName as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -293,9 +308,7 @@ def machines_create(
 @machines_app.command("list")
 def machines_list(as_json: JsonFlag = False) -> None:
     """Every state machine with its newest version."""
-    from orchestrator.statemachine import StateMachine
-
-    _print(StateMachine.list(), as_json, ["name", "latest_version", "created_at"])
+    _print(_client().state_machines(), as_json, ["name", "latest_version", "created_at"])
 
 
 @machines_app.command("show")
@@ -304,12 +317,10 @@ def machines_show(
     version: Annotated[int | None, typer.Option("--version", help="Default: newest.")] = None,
 ) -> None:
     """Print a state machine's definition as JSON."""
-    from orchestrator.statemachine import StateMachine
-
     if version is not None and not 1 <= version <= MAX_VERSION:
         raise _fail(f"--version must be a number from 1 to {MAX_VERSION}, not {version}")
 
-    sm = _guard(lambda: StateMachine.load(name, version))
+    sm = _guard(lambda: _client().state_machine(name, version))
     out = {"name": sm.name, "version": sm.version, "definition": sm.version_record.definition}
     typer.echo(json.dumps(out, indent=2))
 
@@ -331,11 +342,9 @@ def executions_start(
     as_json: JsonFlag = False,
 ) -> None:
     """Start an execution in this process; it runs until it ends or parks."""
-    from orchestrator.statemachine import StateMachine
-
     data = _json_argument(input, "--input")
     _import_handlers(handlers)
-    execution = _guard(lambda: StateMachine.load(machine).start(data, name=name))
+    execution = _guard(lambda: _client().state_machine(machine).start(data, name=name))
     _print(execution, as_json, ["id", "name", "status", "current_state", "error"])
 
 
@@ -355,8 +364,7 @@ def executions_list(
     as_json: JsonFlag = False,
 ) -> None:
     """List executions, newest first."""
-    from orchestrator.statemachine import repository_for
-    from orchestrator.store import ExecutionFilter
+    from orchestrator.client import ExecutionFilter
 
     flt = ExecutionFilter(
         state_machine=machine,
@@ -364,7 +372,7 @@ def executions_list(
         limit=limit,
         descending=True,
     )
-    page = _guard(lambda: repository_for().list_executions(flt))
+    page = _guard(lambda: _client().executions(flt))
     _print(list(page.items), as_json, ["id", "name", "status", "current_state", "started_at"])
 
 
@@ -381,20 +389,14 @@ def _status(text: str) -> Any:
 @executions_app.command("show")
 def executions_show(execution_id: str) -> None:
     """Print one execution as JSON."""
-    from orchestrator.statemachine import repository_for
-
-    execution = _guard(lambda: repository_for().get_execution(execution_id))
+    execution = _guard(lambda: _client().execution(execution_id).describe())
     typer.echo(json.dumps(_plain(execution), indent=2, default=str))
 
 
 @executions_app.command("history")
 def executions_history(execution_id: str, as_json: JsonFlag = False) -> None:
     """The execution's history, one row per finished state."""
-    from orchestrator.statemachine import repository_for
-
-    repo = repository_for()
-    _guard(lambda: repo.get_execution(execution_id))
-    rows = repo.history(execution_id)
+    rows = _guard(lambda: _client().execution(execution_id).history())
     _print(rows, as_json, ["seq", "event_type", "state_name", "error", "recorded_at"])
 
 
@@ -405,11 +407,7 @@ def executions_stop(
     cause: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Abort a running or waiting execution."""
-    from orchestrator.statemachine import repository_for
-
-    stopped = _guard(
-        lambda: repository_for().stop_execution(execution_id, error=error, cause=cause)
-    )
+    stopped = _guard(lambda: _client().execution(execution_id).stop(error=error, cause=cause))
     typer.echo("stopped" if stopped else "already ended")
 
 
@@ -419,14 +417,8 @@ def executions_redrive(
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
 ) -> None:
     """Continue a FAILED, TIMED_OUT or ABORTED execution from where it stopped."""
-    from orchestrator.statemachine import StateMachine, repository_for
-
     _import_handlers(handlers)
-    repo = repository_for()
-    execution = _guard(lambda: repo.get_execution(execution_id))
-    version = repo.get_version_by_id(execution.version_id)
-    sm = StateMachine(version, repository=repo, settings=_settings())
-    done = _guard(lambda: sm.redrive(execution_id))
+    done = _guard(lambda: _client().execution(execution_id).redrive())
     typer.echo(f"{done.id}: {done.status}")
 
 
@@ -436,11 +428,8 @@ def executions_recover(
     limit: Annotated[int, typer.Option(min=1)] = 100,
 ) -> None:
     """Resume executions whose worker died (lease expired) from their last checkpoint."""
-    from orchestrator.runtime import Runner
-    from orchestrator.statemachine import repository_for
-
     _import_handlers(handlers)
-    ids = Runner(repository_for(), settings=_settings()).recover(limit=limit)
+    ids = _client().recover(limit=limit)
     typer.echo(f"recovered {len(ids)} executions")
 
 
@@ -468,10 +457,8 @@ def executions_purge(
     status: Annotated[list[str] | None, typer.Option(help="Ended status (repeatable).")] = None,
 ) -> None:
     """Delete ended executions older than an age, with their history (in chunks)."""
-    from orchestrator.statemachine import purge_executions
-
     age = parse_age(older_than)
-    deleted = _guard(lambda: purge_executions(age, statuses=status or None))
+    deleted = _guard(lambda: _client().purge(age, statuses=status or None))
     typer.echo(f"deleted {deleted} executions that ended more than {older_than} ago")
 
 
@@ -483,15 +470,13 @@ def messages_send(
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
 ) -> None:
     """Resume every execution waiting for (KEY, VALUE) with the message."""
-    from orchestrator.statemachine import send_message
-
     try:
         correlation = json.loads(value)
     except ValueError:
         correlation = value
     payload = _json_argument(data, "--data")
     _import_handlers(handlers)
-    ids = _guard(lambda: send_message(key, correlation, payload))
+    ids = _guard(lambda: _client().send_message(key, correlation, payload))
     typer.echo(f"resumed {len(ids)} executions: {' '.join(ids)}")
 
 
@@ -504,13 +489,10 @@ def timers_run(
     """Fire due timers and advance the executions they wake."""
     import time
 
-    from orchestrator.runtime import Runner
-    from orchestrator.statemachine import repository_for
-
     _import_handlers(handlers)
-    runner = Runner(repository_for(), settings=_settings())
+    client = _client()
     while True:
-        woken = runner.fire_due_timers()
+        woken = client.fire_due_timers()
         typer.echo(f"fired timers of {len(woken)} executions")
         if not loop:
             return
@@ -558,12 +540,11 @@ def batch_start(
     execution has ended, waiting while it is paused; the failure guard warns
     and pauses it on the thresholds.
     """
-    from orchestrator.statemachine import StateMachine
-    from orchestrator.store import ExecutionFilter
+    from orchestrator.client import ExecutionFilter
     from orchestrator.types import ExecutionStatus
 
     _import_handlers(handlers)
-    sm = _guard(lambda: StateMachine.load(machine))
+    sm = _guard(lambda: _client().state_machine(machine))
     options: dict[str, Any] = {
         "name_prefix": name_prefix,
         "priority": int(priority) if priority.isdigit() else priority,
@@ -605,16 +586,16 @@ def _broker_down(exc: BaseException) -> bool:
 
 def _stranded(sm: Any, exc: BaseException) -> str:
     """What a batch whose broker went away left behind, and how to go on."""
-    from orchestrator.store import ExecutionFilter
+    from orchestrator.client import ExecutionFilter
     from orchestrator.types import ExecutionStatus
 
     down = f"cannot reach the broker at {_setting_url('broker_url')} ({_first_line(exc)})"
-    batches = sm.repository.list_batches(state_machine=sm.name, limit=1)
+    batches = sm.client.batches(state_machine=sm.name, limit=1)
     if not batches:
         return down
     batch_id = batches[0].id
     flt = ExecutionFilter(batch_id=batch_id, status=ExecutionStatus.PENDING)
-    pending = sm.repository.count_executions(flt)
+    pending = sm.client.count_executions(flt)
     return (
         f"{down}: batch {batch_id} stopped with {pending} executions PENDING; once the broker "
         f"is back, `orchestrator batch resume {batch_id}` publishes them"
@@ -651,9 +632,7 @@ def _follow(result: Any) -> None:
 @batch_app.command("show")
 def batch_show(batch_id: str, as_json: JsonFlag = False) -> None:
     """A batch's counts, its executions by status, and its control: guard, leader, position."""
-    from orchestrator.statemachine import describe_batch
-
-    report = _guard(lambda: describe_batch(batch_id))
+    report = _guard(lambda: _client().batch(batch_id).describe())
     batch = report.batch
     row = {
         "batch": batch.id,
@@ -701,9 +680,7 @@ def batch_pause(
     batch_id: str, reason: Annotated[str | None, typer.Option(help="Stored on the batch.")] = None
 ) -> None:
     """Stop publishing and hold the batch's unstarted executions (safe to repeat)."""
-    from orchestrator.statemachine import pause_batch
-
-    _steered(_guard(lambda: pause_batch(batch_id, reason=reason)))
+    _steered(_guard(lambda: _client().batch(batch_id).pause(reason=reason)))
 
 
 @batch_app.command("resume")
@@ -719,10 +696,9 @@ def batch_resume(
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
 ) -> None:
     """Go on where the batch stopped: the held executions are published again."""
-    from orchestrator.statemachine import resume_batch
-
     _import_handlers(handlers)
-    report = _guard(lambda: resume_batch(batch_id, arm_guard=arm_guard, reason=reason, lead=lead))
+    handle = _client().batch(batch_id)
+    report = _guard(lambda: handle.resume(arm_guard=arm_guard, reason=reason, lead=lead))
     _steered(report)
 
 
@@ -732,9 +708,7 @@ def batch_cancel(
     reason: Annotated[str | None, typer.Option(help="The aborted executions' cause.")] = None,
 ) -> None:
     """Create nothing more, abort what has not started, report what had (safe to repeat)."""
-    from orchestrator.statemachine import cancel_batch
-
-    _steered(_guard(lambda: cancel_batch(batch_id, reason=reason)))
+    _steered(_guard(lambda: _client().batch(batch_id).cancel(reason=reason)))
 
 
 @batch_app.command("failed")
@@ -746,9 +720,8 @@ def batch_failed(
     as_json: JsonFlag = False,
 ) -> None:
     """The batch's failed executions with their errors, in the order they ended."""
-    from orchestrator.statemachine import batch_failures
-
-    page = _guard(lambda: batch_failures(batch_id, archived=archived, limit=limit, cursor=cursor))
+    handle = _client().batch(batch_id)
+    page = _guard(lambda: handle.failures(archived=archived, limit=limit, cursor=cursor))
     _print(list(page.items), as_json, ["id", "name", "status", "error", "cause", "ended_at"])
     if page.next_cursor and not as_json:
         typer.echo(f"more: --cursor {page.next_cursor}")
@@ -761,20 +734,16 @@ def batch_redrive(
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
 ) -> None:
     """Redrive every failure of the batch that is not archived, from where it stopped."""
-    from orchestrator.statemachine import redrive_batch_failures
-
     if local:
         _import_handlers(handlers)
-    count = _guard(lambda: redrive_batch_failures(batch_id, local=local))
+    count = _guard(lambda: _client().batch(batch_id).redrive(local=local))
     typer.echo(f"redrove {count} failed executions")
 
 
 @batch_app.command("archive")
 def batch_archive(batch_id: str) -> None:
     """Archive the batch's failures so far (nothing is deleted; `failed --archived` lists them)."""
-    from orchestrator.statemachine import archive_batch_failures
-
-    count = _guard(lambda: archive_batch_failures(batch_id))
+    count = _guard(lambda: _client().batch(batch_id).archive())
     typer.echo(f"archived {count} failed executions")
 
 
@@ -785,9 +754,7 @@ def batch_list(
     as_json: JsonFlag = False,
 ) -> None:
     """The newest batches with their counts."""
-    from orchestrator.store.shared import repository_for
-
-    batches = _guard(lambda: repository_for().list_batches(state_machine=machine, limit=limit))
+    batches = _guard(lambda: _client().batches(state_machine=machine, limit=limit))
     columns = ["id", "status", "source_count", "created_count", "skipped_count", "started_at"]
     _print(batches, as_json, columns)
 

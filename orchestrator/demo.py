@@ -37,9 +37,9 @@ from rich.progress import (
 from rich.table import Table
 
 from orchestrator import examples
+from orchestrator.client import Execution, ExecutionFilter, Orchestrator
 from orchestrator.settings import Settings
-from orchestrator.statemachine import StateMachine, repository_for
-from orchestrator.store import Execution, ExecutionFilter
+from orchestrator.statemachine import StateMachine
 from orchestrator.types import ExecutionStatus
 
 #: Executions run at once in each phase.
@@ -90,7 +90,8 @@ def run_demo(
     if sources < 1:
         raise ValueError("sources must be at least 1")
     console = console or Console()
-    orders, analytics = _machines(settings)
+    client = Orchestrator.shared(settings)
+    orders, analytics = _machines(client)
     run = uuid.uuid4().hex[:8]
     console.print(
         f"[bold]orchestrator demo[/] run [cyan]{run}[/]: {sources} orders, then analytics"
@@ -100,7 +101,7 @@ def run_demo(
         second = _run_analytics(analytics, run, progress)
     summary = {
         "run": run,
-        "database": _safe_url(settings),
+        "database": client.database_url(),
         "phases": {ORDERS: first, ANALYTICS: second},
     }
     console.print(summary_table(summary))
@@ -111,14 +112,10 @@ def run_demo(
     return summary
 
 
-def _machines(settings: Settings) -> tuple[StateMachine, StateMachine]:
+def _machines(client: Orchestrator) -> tuple[StateMachine, StateMachine]:
     importlib.import_module(examples.HANDLER_MODULE)
-    repository = repository_for(settings)
     created = [
-        StateMachine.create(
-            name, examples.definition(name), repository=repository, settings=settings
-        )
-        for name in (ORDERS, ANALYTICS)
+        client.create_state_machine(name, examples.definition(name)) for name in (ORDERS, ANALYTICS)
     ]
     return created[0], created[1]
 
@@ -158,7 +155,7 @@ def _run_analytics(machine: StateMachine, run: str, progress: Progress) -> dict[
     sources = ExecutionFilter(
         state_machine=ORDERS, name_prefix=f"demo-{run}-", status=ExecutionStatus.SUCCEEDED
     )
-    task = progress.add_task(ANALYTICS, total=machine.repository.count_executions(sources))
+    task = progress.add_task(ANALYTICS, total=machine.client.count_executions(sources))
 
     def advance(_: Execution) -> None:
         progress.advance(task)
@@ -203,12 +200,6 @@ def summary_table(summary: dict[str, Any]) -> Table:
             name, str(phase["total"]), *counts, f"{phase['seconds']:.2f}", f"{phase['rate']:.1f}"
         )
     return table
-
-
-def _safe_url(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return make_url(settings.database_url).render_as_string(hide_password=True)
 
 
 __all__ = ["run_demo", "summary_table"]

@@ -13,6 +13,7 @@
     ├── PayloadRejected          (store: a payload that cannot be stored)
     │   ├── PayloadTooLarge      (over payload_max_bytes: States.DataLimitExceeded)
     │   └── PayloadInvalid       (not storable JSON: NaN, NUL, non-string keys, ...)
+    ├── MessageRefused           (a message no execution waits for)
     ├── InvalidName              (a name AWS would refuse: length, whitespace, specials)
     └── ConfigurationError       (settings that cannot work)
     StatesError                  (an ASL runtime error: name + cause, matched as strings)
@@ -23,7 +24,16 @@
 
 from __future__ import annotations
 
-from orchestrator.asl.errors import DefinitionInvalid, OrchestratorError, Problem, StatesError
+from typing import Any
+
+from orchestrator.asl.errors import (
+    DATA_LIMIT_EXCEEDED,
+    RUNTIME,
+    DefinitionInvalid,
+    OrchestratorError,
+    Problem,
+    StatesError,
+)
 
 
 class HandlerNotFound(OrchestratorError):
@@ -99,14 +109,64 @@ class LeadLost(OrchestratorError):
         self.batch_id = batch_id
 
 
-# The store's errors are re-exported last: the store imports the classes above.
-from orchestrator.store.errors import (  # noqa: E402
-    BatchNotFound,
-    LeaseLost,
-    PayloadInvalid,
-    PayloadRejected,
-    PayloadTooLarge,
-)
+class LeaseLost(OrchestratorError):
+    """The execution's lease is not (or no longer) held by this owner.
+
+    Another worker claimed it after the lease expired, or it was stopped. The
+    caller must stop advancing the execution; nothing was written.
+    """
+
+    def __init__(self, execution_id: str, owner: str) -> None:
+        super().__init__(f"lease on execution {execution_id!r} is not held by {owner!r}")
+        self.execution_id = execution_id
+        self.owner = owner
+
+
+class BatchNotFound(OrchestratorError):
+    """No batch has this id."""
+
+    def __init__(self, batch_id: str) -> None:
+        super().__init__(f"batch {batch_id!r} does not exist")
+        self.batch_id = batch_id
+
+
+class PayloadRejected(OrchestratorError):
+    """A JSON payload was refused before anything was stored.
+
+    Attributes:
+        field: which payload, e.g. ``input``, ``history[2].output``.
+        states_error: the ASL error name the runtime reports for it.
+    """
+
+    states_error = RUNTIME
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class PayloadTooLarge(PayloadRejected):
+    """A payload is larger than ``payload_max_bytes`` (AWS: States.DataLimitExceeded)."""
+
+    states_error = DATA_LIMIT_EXCEEDED
+
+    def __init__(self, field: str, size: int, limit: int) -> None:
+        super().__init__(field, f"payload of {size} bytes exceeds the maximum of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class PayloadInvalid(PayloadRejected):
+    """A payload is not JSON that every backend stores faithfully."""
+
+
+class MessageRefused(OrchestratorError):
+    """A message matched no waiting execution (none waits, or its wait timed out)."""
+
+    def __init__(self, key: str, value: Any, reason: str) -> None:
+        super().__init__(f"message {key}={value!r} refused: {reason}")
+        self.key, self.value, self.reason = key, value, reason
+
 
 __all__ = [
     "BatchNotFound",
@@ -119,6 +179,7 @@ __all__ = [
     "InvalidName",
     "LeadLost",
     "LeaseLost",
+    "MessageRefused",
     "OrchestratorError",
     "PayloadInvalid",
     "PayloadRejected",

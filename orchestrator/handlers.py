@@ -16,10 +16,75 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
-from orchestrator.asl.local import Handler, MappingResolver, TaskContext
+from orchestrator.asl import errors
+from orchestrator.asl.errors import StatesError
+
+#: A Task handler: ``fn(input)`` or ``fn(input, context)``, sync or ``async def``.
+Handler = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskContext:
+    """What a task handler receives beside its input.
+
+    Attributes:
+        execution_id: the execution's id.
+        state: the Task state's name.
+        attempt: 0 for the first try, then 1, 2, ... for retries.
+        idempotency_key: stable for one attempt of one state of one execution; a handler
+            with side effects should use it to make a repeated call harmless.
+        context: the ``$$`` context object.
+    """
+
+    execution_id: str
+    state: str
+    attempt: int
+    idempotency_key: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+class HandlerResolver(Protocol):
+    """Anything that maps a Task ``Resource`` to a callable (the registry does)."""
+
+    def resolve(self, resource: str) -> Handler:
+        """Return the handler, or raise StatesError when there is none."""
+        ...
+
+
+class MappingResolver:
+    """Resolve resources from a plain ``{name: callable}`` mapping (names or ARNs)."""
+
+    def __init__(self, handlers: Mapping[str, Handler]) -> None:
+        self.handlers = dict(handlers)
+
+    def resolve(self, resource: str) -> Handler:
+        """Find by exact resource, then by the name at the end of an ARN."""
+        found = self.handlers.get(resource) or self.handlers.get(resource_name(resource))
+        if found is None:
+            raise StatesError(
+                errors.TASK_FAILED, f"no handler registered for resource '{resource}'"
+            )
+        return found
+
+
+def resource_name(resource: str) -> str:
+    """The plain name of a resource ARN, used when no handler has the full ARN.
+
+    ``arn:aws:lambda:us-east-1:123:function:charge[:qualifier]`` -> ``charge``;
+    ``arn:aws:states:us-east-1:123:activity:review`` -> ``review``;
+    ``arn:aws:states:::lambda:invoke.sync`` -> ``lambda:invoke``.
+    """
+    parts = resource.split(":")
+    if len(parts) < 6 or parts[0] != "arn":
+        return resource
+    if len(parts) >= 7 and parts[5] in ("function", "activity"):
+        return parts[6]
+    return ":".join(parts[5:]).split(".")[0]
+
 
 HandlerContext = TaskContext
 F = TypeVar("F", bound=Callable[..., object])
@@ -122,12 +187,16 @@ def import_handler_modules(modules: Iterable[str]) -> None:
 
 
 __all__ = [
+    "Handler",
     "HandlerContext",
     "HandlerRegistry",
+    "HandlerResolver",
+    "MappingResolver",
     "TransformerRegistry",
     "handler",
     "import_handler_modules",
     "input_transformer",
     "input_transformers",
     "registry",
+    "resource_name",
 ]

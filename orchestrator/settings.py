@@ -102,6 +102,17 @@ class Settings(BaseSettings):
     celery_overrides: dict[str, Any] = Field(default_factory=dict)
     """Raw Celery settings applied last (JSON in the environment). Default none."""
 
+    broker_transport_options: dict[str, Any] = Field(default_factory=dict)
+    """Extra kombu transport options (JSON in the environment), merged over the
+    ones the configuration sets. Default none. A ``sentinel://`` broker URL needs
+    ``{"master_name": "..."}``; ``sentinel_kwargs`` (e.g. a Sentinel password) and
+    ``socket_timeout`` go here too."""
+
+    broker_quorum_queues: bool = False
+    """RabbitMQ: declare ``critical``, ``default`` and ``low`` as quorum queues
+    (replicated; Celery then turns off global QoS and uses native delayed delivery
+    for countdowns). Default off (classic queues). Only for ``amqp://`` brokers."""
+
     api_host: str = "127.0.0.1"
     """Address the HTTP API listens on. Default ``127.0.0.1`` (loopback only)."""
 

@@ -6,21 +6,21 @@
     execution = sm.start({"order": {...}}, name="order-1001")
     sm.history(execution.id)
 
-Everything here goes through the store's repository and the runtime's runner;
-front ends (CLI, HTTP API) call only this module.
+Machine-scoped work lives here (start, start_async, execute_batch, execute_bulk,
+list/count); work on one execution or one batch by id lives on the handles of
+:class:`~orchestrator.client.Orchestrator`. The free functions at the end are
+thin conveniences over a client (the shared one unless parts are given).
 """
 
 from __future__ import annotations
 
 import builtins
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any, Unpack
 
-from orchestrator import asl, batch_control
-from orchestrator.asl.errors import OrchestratorError
+from orchestrator import asl
 from orchestrator.batch import (
     BatchOptions,
     BatchResult,
@@ -28,18 +28,38 @@ from orchestrator.batch import (
     ControlOptions,
     InputFormat,
     Mode,
-    Publisher,
     continue_batch,
     execute_batch,
     execute_bulk,
     stored_options,
 )
-from orchestrator.batch_control import DEFAULT_LEADER_TIMEOUT, SteeringReport
+from orchestrator.batch.leader import DEFAULT_LEADER_TIMEOUT
+from orchestrator.client import Orchestrator, client_for
+from orchestrator.distributed.publish import Publisher
 from orchestrator.distributed.routing import priority_level
-from orchestrator.errors import ExecutionNotFound, InvalidName, StateMachineNotFound
+from orchestrator.errors import (
+    ExecutionNotFound,
+    InvalidName,
+    MessageRefused,
+    StateMachineNotFound,
+)
 from orchestrator.handlers import input_transformers
-from orchestrator.runtime import Runner
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings
+
+# The free functions live in shortcuts.py; imported here, where callers found them first.
+from orchestrator.shortcuts import (
+    archive_batch_failures,
+    batch_failures,
+    batch_machine,
+    cancel_batch,
+    describe_batch,
+    pause_batch,
+    purge_executions,
+    redrive_batch_failures,
+    repository_for,
+    resume_batch,
+    send_message,
+)
 from orchestrator.store import (
     Execution,
     ExecutionFilter,
@@ -50,38 +70,51 @@ from orchestrator.store import (
     Version,
 )
 from orchestrator.store.payloads import encode
-from orchestrator.store.shared import repository_for
 from orchestrator.types import ExecutionStatus
 
-
-class MessageRefused(OrchestratorError):
-    """A message matched no waiting execution (none waits, or its wait timed out)."""
-
-    def __init__(self, key: str, value: Any, reason: str) -> None:
-        super().__init__(f"message {key}={value!r} refused: {reason}")
-        self.key, self.value, self.reason = key, value, reason
+if TYPE_CHECKING:
+    from orchestrator.handles import BatchHandle
+    from orchestrator.runtime import Runner
 
 
 class StateMachine:
     """One version of a stored state machine, and the executions started from it.
 
-    Build it with :meth:`create` or :meth:`load`; ``repository`` and ``settings``
-    default to those of the environment (``ORCHESTRATOR_*``).
+    Build it with :meth:`create` or :meth:`load` (or ``Orchestrator.state_machine``).
+    Its parts (store, runner, publisher) are those of its client: by default the
+    shared client of the environment's settings (``ORCHESTRATOR_*``); explicit
+    ``repository``/``settings``/``runner`` make a client over them.
     """
 
     def __init__(
         self,
         version: Version,
         *,
-        repository: Repository,
-        settings: Settings,
+        repository: Repository | None = None,
+        settings: Settings | None = None,
         runner: Runner | None = None,
+        client: Orchestrator | None = None,
     ) -> None:
+        if client is None:
+            client = client_for(repository=repository, settings=settings, runner=runner)
+        self.client = client
         self.version_record = version
-        self.repository = repository
-        self.settings = settings
-        self.runner = runner or Runner(repository, settings=settings)
         self.definition = asl.load(version.definition)
+
+    @property
+    def repository(self) -> Repository:
+        """The store (the client's)."""
+        return self.client.repository
+
+    @property
+    def settings(self) -> Settings:
+        """The settings (the client's)."""
+        return self.client.settings
+
+    @property
+    def runner(self) -> Runner:
+        """Advances this machine's executions in this process (the client's runner)."""
+        return self.client.runner
 
     @property
     def name(self) -> str:
@@ -103,6 +136,7 @@ class StateMachine:
         *,
         repository: Repository | None = None,
         settings: Settings | None = None,
+        client: Orchestrator | None = None,
     ) -> StateMachine:
         """Validate and store a definition; the same definition again makes no new version.
 
@@ -112,17 +146,16 @@ class StateMachine:
             DefinitionInvalid: the definition has problems (each with its JSON pointer).
         """
         check_name(name, "state machine name")
-        settings = settings or get_settings()
-        repository = repository or repository_for(settings)
-        limit = settings.definition_max_bytes
+        client = client or client_for(repository=repository, settings=settings)
+        limit = client.settings.definition_max_bytes
         if isinstance(definition, str):  # refuse a huge text before parsing it
             _check_definition_size(len(definition.encode("utf-8", "replace")), limit)
         raw, problems = asl.parse(definition)
         if problems or raw is None:
             raise asl.DefinitionInvalid(problems)
         _check_definition_size(len(encode(raw.raw, field="definition").encode()), limit)
-        _, version, _ = repository.create_or_get_version(name, raw.raw)
-        return cls(version, repository=repository, settings=settings)
+        _, version, _ = client.repository.create_or_get_version(name, raw.raw)
+        return cls(version, client=client)
 
     @classmethod
     def load(
@@ -132,6 +165,7 @@ class StateMachine:
         *,
         repository: Repository | None = None,
         settings: Settings | None = None,
+        client: Orchestrator | None = None,
     ) -> StateMachine:
         """Load a stored state machine (its newest version unless ``version`` is given).
 
@@ -140,14 +174,13 @@ class StateMachine:
         """
         if "\x00" in name:  # PostgreSQL cannot even look for it; none could be stored
             raise StateMachineNotFound(name, version)
-        settings = settings or get_settings()
-        repository = repository or repository_for(settings)
-        return cls(repository.get_version(name, version), repository=repository, settings=settings)
+        client = client or client_for(repository=repository, settings=settings)
+        return cls(client.repository.get_version(name, version), client=client)
 
     @staticmethod
     def list(*, repository: Repository | None = None) -> builtins.list[StateMachineInfo]:
         """Every stored state machine with its newest version number."""
-        return (repository or repository_for()).list_state_machines()
+        return client_for(repository=repository).state_machines()
 
     # -- starting ---------------------------------------------------------------
 
@@ -211,7 +244,7 @@ class StateMachine:
             claim=False,
         )
         if created:
-            (publisher or _default_publisher(self.settings))([execution.id], priority)
+            (publisher or self.client.publisher)([execution.id], priority)
         return execution
 
     def _create(
@@ -306,7 +339,7 @@ class StateMachine:
             **control,
         )
         if mode == "distributed" and publisher is None:
-            publisher = _default_publisher(self.settings)
+            publisher = self.client.publisher
         return execute_batch(
             self,
             filter,
@@ -358,7 +391,7 @@ class StateMachine:
             **control,
         )
         if mode == "distributed" and publisher is None:
-            publisher = _default_publisher(self.settings)
+            publisher = self.client.publisher
         return execute_bulk(
             self,
             inputs,
@@ -368,6 +401,10 @@ class StateMachine:
             on_execution_start=on_execution_start,
             on_execution_complete=on_execution_complete,
         )
+
+    def batch(self, batch_id: str) -> BatchHandle:
+        """A handle on one batch (see ``Orchestrator.batch``)."""
+        return self.client.batch(batch_id)
 
     def continue_batch(
         self,
@@ -379,14 +416,14 @@ class StateMachine:
         on_execution_start: Callback | None = None,
         on_execution_complete: Callback | None = None,
     ) -> BatchResult:
-        """Lead a batch whose leader died, from its stored position (see ``batch.continue_batch``).
+        """Lead a batch whose leader died, from its stored position (``batch.run.continue_batch``).
 
         ``inputs``: the same inputs again, for a batch that read a Python iterable.
         """
         if publisher is None and stored_options(self.repository.get_batch(batch_id)).mode == (
             "distributed"
         ):
-            publisher = _default_publisher(self.settings)
+            publisher = self.client.publisher
         return continue_batch(
             self,
             batch_id,
@@ -467,48 +504,11 @@ def _check_definition_size(size: int, limit: int) -> None:
         )
 
 
-def _default_publisher(settings: Settings) -> Publisher:
-    from orchestrator.distributed.publish import publisher_for
-
-    return publisher_for(settings)
-
-
 def _transform(data: Any, transformer: str | Callable[[Any], Any] | None) -> Any:
     if transformer is None:
         return data
     fn = input_transformers.get(transformer) if isinstance(transformer, str) else transformer
     return fn(data)
-
-
-def send_message(
-    key: str,
-    value: Any,
-    data: Any = None,
-    *,
-    repository: Repository | None = None,
-    settings: Settings | None = None,
-    runner: Runner | None = None,
-) -> list[str]:
-    """Deliver a message to every execution waiting on (``key``, ``value``), once each.
-
-    Each resumed execution is then advanced in this process by ``runner``.
-
-    Returns:
-        The ids of the executions the message resumed.
-
-    Raises:
-        MessageRefused: nothing waits for it; the reason says whether a wait timed out.
-    """
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    consumed = repository.consume_correlations(key, value, message=data)
-    if not consumed:
-        raise MessageRefused(key, value, _refusal(repository, key, value))
-    runner = runner or Runner(repository, settings=settings)
-    ids = list(dict.fromkeys(c.execution_id for c in consumed))
-    for execution_id in ids:
-        runner.advance(execution_id)
-    return ids
 
 
 #: Characters AWS refuses in state machine names (besides whitespace and controls).
@@ -537,159 +537,6 @@ def check_name(name: object, what: str) -> None:
             )
 
 
-def purge_executions(
-    older_than: timedelta,
-    *,
-    statuses: Sequence[ExecutionStatus | str] | None = None,
-    chunk_size: int = 1000,
-    repository: Repository | None = None,
-    settings: Settings | None = None,
-) -> int:
-    """Delete executions that ended more than ``older_than`` ago, with their history.
-
-    Running and waiting executions are never touched; ``statuses`` narrows the
-    purge to some ended statuses. Deletes in chunks of ``chunk_size``.
-
-    Returns:
-        How many executions were deleted.
-    """
-    if older_than.total_seconds() < 0:
-        raise ValueError("older_than must not be negative")
-    repository = repository or repository_for(settings or get_settings())
-    cutoff = datetime.now(UTC) - older_than
-    chosen = [ExecutionStatus(str(s).upper()) for s in statuses] if statuses else None
-    return repository.purge_ended(cutoff, statuses=chosen, chunk_size=chunk_size)
-
-
-def batch_machine(
-    batch_id: str, *, repository: Repository | None = None, settings: Settings | None = None
-) -> StateMachine:
-    """The state machine version a batch runs (to continue it).
-
-    Raises:
-        BatchNotFound: no batch has this id.
-        ValueError: the batch predates batches recording their version.
-    """
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    batch = repository.get_batch(batch_id)
-    version_id = batch.options.get("version_id") if isinstance(batch.options, dict) else None
-    if version_id is None:
-        raise ValueError(f"batch {batch_id} does not record its version: it cannot be continued")
-    version = repository.get_version_by_id(int(version_id))
-    return StateMachine(version, repository=repository, settings=settings)
-
-
-def pause_batch(
-    batch_id: str, *, reason: str | None = None, repository: Repository | None = None
-) -> SteeringReport:
-    """Pause a batch: nothing more is published, unstarted executions are held.
-
-    Safe to call twice and from any process (see :func:`orchestrator.batch_control.pause`).
-    """
-    return batch_control.pause(repository or repository_for(), batch_id, reason=reason)
-
-
-def resume_batch(
-    batch_id: str,
-    *,
-    arm_guard: bool | None = None,
-    reason: str | None = None,
-    lead: bool = False,
-    inputs: Iterable[Any] | None = None,
-    repository: Repository | None = None,
-    settings: Settings | None = None,
-    publisher: Publisher | None = None,
-) -> SteeringReport:
-    """Resume a paused batch where it stopped; the held executions are published again.
-
-    A leader that is alive goes on by itself. If the leader died
-    (``needs_leader`` in the report) and ``lead`` is True, this call becomes the
-    batch's leader and returns once the batch is over (``inputs``: the same
-    inputs again, for a batch that read a Python iterable).
-    """
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    publisher = publisher or _default_publisher(settings)
-    report = batch_control.resume(
-        repository, batch_id, publisher=publisher, arm_guard=arm_guard, reason=reason
-    )
-    if not (lead and report.needs_leader):
-        return report
-    machine = batch_machine(batch_id, repository=repository, settings=settings)
-    machine.continue_batch(batch_id, inputs=inputs, publisher=publisher)
-    return batch_control.describe(repository, batch_id)
-
-
-def cancel_batch(
-    batch_id: str, *, reason: str | None = None, repository: Repository | None = None
-) -> SteeringReport:
-    """Cancel a batch: nothing more is created, unstarted executions end ABORTED.
-
-    The report's ``started`` counts those that had started (they run to their end).
-    """
-    return batch_control.cancel(repository or repository_for(), batch_id, reason=reason)
-
-
-def describe_batch(batch_id: str, *, repository: Repository | None = None) -> SteeringReport:
-    """Where a batch stands: status, reason, guard, leader, executions by status."""
-    return batch_control.describe(repository or repository_for(), batch_id)
-
-
-def batch_failures(
-    batch_id: str,
-    *,
-    archived: bool | None = False,
-    limit: int = 100,
-    cursor: str | None = None,
-    repository: Repository | None = None,
-) -> Page[Execution]:
-    """One page of a batch's failed executions with their errors (archived: see the flag)."""
-    return batch_control.failures(
-        repository or repository_for(), batch_id, archived=archived, limit=limit, cursor=cursor
-    )
-
-
-def redrive_batch_failures(
-    batch_id: str,
-    *,
-    local: bool = False,
-    repository: Repository | None = None,
-    settings: Settings | None = None,
-    publisher: Publisher | None = None,
-    runner: Runner | None = None,
-) -> int:
-    """Redrive every failure of a batch that is not archived; return how many.
-
-    They are published to the workers, or (``local=True``) run in this process.
-    """
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    if local:
-        runner = runner or Runner(repository, settings=settings)
-        return batch_control.redrive_failures(repository, batch_id, advance=runner.advance)
-    publisher = publisher or _default_publisher(settings)
-    return batch_control.redrive_failures(repository, batch_id, publisher=publisher)
-
-
-def archive_batch_failures(batch_id: str, *, repository: Repository | None = None) -> int:
-    """Archive a batch's failures so far (nothing is deleted); return how many."""
-    return batch_control.archive_failures(repository or repository_for(), batch_id)
-
-
-def _refusal(repository: Repository, key: str, value: Any) -> str:
-    seen = repository.find_correlations(key, value)
-    if not seen:
-        return "no execution waits for this correlation"
-    last = seen[-1]
-    timed_out = last.timeout_at is not None and last.timeout_at <= datetime.now(UTC)
-    if last.outcome == "TIMEOUT" or (not last.consumed and timed_out):
-        return f"the wait of execution {last.execution_id} timed out at {last.timeout_at}"
-    if last.outcome == "MESSAGE":
-        return f"execution {last.execution_id} already received its message"
-    return f"the wait of execution {last.execution_id} was cancelled (the execution ended)"
-
-
 __all__ = [
     "MessageRefused",
     "StateMachine",
@@ -697,6 +544,7 @@ __all__ = [
     "batch_failures",
     "batch_machine",
     "cancel_batch",
+    "check_name",
     "describe_batch",
     "pause_batch",
     "purge_executions",

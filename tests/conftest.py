@@ -38,6 +38,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=DEFAULT_POSTGRES_URL,
         help=f"PostgreSQL server for the store tests (default {DEFAULT_POSTGRES_URL})",
     )
+    parser.addoption(
+        "--run-restarts",
+        action="store_true",
+        help="run the tests marked restarts_service (they restart a shared server); CI runs them",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip tests that restart a shared service unless CI is set or --run-restarts given.
+
+    Restarting PostgreSQL cuts off every other suite on the machine, so a developer
+    opts in; CI (its own machine) always runs them.
+    """
+    if os.environ.get("CI") or config.getoption("--run-restarts"):
+        return
+    skip = pytest.mark.skip(reason="restarts a shared service: pass --run-restarts (CI runs it)")
+    for item in items:
+        if "restarts_service" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,10 @@ import pytest
 import yaml
 
 from orchestrator import examples
-from tests.distributed.conftest import RedisDB, redis_db, wait_until  # noqa: F401  # fixture
+from tests.distributed.conftest import RedisDB, redis_db  # noqa: F401  # fixture
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # the whole deployment as processes
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PROCFILE = REPO_ROOT / "Procfile"

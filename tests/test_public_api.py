@@ -9,6 +9,12 @@ from orchestrator import asl
 def test_the_package_exports_exactly_the_public_names_sorted() -> None:
     assert orchestrator.__all__ == sorted(orchestrator.__all__)
     assert set(orchestrator.__all__) == {
+        "BatchHandle",
+        "BatchNotFound",
+        "ExecutionHandle",
+        "ExecutionResult",
+        "Orchestrator",
+        "run",
         "DefinitionInvalid",
         "ExecutionAlreadyExists",
         "ExecutionFilter",
@@ -42,4 +48,10 @@ def test_every_exported_name_exists() -> None:
 
 
 def test_the_interpreter_exports_its_step_api() -> None:
-    assert {"validate", "run", "load", "start", "step", "reissue", "redrive"} <= set(asl.__all__)
+    assert {"validate", "load", "start", "step", "reissue", "redrive"} <= set(asl.__all__)
+
+
+def test_the_interpreter_does_not_run_anything_itself() -> None:
+    # The in-process driver is the runtime's (orchestrator.run), not the pure interpreter's.
+    assert "run" not in asl.__all__
+    assert not hasattr(asl, "run")

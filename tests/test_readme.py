@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 CI = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
@@ -35,6 +37,7 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert command in ci_lines
 
 
+@pytest.mark.slow
 def test_the_readme_main_job_runs_on_the_embedded_default_in_a_fresh_directory(
     tmp_path: Path,
 ) -> None:

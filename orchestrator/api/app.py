@@ -21,11 +21,9 @@ import orchestrator
 from orchestrator.api import routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
+from orchestrator.client import Orchestrator
 from orchestrator.handlers import import_handler_modules
-from orchestrator.runtime import Runner
 from orchestrator.settings import Settings, get_settings
-from orchestrator.statemachine import repository_for
-from orchestrator.store import Repository
 
 #: Smallest request body limit, in bytes: a definition may be larger than a payload.
 MIN_BODY_BYTES: Final = 1024 * 1024
@@ -108,21 +106,21 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def create_app(
-    settings: Settings | None = None, *, repository: Repository | None = None
-) -> FastAPI:
+def create_app(settings: Settings | None = None, *, client: Orchestrator | None = None) -> FastAPI:
     """Build the HTTP API.
 
     Args:
-        settings: database, broker, token and limits; default :func:`get_settings`.
-        repository: the store; default the facade's shared one for ``settings``.
+        settings: database, broker, token and limits; default :func:`get_settings`
+            (or the client's).
+        client: the composition root; default the shared client of ``settings``.
 
     Returns:
         The FastAPI app (serve it with uvicorn, or :func:`orchestrator.api.serve`).
     """
-    settings = settings or get_settings()
+    if client is None:
+        client = Orchestrator.shared(settings or get_settings())
+    settings = client.settings
     import_handler_modules(settings.handler_modules)
-    repository = repository or repository_for(settings)
     app = FastAPI(
         title="orchestrator",
         version=orchestrator.__version__,
@@ -132,9 +130,7 @@ def create_app(
         redoc_url="/redoc" if settings.api_docs else None,
         openapi_url="/openapi.json" if settings.api_docs else None,
     )
-    app.state.context = ApiContext(
-        settings=settings, repository=repository, runner=Runner(repository, settings=settings)
-    )
+    app.state.context = ApiContext(client=client)
     install_error_handlers(app)
     for router in routes.PROTECTED:
         app.include_router(router, **routes.PROTECTION)

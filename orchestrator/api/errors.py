@@ -39,12 +39,12 @@ from orchestrator.errors import (
     ExecutionAlreadyExists,
     ExecutionNotFound,
     InvalidName,
+    MessageRefused,
     OrchestratorError,
     PayloadInvalid,
     PayloadTooLarge,
     StateMachineNotFound,
 )
-from orchestrator.statemachine import MessageRefused
 
 #: The reason ``send_message`` gives when no execution ever waited for the message.
 NEVER_WAITED: Final = "no execution waits for this correlation"

@@ -1,9 +1,8 @@
 """The HTTP routes: each parses its request, makes one or two facade calls, shapes the answer.
 
-No SQL and no Celery internals here: state machines, executions, batches and
-messages go through :class:`~orchestrator.statemachine.StateMachine`,
-``send_message`` and the store's read methods (as the CLI does); the broker is
-read in :mod:`orchestrator.api.broker`.
+No SQL and no Celery internals here: everything goes through the app's one
+client (:class:`~orchestrator.client.Orchestrator`), its state machines and its
+execution and batch handles, as the CLI does.
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Response
 
-from orchestrator.api.broker import broker_stats, check_broker, one_line
 from orchestrator.api.context import ApiContext, VersionCache, context, require_token
 from orchestrator.api.errors import ApiError
 from orchestrator.api.schemas import (
     NO_NUL,
     BatchIn,
     BatchOut,
+    BrokerStats,
     CheckOut,
     CountOut,
     ErrorOut,
@@ -49,20 +48,8 @@ from orchestrator.api.schemas import (
     StopOut,
     VersionNumber,
 )
-from orchestrator.batch import BatchResult
-from orchestrator.batch_control import SteeringReport
+from orchestrator.client import ExecutionFilter, SteeringReport
 from orchestrator.errors import OrchestratorError
-from orchestrator.statemachine import (
-    StateMachine,
-    archive_batch_failures,
-    batch_failures,
-    cancel_batch,
-    pause_batch,
-    redrive_batch_failures,
-    resume_batch,
-    send_message,
-)
-from orchestrator.store import ExecutionFilter
 
 log = logging.getLogger("orchestrator.api")
 
@@ -135,16 +122,14 @@ def to_filter(source: SourceFilter, **paging: Any) -> ExecutionFilter:
 )
 def create_state_machine(body: StateMachineIn, ctx: Ctx) -> StateMachineOut:
     """Store a definition as a new version (or return the version that holds it)."""
-    created = StateMachine.create(
-        body.name, body.definition, repository=ctx.repository, settings=ctx.settings
-    )
+    created = ctx.client.create_state_machine(body.name, body.definition)
     return StateMachineOut.of(created.version_record)
 
 
 @machines.get("", summary="List state machines")
 def list_state_machines(ctx: Ctx) -> StateMachineList:
     """Every stored state machine with its newest version number."""
-    found = StateMachine.list(repository=ctx.repository)
+    found = ctx.client.state_machines()
     return StateMachineList(items=[StateMachineSummary.of(info) for info in found])
 
 
@@ -187,7 +172,7 @@ def start_execution(body: ExecutionIn, response: Response, ctx: Ctx) -> Executio
         else:
             started = machine.start_async(body.input, **options)
             response.status_code = 202
-    return ExecutionOut.of(started, VersionCache(ctx.repository)(started.version_id))
+    return ExecutionOut.of(started, VersionCache(ctx.client)(started.version_id))
 
 
 @executions.get(
@@ -200,11 +185,11 @@ def list_executions(query: Annotated[ExecutionQuery, Query()], ctx: Ctx) -> Exec
     """One page of executions."""
     flt = to_filter(query, limit=query.limit, cursor=query.cursor, descending=query.descending)
     try:
-        page = ctx.repository.list_executions(flt)
+        page = ctx.client.executions(flt)
     except (ValueError, OverflowError) as exc:
         problem = ProblemOut(pointer="/query/cursor", message=str(exc))
         raise ApiError(422, "RequestInvalid", str(exc), problems=[problem]) from exc
-    versions = VersionCache(ctx.repository)
+    versions = VersionCache(ctx.client)
     items = [ExecutionOut.of(e, versions(e.version_id)) for e in page.items]
     return ExecutionPage(items=items, next_cursor=page.next_cursor)
 
@@ -304,7 +289,7 @@ def get_batch(batch_id: BatchId, ctx: Ctx) -> BatchOut:
 def pause(batch_id: BatchId, ctx: Ctx, body: SteerIn | None = None) -> SteeringOut:
     """Pause a batch."""
     reason = (body or SteerIn()).reason
-    return steering_out(ctx, pause_batch(batch_id, reason=reason, repository=ctx.repository))
+    return steering_out(ctx, ctx.client.batch(batch_id).pause(reason=reason))
 
 
 @batches.post(
@@ -319,12 +304,8 @@ def resume(batch_id: BatchId, ctx: Ctx, body: ResumeIn | None = None) -> Steerin
     """Resume a batch."""
     options = body or ResumeIn()
     with user_input_errors(409, "NotResumable"):
-        report = resume_batch(
-            batch_id,
-            arm_guard=options.arm_guard,
-            reason=options.reason,
-            repository=ctx.repository,
-            settings=ctx.settings,
+        report = ctx.client.batch(batch_id).resume(
+            arm_guard=options.arm_guard, reason=options.reason
         )
     return steering_out(ctx, report)
 
@@ -339,7 +320,7 @@ def resume(batch_id: BatchId, ctx: Ctx, body: ResumeIn | None = None) -> Steerin
 def cancel(batch_id: BatchId, ctx: Ctx, body: SteerIn | None = None) -> SteeringOut:
     """Cancel a batch."""
     reason = (body or SteerIn()).reason
-    return steering_out(ctx, cancel_batch(batch_id, reason=reason, repository=ctx.repository))
+    return steering_out(ctx, ctx.client.batch(batch_id).cancel(reason=reason))
 
 
 @batches.get(
@@ -359,10 +340,8 @@ def failures(
     """One page of a batch's failures."""
     which = {"no": False, "only": True, "also": None}[archived]
     with user_input_errors(422, "RequestInvalid"):
-        page = batch_failures(
-            batch_id, archived=which, limit=limit, cursor=cursor, repository=ctx.repository
-        )
-    versions = VersionCache(ctx.repository)
+        page = ctx.client.batch(batch_id).failures(archived=which, limit=limit, cursor=cursor)
+    versions = VersionCache(ctx.client)
     items = [ExecutionOut.of(e, versions(e.version_id)) for e in page.items]
     return ExecutionPage(items=items, next_cursor=page.next_cursor)
 
@@ -377,7 +356,7 @@ def failures(
 )
 def redrive_failures(batch_id: BatchId, ctx: Ctx) -> CountOut:
     """Redrive a batch's failures on the workers."""
-    count = redrive_batch_failures(batch_id, repository=ctx.repository, settings=ctx.settings)
+    count = ctx.client.batch(batch_id).redrive()
     return CountOut(count=count)
 
 
@@ -390,7 +369,7 @@ def redrive_failures(batch_id: BatchId, ctx: Ctx) -> CountOut:
 )
 def archive_failures(batch_id: BatchId, ctx: Ctx) -> CountOut:
     """Archive a batch's failures."""
-    return CountOut(count=archive_batch_failures(batch_id, repository=ctx.repository))
+    return CountOut(count=ctx.client.batch(batch_id).archive())
 
 
 def steering_out(ctx: ApiContext, report: SteeringReport) -> SteeringOut:
@@ -411,9 +390,9 @@ def steering_out(ctx: ApiContext, report: SteeringReport) -> SteeringOut:
 
 def batch_out(ctx: ApiContext, batch_id: str) -> BatchOut:
     """The batch record with its progress (raises BatchNotFound)."""
-    batch = ctx.repository.get_batch(batch_id)
-    progress = BatchResult(batch_id=batch_id, repository=ctx.repository).progress()
-    names = {info.id: info.name for info in StateMachine.list(repository=ctx.repository)}
+    handle = ctx.client.batch(batch_id)
+    batch, progress = handle.record(), handle.progress()
+    names = {info.id: info.name for info in ctx.client.state_machines()}
     return BatchOut.of(batch, names.get(batch.state_machine_id), progress)
 
 
@@ -430,14 +409,7 @@ def batch_out(ctx: ApiContext, batch_id: str) -> BatchOut:
 )
 def post_message(body: MessageIn, ctx: Ctx) -> MessageOut:
     """Deliver a message to the executions waiting for it."""
-    resumed = send_message(
-        body.key,
-        body.value,
-        body.data,
-        repository=ctx.repository,
-        settings=ctx.settings,
-        runner=ctx.runner,
-    )
+    resumed = ctx.client.send_message(body.key, body.value, body.data)
     return MessageOut(resumed=resumed)
 
 
@@ -453,7 +425,10 @@ def post_message(body: MessageIn, ctx: Ctx) -> MessageOut:
 )
 def get_stats(ctx: Ctx) -> StatsOut:
     """What the system is doing now."""
-    broker = broker_stats(ctx.celery_app, ping_timeout=ctx.ping_timeout)
+    report = ctx.client.broker_report(ping_timeout=ctx.ping_timeout)
+    broker = BrokerStats(
+        reachable=report.reachable, error=report.error, queues=report.queues, workers=report.workers
+    )
     return StatsOut(executions=execution_counts(ctx), broker=broker)
 
 
@@ -461,8 +436,8 @@ def execution_counts(ctx: ApiContext) -> ExecutionCounts:
     """Executions by status, overall and per state machine (one count query per machine)."""
     per_machine: dict[str, dict[str, int]] = {}
     overall: dict[str, int] = {}
-    for info in StateMachine.list(repository=ctx.repository):
-        counts = ctx.repository.status_counts(ExecutionFilter(state_machine=info.name))
+    for info in ctx.client.state_machines():
+        counts = ctx.client.count_by_status(ExecutionFilter(state_machine=info.name))
         per_machine[info.name] = {str(status): n for status, n in counts.items()}
         for status, n in per_machine[info.name].items():
             overall[status] = overall.get(status, 0) + n
@@ -481,7 +456,7 @@ def execution_counts(ctx: ApiContext) -> ExecutionCounts:
 def get_health(response: Response, ctx: Ctx) -> HealthOut:
     """Check the database and the broker."""
     database = _check("database", _database_error(ctx))
-    broker = _check("broker", check_broker(ctx.celery_app))
+    broker = _check("broker", ctx.client.broker_error())
     healthy = database.ok and broker.ok
     if not healthy:
         response.status_code = 503
@@ -490,10 +465,16 @@ def get_health(response: Response, ctx: Ctx) -> HealthOut:
 
 def _database_error(ctx: ApiContext) -> str | None:
     try:
-        StateMachine.list(repository=ctx.repository)
+        ctx.client.state_machines()
     except Exception as exc:  # any failure means "unreachable"; the reason is reported
-        return one_line(exc)
+        return _one_line(exc)
     return None
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one short line: its class and the first line of its message."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'no detail'}"[:300]
 
 
 def _check(what: str, error: str | None) -> CheckOut:

@@ -1,14 +1,13 @@
-"""The ASL interpreter: parse, validate, step; and ``run`` to drive it in-process.
+"""The ASL interpreter: parse, validate, step. It decides; the runtime does.
 
     >>> from orchestrator import asl
     >>> asl.validate({"StartAt": "A", "States": {"A": {"Type": "Succeed"}}})
     []
-    >>> machine = {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": True}}}
-    >>> asl.run(machine).output
-    1
 
-Everything here but :mod:`orchestrator.asl.local` is pure: no I/O, no sleeping, and
-time only as passed in.
+Everything here is pure: no I/O, no sleeping, time and randomness only as
+passed in; it imports nothing of orchestrator but its own modules, ``errors``
+and ``types`` (``tests/test_layers.py`` checks it). To run a definition in this
+process use ``orchestrator.run`` (:mod:`orchestrator.runtime.local`).
 """
 
 from orchestrator.asl.errors import DefinitionInvalid, Problem, StatesError
@@ -37,18 +36,15 @@ from orchestrator.asl.interpreter import (
     start,
     step,
 )
-from orchestrator.asl.local import Clock, ExecutionResult, SystemClock, TaskContext, run
 from orchestrator.asl.model import Definition
 from orchestrator.asl.validate import load, parse, validate
 
 __all__ = [
-    "Clock",
     "Command",
     "Continue",
     "Definition",
     "DefinitionInvalid",
     "Event",
-    "ExecutionResult",
     "Failed",
     "HistoryEvent",
     "Idle",
@@ -58,8 +54,6 @@ __all__ = [
     "StatesError",
     "StepResult",
     "Succeeded",
-    "SystemClock",
-    "TaskContext",
     "TaskFailed",
     "TaskSucceeded",
     "TimerFired",
@@ -73,7 +67,6 @@ __all__ = [
     "redrive",
     "reissue",
     "result_of",
-    "run",
     "start",
     "step",
     "validate",

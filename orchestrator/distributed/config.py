@@ -45,6 +45,9 @@ T = TypeVar("T")
 _Exchange: Any = kombu.entity.Exchange
 _Queue: Any = kombu.entity.Queue
 
+#: Celery task names of the runs: one execution, or several per message.
+RUN_EXECUTION_TASK: Final = "orchestrator.run_execution"
+RUN_EXECUTIONS_TASK: Final = "orchestrator.run_executions"
 #: Celery task name of the sweeper, and its beat entry.
 SWEEP_TASK: Final = "orchestrator.sweep"
 SWEEP_ENTRY: Final = "orchestrator-sweep"
@@ -54,6 +57,8 @@ PURGE_ENTRY: Final = "orchestrator-purge"
 
 #: URL schemes served by kombu's Redis transport.
 REDIS_SCHEMES: Final = frozenset({"redis", "rediss", "redis+socket", "sentinel"})
+#: URL schemes served by kombu's AMQP (RabbitMQ) transports.
+AMQP_SCHEMES: Final = frozenset({"amqp", "amqps", "pyamqp", "librabbitmq"})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,6 +98,12 @@ class CeleryOptions:
 
     celery_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     """Raw Celery settings applied last, for what no option covers. Default none."""
+
+    broker_transport_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    """Extra transport options merged over ours (e.g. a Sentinel ``master_name``)."""
+
+    broker_quorum_queues: bool = False
+    """RabbitMQ: declare the three queues as quorum queues. Default off."""
 
     def __post_init__(self) -> None:
         """Reject limits that would let Redis deliver a running task twice."""
@@ -140,11 +151,12 @@ def celery_config(settings: Settings, options: CeleryOptions | None = None) -> d
         options: the tunables; default :func:`options_from_settings`.
     """
     opts = options_from_settings(settings) if options is None else options
+    check_broker(settings.broker_url, opts)
     config: dict[str, Any] = {
         "broker_url": settings.broker_url,
         "broker_connection_retry_on_startup": True,
         "broker_transport_options": transport_options(settings.broker_url, opts),
-        **_queue_config(),
+        **_queue_config(quorum=opts.broker_quorum_queues),
         **_delivery_config(opts),
         **_serializer_config(),
         **_result_config(),
@@ -161,22 +173,58 @@ def celery_config(settings: Settings, options: CeleryOptions | None = None) -> d
     return config
 
 
-def transport_options(broker_url: str, options: CeleryOptions) -> dict[str, Any]:
-    """Broker transport options: visibility timeout and weighted order (Redis only).
+def check_broker(broker_url: str, options: CeleryOptions) -> None:
+    """Refuse broker settings that cannot work together.
 
-    Other transports get none: py-amqp hands unknown options to its connection.
+    Raises:
+        ConfigurationError: a ``sentinel://`` URL without a ``master_name`` transport
+            option, or quorum queues on a broker that is not RabbitMQ.
     """
-    if urlsplit(broker_url).scheme not in REDIS_SCHEMES:
-        return {}
+    scheme = urlsplit(broker_url.split(";", 1)[0]).scheme
+    if scheme == "sentinel" and not options.broker_transport_options.get("master_name"):
+        raise ConfigurationError(
+            "broker_url is a sentinel:// URL but broker_transport_options has no "
+            'master_name; set ORCHESTRATOR_BROKER_TRANSPORT_OPTIONS=\'{"master_name": "..."}\''
+        )
+    if options.broker_quorum_queues and scheme not in AMQP_SCHEMES:
+        raise ConfigurationError(
+            f"broker_quorum_queues needs a RabbitMQ (amqp://) broker_url, not {scheme}://"
+        )
+
+
+def transport_options(broker_url: str, options: CeleryOptions) -> dict[str, Any]:
+    """Broker transport options: ours, then ``broker_transport_options`` over them.
+
+    Ours are the visibility timeout and the weighted order, on Redis only: py-amqp
+    hands unknown options to its connection, so other transports get only the
+    user's.
+    """
+    extra = dict(options.broker_transport_options)
+    if urlsplit(broker_url.split(";", 1)[0]).scheme not in REDIS_SCHEMES:
+        return extra
     return {
         "visibility_timeout": options.broker_visibility_timeout,
         "queue_order_strategy": queue_order_strategy(options.queue_weights),
+        **extra,
     }
 
 
-def task_queues() -> tuple[kombu.entity.Queue, ...]:
-    """The three queues, each on its own direct exchange (Celery's convention)."""
-    return tuple(_Queue(name, _Exchange(name, type="direct"), routing_key=name) for name in QUEUES)
+def task_queues(*, quorum: bool = False) -> tuple[kombu.entity.Queue, ...]:
+    """The three queues, each on its own direct exchange (Celery's convention).
+
+    With ``quorum``, each is declared ``x-queue-type: quorum`` (RabbitMQ), which
+    Celery detects (``worker_detect_quorum_queues``): it then turns global QoS off,
+    so a countdown (a retry's back-off) can no longer wait in the worker's prefetch
+    and goes through native delayed delivery instead, which Celery applies only to
+    queues on a non-direct exchange: the exchanges are then ``topic`` (the routing
+    key, the queue's name, still matches only its own queue).
+    """
+    arguments = {"x-queue-type": "quorum"} if quorum else None
+    kind = "topic" if quorum else "direct"
+    return tuple(
+        _Queue(name, _Exchange(name, type=kind), routing_key=name, queue_arguments=arguments)
+        for name in QUEUES
+    )
 
 
 def beat_schedule(
@@ -208,9 +256,9 @@ def beat_schedule(
     return schedule
 
 
-def _queue_config() -> dict[str, Any]:
+def _queue_config(*, quorum: bool = False) -> dict[str, Any]:
     return {
-        "task_queues": task_queues(),
+        "task_queues": task_queues(quorum=quorum),
         "task_default_queue": DEFAULT_QUEUE,
         "task_default_exchange": DEFAULT_QUEUE,
         "task_default_exchange_type": "direct",
@@ -252,6 +300,7 @@ def _event_config(enabled: bool) -> dict[str, Any]:
 
 
 __all__ = [
+    "AMQP_SCHEMES",
     "PURGE_ENTRY",
     "PURGE_TASK",
     "REDIS_SCHEMES",
@@ -260,6 +309,7 @@ __all__ = [
     "CeleryOptions",
     "beat_schedule",
     "celery_config",
+    "check_broker",
     "options_from_settings",
     "task_queues",
     "transport_options",

@@ -11,34 +11,22 @@ time advance it, and an ended execution is not claimed at all.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from datetime import timedelta
 from typing import Any
 
-from orchestrator.distributed.publish import Depths, Publish, depths_for, publisher_for
+from orchestrator.distributed.publish import Depths, Publisher, publish_by_priority
 from orchestrator.distributed.routing import queue_for
-from orchestrator.settings import Settings, get_settings
+from orchestrator.settings import Settings
 from orchestrator.store import Repository
-from orchestrator.store.shared import repository_for
 
 log = logging.getLogger("orchestrator.sweeper")
 
 
-def publish_by_priority(publish: Publish, items: Iterable[tuple[str, int]]) -> int:
-    """Publish (execution id, priority) pairs, one bulk publish per priority."""
-    groups: dict[int, list[str]] = defaultdict(list)
-    for execution_id, priority in items:
-        groups[priority].append(execution_id)
-    return sum(publish(ids, priority) for priority, ids in groups.items())
-
-
 def sweep(
     *,
-    settings: Settings | None = None,
-    repository: Repository | None = None,
-    publish: Publish | None = None,
-    depths: Depths | None = None,
+    settings: Settings,
+    repository: Repository,
+    publish: Publisher,
+    depths: Depths,
     limit: int = 500,
 ) -> dict[str, Any]:
     """Fire due timers, re-publish stalled executions; return what was done (for Flower).
@@ -51,10 +39,6 @@ def sweep(
     re-publishing it every grace period would only pile up duplicates. When the
     broker cannot say how deep its queues are, the grace period alone decides.
     """
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    publish = publish or publisher_for(settings)
-    depths = depths or depths_for(settings)
     fired = repository.claim_due_timers(limit=limit)
     woken = {t.execution_id for t in fired}
     priorities = {e: repository.get_execution(e).priority for e in woken}
@@ -83,32 +67,4 @@ def quiet_levels(depths: dict[str, int] | None) -> list[int] | None:
     return [level for level in range(10) if depths.get(queue_for(level), 0) == 0]
 
 
-def purge(
-    older_than_days: float,
-    statuses: Sequence[str] | None = None,
-    *,
-    settings: Settings | None = None,
-    repository: Repository | None = None,
-) -> dict[str, Any]:
-    """Delete executions that ended more than ``older_than_days`` ago (beat's retention run).
-
-    Running and waiting executions are never touched; deletes go in chunks of
-    ``page_size``. Returns what was done (for Flower).
-    """
-    from orchestrator.statemachine import purge_executions  # the facade imports the runtime
-
-    settings = settings or get_settings()
-    repository = repository or repository_for(settings)
-    deleted = purge_executions(
-        timedelta(days=older_than_days),
-        statuses=statuses,
-        chunk_size=settings.page_size,
-        repository=repository,
-    )
-    log.info(
-        "purge deleted %d executions that ended more than %s days ago",
-        deleted,
-        older_than_days,
-        extra={"action": "purge", "deleted": deleted, "older_than_days": older_than_days},
-    )
-    return {"deleted": deleted, "older_than_days": older_than_days}
+__all__ = ["quiet_levels", "sweep"]

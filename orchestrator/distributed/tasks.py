@@ -1,7 +1,7 @@
 """The Celery tasks: thin wrappers that hand one execution to the runtime.
 
 - ``orchestrator.run_execution(execution_id, event=None)`` advances one stored
-  execution as far as it goes (``orchestrator.runtime.runner.advance_from_task``).
+  execution as far as it goes (``orchestrator.worker.advance_from_task``).
 - ``orchestrator.run_executions(execution_ids)`` advances several, one after
   another: what bulk publishing sends (``executions_per_message``), because
   Celery's cost is per message, not per execution. They are claimed in one
@@ -10,7 +10,7 @@
   and recovery; a transient error retries only the ids not yet done, and a
   failure of one does not stop the others.
 - ``orchestrator.sweep()`` fires due timers and re-publishes stalled executions
-  (``orchestrator.distributed.sweeper.sweep``); beat runs it every few seconds.
+  (``orchestrator.worker.sweep``); beat runs it every few seconds.
 
 The runtime is imported inside the task bodies, so this module (and the app
 that ``celery -A orchestrator`` loads) imports without a database.
@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import importlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Final, cast
 
 import kombu.exceptions
@@ -36,26 +36,21 @@ from celery import shared_task
 from celery.exceptions import Reject
 from celery.utils.time import get_exponential_backoff_interval
 
-from orchestrator.distributed.config import PURGE_TASK, SWEEP_TASK
-from orchestrator.distributed.routing import queue_for
+from orchestrator.distributed.config import (
+    PURGE_TASK,
+    RUN_EXECUTION_TASK,
+    RUN_EXECUTIONS_TASK,
+    SWEEP_TASK,
+)
+from orchestrator.distributed.publish import MAX_EXECUTIONS_PER_MESSAGE
 
 logger = logging.getLogger(__name__)
 
 # Celery is untyped; this cast keeps the task functions' own signatures checked.
 _task = cast("Callable[..., Callable[[Callable[..., Any]], Any]]", shared_task)
 
-RUNNER_MODULE: Final = "orchestrator.runtime.runner"
-SWEEPER_MODULE: Final = "orchestrator.distributed.sweeper"
-
-RUN_EXECUTION_TASK: Final = "orchestrator.run_execution"
-RUN_EXECUTIONS_TASK: Final = "orchestrator.run_executions"
-
-#: Most execution ids one ``run_executions`` message may carry.
-MAX_EXECUTIONS_PER_MESSAGE: Final = 100
-
-#: Below this many ids per message, a bulk publish sends one message per
-#: execution: small batches keep every worker process busy.
-MIN_MESSAGES_PER_PUBLISH: Final = 64
+#: The module of the entry points the tasks run (over the worker's one client).
+WORKER_MODULE: Final = "orchestrator.worker"
 
 #: Retries of one task message before it fails (the sweeper still recovers the
 #: execution: its row stays PENDING/RUNNING and its lease expires).
@@ -63,9 +58,6 @@ MAX_RETRIES: Final = 10
 
 #: Cap of the exponential retry back-off, in seconds.
 RETRY_BACKOFF_MAX: Final = 60
-
-#: Redis commands buffered per pipeline when publishing many runs.
-PUBLISH_BATCH_SIZE: Final = 1000
 
 #: Longest execution id accepted, in characters.
 MAX_EXECUTION_ID_LENGTH: Final = 256
@@ -179,7 +171,7 @@ def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = N
         Reject: malformed arguments; the message is dropped, not retried.
     """
     _reject_if_malformed(execution_id, event, self.request.id)
-    advance_from_task = _runtime("advance_from_task")
+    advance_from_task = _entry_point("advance_from_task")
     logger.debug(
         "advancing execution %s",
         execution_id,
@@ -215,7 +207,7 @@ def run_executions(self: Any, execution_ids: list[str]) -> Any:
         reason = f"rejected {RUN_EXECUTIONS_TASK} task {self.request.id}: {exc}"
         logger.error(reason, extra={"action": "run_executions.reject"})
         raise Reject(reason, requeue=False) from exc
-    advance_many = _runtime("advance_many_from_task")
+    advance_many = _entry_point("advance_many_from_task")
     try:
         summary, retry, cause = _call_classifying_errors(advance_many, ids, is_transient)
     except TRANSIENT_ERRORS as exc:  # the group claim itself failed: nothing was done
@@ -254,7 +246,7 @@ def _call_classifying_errors(fn: Callable[..., Any], *args: Any) -> Any:
 @_task(name=SWEEP_TASK, ignore_result=True)
 def sweep() -> Any:
     """Fire due timers and re-publish stalled executions (the recovery sweep)."""
-    return _runtime("sweep", SWEEPER_MODULE)()
+    return _entry_point("sweep")()
 
 
 @_task(name=PURGE_TASK, ignore_result=True)
@@ -262,78 +254,16 @@ def purge(older_than_days: float, statuses: list[str] | None = None) -> Any:
     """Delete executions that ended more than ``older_than_days`` ago (retention)."""
     if isinstance(older_than_days, bool) or not isinstance(older_than_days, int | float):
         raise Reject(f"older_than_days must be a number, not {older_than_days!r}", requeue=False)
-    return _runtime("purge", SWEEPER_MODULE)(older_than_days, statuses)
+    return _entry_point("purge")(older_than_days, statuses)
 
 
-def publish_runs(
-    app: Any,
-    execution_ids: Sequence[str],
-    priority: str | int = "default",
-    *,
-    batch_size: int = PUBLISH_BATCH_SIZE,
-    per_message: int = 1,
-) -> int:
-    """Publish ``execution_ids`` to the queue of ``priority``, pipelined on Redis.
-
-    With ``per_message`` 1 each execution is one ``run_execution`` message; above
-    1 the ids go as ``run_executions`` messages of up to ``per_message`` ids
-    (see :func:`ids_per_message`), which is what makes bulk starts and drains
-    cheap: Celery's cost is per message. Routing stays per priority, and
-    retries and recovery per execution. One producer; on Redis kombu's
-    ``Producer.batch()`` pipelines the pushes; other transports publish one by
-    one. Publish after the rows are committed: a crash in between leaves
-    PENDING rows, which the sweeper re-publishes.
-
-    Args:
-        app: the Celery app to publish with.
-        execution_ids: executions to run.
-        priority: queue name or 0-9 (see :func:`~.routing.queue_for`).
-        batch_size: Redis commands per pipeline round trip. Default 1000.
-        per_message: most ids per message. Default 1.
-
-    Returns:
-        How many executions were published.
-
-    Raises:
-        ValueError: a bad priority or ``per_message``, before anything is published.
-        kombu.exceptions.BatchPublishError: Redis failed mid-batch; delivery of
-            that batch is uncertain (the sweeper covers it).
-    """
-    queue = queue_for(priority)
-    if not 1 <= per_message <= MAX_EXECUTIONS_PER_MESSAGE:
-        raise ValueError(
-            f"per_message must be 1 to {MAX_EXECUTIONS_PER_MESSAGE}, not {per_message}"
-        )
-    if not execution_ids:
-        return 0
-    size = ids_per_message(len(execution_ids), per_message)
-    with app.producer_or_acquire() as producer, producer.batch(max_size=batch_size):
-        if size == 1:
-            single = app.tasks[RUN_EXECUTION_TASK]
-            for execution_id in execution_ids:
-                single.apply_async((execution_id,), queue=queue, producer=producer)
-        else:
-            several = app.tasks[RUN_EXECUTIONS_TASK]
-            for start in range(0, len(execution_ids), size):
-                chunk = list(execution_ids[start : start + size])
-                several.apply_async((chunk,), queue=queue, producer=producer)
-    return len(execution_ids)
-
-
-def ids_per_message(count: int, per_message: int) -> int:
-    """Ids per message for a publish of ``count``: at most ``per_message``, and
-    few enough that the publish still makes :data:`MIN_MESSAGES_PER_PUBLISH`
-    messages (or one id each), so a small batch spreads over every worker."""
-    return max(1, min(per_message, count // MIN_MESSAGES_PER_PUBLISH))
-
-
-def _runtime(name: str, module_name: str = RUNNER_MODULE) -> Callable[..., Any]:
-    """The entry point ``name`` of ``module_name``, imported when a task first runs.
+def _entry_point(name: str) -> Callable[..., Any]:
+    """The entry point ``name`` of :data:`WORKER_MODULE`, imported when a task first runs.
 
     Imported late so that this module, and the app ``celery -A orchestrator``
     loads, import without the runtime's dependencies (database drivers).
     """
-    module = importlib.import_module(module_name)
+    module = importlib.import_module(WORKER_MODULE)
     entry_point: Callable[..., Any] = getattr(module, name)
     return entry_point
 
@@ -347,9 +277,7 @@ __all__ = [
     "TRANSIENT_ERRORS",
     "InvalidTaskArguments",
     "TransientDatabaseError",
-    "ids_per_message",
     "is_transient",
-    "publish_runs",
     "purge",
     "run_execution",
     "run_executions",

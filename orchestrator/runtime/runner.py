@@ -12,6 +12,11 @@ Short waits and back-offs (up to ``park_threshold_seconds``) sleep in the worker
 longer ones, and ``Message`` states, park the execution (WAITING) with a timer or
 correlation row and free the worker. ``fire_due_timers`` and ``recover`` find
 executions to advance again.
+
+Over 700 lines, for now: ``Runner`` and ``_Advance`` share the commit policy
+and its replay, and the issue-11 guards (poison executions, event budget) and the lease clock just
+landed here; the next split takes the waits (timers, correlations, parking) to
+``runtime/waits.py``, as ``leases.py`` took the lease keeper.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import heapq
 import logging
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +39,11 @@ import sqlalchemy.exc
 from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
-from orchestrator.asl.local import Clock, HandlerResolver, SystemClock, run_task
 from orchestrator.errors import ExecutionNotFound
+from orchestrator.handlers import HandlerResolver
+from orchestrator.runtime.clock import Clock, SystemClock
+from orchestrator.runtime.leases import LeaseKeeper
+from orchestrator.runtime.local import run_task
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Checkpoint,
@@ -89,6 +98,12 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
 
 
 _Key = tuple[tuple[int, ...], int]
+
+#: Share of the lease that must be left, by this worker's own reckoning, before a
+#: handler is called; with less, the lease is renewed first (or the advance ends).
+#: The keeper renews every third of the lease, so half leaves room for its first
+#: renewal and its round trip.
+LEASE_MARGIN = 0.5
 
 #: The runner's step cap, as a multiple of the event limit the engine enforces.
 _BACKSTOP = 2
@@ -159,11 +174,19 @@ class Runner:
             handlers = registry
         self.repo, self.settings, self.handlers = repository, settings, handlers
         self.clock = clock or SystemClock()
+        # With the real clock, lease times are left to the store, which takes them
+        # from PostgreSQL's clock: one clock for every host. A clock passed in (a
+        # test's) stays the one leases are read by.
+        self._db_clock = clock is None
         self.owner = owner or default_owner()
         self.max_workers = max_workers
         self._definitions: dict[int, asl.Definition] = {}
         self._keeper: LeaseKeeper | None = None
         self._keeper_lock = threading.Lock()
+
+    def lease_now(self) -> datetime | None:
+        """The ``now`` passed to lease statements: None lets the store use the database's."""
+        return None if self._db_clock else to_datetime(self.clock.now())
 
     def lease_keeper(self) -> LeaseKeeper:
         """This runner's lease keeper (its thread starts on first use)."""
@@ -181,15 +204,16 @@ class Runner:
             The execution as last stored, or None when it could not be claimed
             (another worker holds it, it is parked or ended, or it does not exist).
         """
+        sent = time.monotonic()
         execution = self.repo.claim(
             execution_id,
             self.owner,
             lease_seconds=self.settings.lease_seconds,
-            now=to_datetime(self.clock.now()),
+            now=self.lease_now(),
         )
         if execution is None:
             return None
-        return self.advance_claimed(execution)
+        return self._advance_claimed(execution, sent)
 
     def advance_many(
         self,
@@ -217,18 +241,19 @@ class Runner:
             What became of each execution, and which are left to retry.
         """
         outcome = GroupOutcome()
+        sent = time.monotonic()
         claimed = self.repo.claim_many(
             execution_ids,
             self.owner,
             lease_seconds=self.settings.lease_seconds,
-            now=to_datetime(self.clock.now()),
+            now=self.lease_now(),
         )
         # The leases of those whose turn has not come are renewed meanwhile.
         waiting = list(claimed) if len(claimed) > 1 else []
         for execution_id in waiting:
             self.lease_keeper().hold(execution_id)
         try:
-            self._advance_group(execution_ids, claimed, _Group(), outcome, transient)
+            self._advance_group(execution_ids, claimed, _Group(sent), outcome, transient)
         finally:
             for execution_id in waiting:
                 self.lease_keeper().drop(execution_id)
@@ -248,7 +273,7 @@ class Runner:
                 outcome.executions.setdefault(execution_id, None)
                 continue
             try:
-                stored = self._advance_claimed(execution, group)
+                stored = self._advance_claimed(execution, group.claimed_at, group)
             except Exception as exc:
                 if not transient(exc):
                     log.exception(
@@ -282,7 +307,7 @@ class Runner:
         finals, group.finals = group.finals, []
         stored = self.repo.checkpoint_many(
             [(advance.execution.id, self.owner, step) for advance, step in finals],
-            now=to_datetime(self.clock.now()),
+            now=self.lease_now(),
         )
         for (advance, _), row in zip(finals, stored, strict=True):
             execution_id = advance.execution.id
@@ -304,9 +329,19 @@ class Runner:
             outcome.retry = [*ids, *outcome.retry]
             outcome.cause = outcome.cause or exc
 
-    def advance_claimed(self, execution: Execution) -> Execution:
-        """Advance an execution this runner already holds (e.g. created with ``claim_as``)."""
-        stored = self._advance_claimed(execution)
+    def advance_claimed(
+        self, execution: Execution, *, claimed_at: float | None = None
+    ) -> Execution:
+        """Advance an execution this runner already holds (e.g. created with ``claim_as``).
+
+        Args:
+            execution: the claimed execution.
+            claimed_at: ``time.monotonic()`` read just before the claim was sent
+                (default: now, for a claim that has just returned).
+        """
+        stored = self._advance_claimed(
+            execution, time.monotonic() if claimed_at is None else claimed_at
+        )
         assert stored is not None  # only a group defers the final checkpoint
         return stored
 
@@ -351,12 +386,13 @@ class Runner:
         )
 
     def _advance_claimed(
-        self, execution: Execution, group: _Group | None = None
+        self, execution: Execution, claimed_at: float, group: _Group | None = None
     ) -> Execution | None:
         advance: _Advance | None = None
         try:
             defn = self.definition(execution.version_id)
             advance = _Advance(self, execution, defn, self._context(execution, defn), group)
+            advance.lease_until = claimed_at + self.settings.lease_seconds
             advance.run()
         except LeaseLost:
             log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
@@ -380,6 +416,11 @@ class Runner:
         if advance is not None and advance.stored is not None:
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
+
+    def not_claimed(self, execution_id: str) -> dict[str, Any]:
+        """Why ``advance`` could not claim an execution: unknown id (logged as an
+        error), ended, or held by another worker; a small report for the task."""
+        return _not_claimed(self, execution_id)
 
     def _fail_poisoned(self, execution: Execution, exc: Exception) -> None:
         """End an execution FAILED (States.Runtime) after an unexpected exception."""
@@ -427,6 +468,11 @@ class _Advance:
         self.stored: Execution | None = None  # the row as the final checkpoint stored it
         # A fresh start that parks nothing has no timers or correlations to cancel.
         self.may_have_waits = execution.cursor is not None
+        # Until when (time.monotonic()) the lease is surely held: the lease cannot
+        # start before the statement that took or renewed it was sent, whatever the
+        # clocks say and however long its reply took (see ``ensure_lease``).
+        self.lease_until = time.monotonic() + runner.settings.lease_seconds
+
         # A backstop to the engine's own count of events: steps this advance may take.
         # Twice the limit, less the rows already stored, so it never fires before the
         # engine on an execution whose steps record events, and still ends one whose
@@ -609,6 +655,7 @@ class _Advance:
 
     def run_tasks(self) -> list[Event]:
         tasks, self.work.tasks = self.work.tasks, []
+        self.ensure_lease()
         with self.keep_lease():
             if len(tasks) == 1 or self.runner.max_workers <= 1:
                 events = [self.run_one(t) for t in tasks]
@@ -634,6 +681,34 @@ class _Advance:
                 )
         return event
 
+    def ensure_lease(self) -> None:
+        """Call no handler without a lease that surely outlives the margin; renew if short.
+
+        The bound is ``lease_until``, measured from when the claim, renewal or
+        checkpoint was *sent*: a reply that sat in a partitioned link for longer
+        than the lease returns a lease already gone, which the returned expiry
+        alone, read against this host's clock, would not show.
+
+        Raises:
+            LeaseLost: the renewal was refused, or came back too late to trust.
+        """
+        lease = self.runner.settings.lease_seconds
+        margin = lease * LEASE_MARGIN
+        if self.lease_until - time.monotonic() > margin:
+            return
+        sent = time.monotonic()
+        self.repo.renew_lease(
+            self.execution.id, self.runner.owner, lease_seconds=lease, now=self.runner.lease_now()
+        )
+        self.lease_until = sent + lease
+        if self.lease_until - time.monotonic() <= margin:
+            log.warning(
+                "lease renewal of %s took too long; not calling the handler",
+                self.execution.id,
+                extra={"action": "lease_too_short", "execution_id": self.execution.id},
+            )
+            raise LeaseLost(self.execution.id, self.runner.owner)
+
     def finish(self, command: asl.Command) -> None:
         if isinstance(command, asl.Succeeded):
             self.checkpoint(ExecutionStatus.SUCCEEDED, output=command.output)
@@ -655,6 +730,7 @@ class _Advance:
             self.defer(status, current, **ending)
             return
         store = self.repo.checkpoint_execution if final else self.repo.checkpoint
+        sent = time.monotonic()
         try:
             stored = store(
                 self.execution.id,
@@ -667,7 +743,7 @@ class _Advance:
                 correlations=work.correlations if status == ExecutionStatus.WAITING else (),
                 lease_seconds=self.runner.settings.lease_seconds,
                 may_have_waits=self.may_have_waits,
-                now=to_datetime(self.clock.now()),
+                now=self.runner.lease_now(),
                 **ending,
             )
         except PayloadRejected as exc:
@@ -676,6 +752,8 @@ class _Advance:
             self.fail_oversized(exc)
             raise _Stop from None
         work.history, self.held = [], None
+        if not final:  # a RUNNING checkpoint extends the lease from when it was sent
+            self.lease_until = sent + self.runner.settings.lease_seconds
         if isinstance(stored, Execution):
             self.stored = stored
         if status == ExecutionStatus.WAITING:
@@ -745,67 +823,11 @@ class _Advance:
             raise lost[0]
 
 
-class LeaseKeeper:
-    """One background thread per runner that renews the leases it is asked to hold.
-
-    Holding a lease is two dict operations, so a short task costs no thread start;
-    a long one is renewed every third of the lease.
-    """
-
-    def __init__(self, repo: Repository, owner: str, lease_seconds: float) -> None:
-        self.repo, self.owner, self.lease_seconds = repo, owner, lease_seconds
-        # Counted: a group holds every lease of its message while one of them
-        # also holds its own around a handler call.
-        self._held: dict[str, list[LeaseLost]] = {}
-        self._counts: dict[str, int] = {}
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
-        self._thread.start()
-
-    def hold(self, execution_id: str) -> list[LeaseLost]:
-        """Start renewing; the returned list receives LeaseLost if renewal fails."""
-        with self._lock:
-            lost = self._held.setdefault(execution_id, [])
-            self._counts[execution_id] = self._counts.get(execution_id, 0) + 1
-        return lost
-
-    def drop(self, execution_id: str) -> None:
-        """Stop renewing (once every hold of it is dropped)."""
-        with self._lock:
-            count = self._counts.pop(execution_id, 0) - 1
-            if count > 0:
-                self._counts[execution_id] = count
-            else:
-                self._held.pop(execution_id, None)
-
-    def _forget(self, execution_id: str) -> None:
-        with self._lock:
-            self._counts.pop(execution_id, None)
-            self._held.pop(execution_id, None)
-
-    def _loop(self) -> None:
-        interval = max(0.5, self.lease_seconds / 3)
-        while not self._wake.wait(interval):
-            with self._lock:
-                held = list(self._held.items())
-            for execution_id, lost in held:
-                self._renew(execution_id, lost)
-
-    def _renew(self, execution_id: str, lost: list[LeaseLost]) -> None:
-        try:
-            self.repo.renew_lease(execution_id, self.owner, lease_seconds=self.lease_seconds)
-        except LeaseLost as exc:
-            lost.append(exc)
-            self._forget(execution_id)
-        except Exception:  # a database hiccup: try again at the next interval
-            log.warning("lease renewal failed", exc_info=True)
-
-
 @dataclass(slots=True)
 class _Group:
     """The final checkpoints of one message's executions, waiting to commit together."""
 
+    claimed_at: float  # time.monotonic() just before the group claim was sent
     finals: list[tuple[_Advance, Checkpoint]] = field(default_factory=list)
 
 
@@ -917,77 +939,10 @@ def _not_claimed(runner: Runner, execution_id: str) -> dict[str, Any]:
     return {"execution_id": execution_id, "status": "NOT_CLAIMED", "is": str(found.status)}
 
 
-_worker_runners: dict[str, Runner] = {}
-_worker_lock = threading.Lock()
-
-
-def worker_runner(settings: Settings | None = None) -> Runner:
-    """The runner of this worker process (one per distinct settings), on the shared store."""
-    from orchestrator.settings import get_settings
-    from orchestrator.store.shared import repository_for
-
-    settings = settings or get_settings()
-    key = settings.model_dump_json()
-    with _worker_lock:
-        runner = _worker_runners.get(key)
-        if runner is None:
-            runner = Runner(repository_for(settings), settings=settings)
-            _worker_runners[key] = runner
-        return runner
-
-
-def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What ``orchestrator.run_execution`` runs: advance one execution, report briefly.
-
-    ``event`` is accepted for compatibility and ignored: what woke an execution
-    (a fired timer, a consumed message) is read from the database, which is the
-    source of truth, not from the message.
-    """
-    runner = worker_runner()
-    execution = runner.advance(execution_id)
-    if execution is None:
-        return _not_claimed(runner, execution_id)
-    return {
-        "execution_id": execution_id,
-        "status": str(execution.status),
-        "state": execution.current_state,
-    }
-
-
-def advance_many_from_task(
-    execution_ids: Sequence[str], transient: Callable[[BaseException], bool]
-) -> tuple[dict[str, int], list[str], BaseException | None]:
-    """What ``orchestrator.run_executions`` runs: advance a message's executions as a group.
-
-    Returns:
-        Executions by the status they were left in (a small summary for Flower;
-        ``NOT_CLAIMED`` and ``ERROR`` included), the ids to retry and why.
-    """
-    runner = worker_runner()
-    outcome = runner.advance_many(execution_ids, transient=transient)
-    summary: dict[str, int] = {}
-    for execution_id in execution_ids:
-        if execution_id in outcome.retry:
-            continue
-        if execution_id in outcome.errors:
-            status = "ERROR"
-        else:
-            execution = outcome.executions.get(execution_id)
-            if execution is None:
-                status = str(_not_claimed(runner, execution_id)["status"])
-            else:
-                status = str(execution.status)
-        summary[status] = summary.get(status, 0) + 1
-    return summary, outcome.retry, outcome.cause
-
-
 __all__ = [
     "GroupOutcome",
     "Runner",
-    "advance_from_task",
-    "advance_many_from_task",
     "default_owner",
     "history_row",
     "to_datetime",
-    "worker_runner",
 ]

@@ -16,6 +16,9 @@ backend's name. The differences:
 - A bulk create sends, on PostgreSQL, each chunk as one JSON parameter read by
   ``jsonb_to_recordset``; SQLite uses SQLAlchemy's multi-row VALUES
   (:meth:`Dialect.insert_executions`).
+- Lease statements called without a ``now`` read PostgreSQL's clock; SQLite runs
+  in the caller's process, so the caller's clock is its clock
+  (:meth:`Dialect.lease_clock`).
 
 Column types (JSONB, naive UTC times on SQLite) are the models' concern
 (:mod:`orchestrator.store.models`), and engine and pool set-up the engine's
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, TypeVar
@@ -34,8 +38,10 @@ from sqlalchemy import (
     Connection,
     Engine,
     Executable,
+    Float,
     Insert,
     Integer,
+    Interval,
     Row,
     Select,
     Table,
@@ -44,6 +50,7 @@ from sqlalchemy import (
     column,
     func,
     insert,
+    literal_column,
     select,
     text,
     true,
@@ -51,6 +58,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.errors import ConfigurationError
 from orchestrator.store import models as m
@@ -81,11 +89,42 @@ HISTORY_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class LeaseClock:
+    """Where a lease statement reads the time: the caller's parameters, or the server's clock.
+
+    The caller's: ``p_now`` and ``p_expires``. The server's (PostgreSQL): ``now()``
+    and ``now() + p_lease seconds``, so every host reads leases by one clock, and a
+    statement delayed in flight writes a lease that starts when it commits.
+    Hashable, so statement builders can cache one statement per clock.
+    """
+
+    server: bool = False
+
+    def now(self) -> ColumnElement[Any]:
+        """The time a lease is compared with."""
+        return func.now() if self.server else bindparam("p_now")
+
+    def expires(self) -> ColumnElement[Any]:
+        """The new expiry of a lease taken or renewed now."""
+        if not self.server:
+            return bindparam("p_expires")
+        second = literal_column("interval '1 second'", Interval)
+        return func.now() + bindparam("p_lease", type_=Float) * second
+
+
+CALLER_CLOCK = LeaseClock()
+
+
 class Dialect(ABC):
     """The backend-specific part of the repository (one instance per repository)."""
 
     #: SQLAlchemy's name of the backend.
     name: ClassVar[str]
+
+    def lease_clock(self, now: datetime | None) -> LeaseClock:
+        """The clock of a lease statement: the caller's (``now`` given, or no server clock)."""
+        return CALLER_CLOCK
 
     @abstractmethod
     def insert_ignoring(self, table: type[m.Base] | Table, *conflict: str) -> Insert:
@@ -153,6 +192,10 @@ class PostgresDialect(Dialect):
     """PostgreSQL through psycopg2."""
 
     name = "postgresql"
+
+    def lease_clock(self, now: datetime | None) -> LeaseClock:
+        """The server's clock unless the caller gave ``now`` (a test's clock, a tool's)."""
+        return CALLER_CLOCK if now is not None else _SERVER_CLOCK
 
     def insert_ignoring(self, table: type[m.Base] | Table, *conflict: str) -> Insert:
         """``INSERT ... ON CONFLICT (conflict) DO NOTHING``."""
@@ -256,6 +299,8 @@ class SqliteDialect(Dialect):
         )
         return {r.name: r.id for r in conn.execute(statement, rows)}
 
+
+_SERVER_CLOCK = LeaseClock(server=True)
 
 _DIALECTS: dict[str, Dialect] = {d.name: d for d in (PostgresDialect(), SqliteDialect())}
 

@@ -6,62 +6,19 @@ OrchestratorError
 └── PayloadRejected      (nothing was stored)
     ├── PayloadTooLarge  (above payload_max_bytes: States.DataLimitExceeded)
     └── PayloadInvalid   (not storable JSON: NaN, non-string keys, NUL, ...)
+
+They are defined in :mod:`orchestrator.errors` (which imports nothing of the
+store, so the two never import each other) and re-exported here.
 """
 
 from __future__ import annotations
 
-from orchestrator.asl.errors import DATA_LIMIT_EXCEEDED, RUNTIME, OrchestratorError
-
-
-class LeaseLost(OrchestratorError):
-    """The execution's lease is not (or no longer) held by this owner.
-
-    Another worker claimed it after the lease expired, or it was stopped. The
-    caller must stop advancing the execution; nothing was written.
-    """
-
-    def __init__(self, execution_id: str, owner: str) -> None:
-        super().__init__(f"lease on execution {execution_id!r} is not held by {owner!r}")
-        self.execution_id = execution_id
-        self.owner = owner
-
-
-class BatchNotFound(OrchestratorError):
-    """No batch has this id."""
-
-    def __init__(self, batch_id: str) -> None:
-        super().__init__(f"batch {batch_id!r} does not exist")
-        self.batch_id = batch_id
-
-
-class PayloadRejected(OrchestratorError):
-    """A JSON payload was refused before anything was stored.
-
-    Attributes:
-        field: which payload, e.g. ``input``, ``history[2].output``.
-        states_error: the ASL error name the runtime reports for it.
-    """
-
-    states_error = RUNTIME
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
-
-class PayloadTooLarge(PayloadRejected):
-    """A payload is larger than ``payload_max_bytes`` (AWS: States.DataLimitExceeded)."""
-
-    states_error = DATA_LIMIT_EXCEEDED
-
-    def __init__(self, field: str, size: int, limit: int) -> None:
-        super().__init__(field, f"payload of {size} bytes exceeds the maximum of {limit} bytes")
-        self.size = size
-        self.limit = limit
-
-
-class PayloadInvalid(PayloadRejected):
-    """A payload is not JSON that every backend stores faithfully."""
-
+from orchestrator.errors import (
+    BatchNotFound,
+    LeaseLost,
+    PayloadInvalid,
+    PayloadRejected,
+    PayloadTooLarge,
+)
 
 __all__ = ["BatchNotFound", "LeaseLost", "PayloadInvalid", "PayloadRejected", "PayloadTooLarge"]

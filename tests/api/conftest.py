@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from orchestrator.api import create_app
+from orchestrator.client import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from tests.api import handlers  # noqa: F401  # registers the api-tests.* resources
@@ -69,7 +70,9 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     def make(settings: Settings, **client_options: Any) -> TestClient:
         repository = Repository.from_settings(settings)
         repositories.append(repository)
-        client = TestClient(create_app(settings, repository=repository), **client_options)
+        client = TestClient(
+            create_app(client=Orchestrator(settings, repository=repository)), **client_options
+        )
         clients.append(client)
         return client
 

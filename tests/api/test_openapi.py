@@ -25,10 +25,13 @@ from schemathesis.checks import (
 )
 
 from orchestrator.api import create_app
+from orchestrator.client import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from tests.api.conftest import DOUBLE, PASS, WAIT_FOR_PAYMENT, create_machine, start
 from tests.distributed.conftest import RedisDB
+
+pytestmark = pytest.mark.slow  # fuzzes every operation (schemathesis)
 
 #: Examples per operation and mode; ~15 operations stay well under a minute.
 MAX_EXAMPLES = 25
@@ -70,7 +73,7 @@ def live_app(postgres_url: str, redis_db: RedisDB, make_client: Callable[..., Te
 def _document_app() -> Any:
     """An app that only serves the OpenAPI document (its store is never opened)."""
     settings = Settings(database_url="sqlite://")
-    return create_app(settings, repository=Repository.from_settings(settings))
+    return create_app(client=Orchestrator(settings, repository=Repository.from_settings(settings)))
 
 
 # Loaded from an app built at import, then every case is sent to the test's

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.settings import Settings
@@ -39,6 +40,7 @@ def test_stats_count_executions_per_status_and_machine_and_queue_depths(
     assert stats["broker"]["workers"] == []
 
 
+@pytest.mark.slow
 def test_stats_list_the_workers_that_answer_a_ping(
     postgres_url: str,
     redis_db: RedisDB,

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator import asl
+from orchestrator.runtime.local import run
 
 
 def machine(**states: Any) -> dict[str, Any]:
@@ -62,7 +63,7 @@ def test_a_loop_with_a_reachable_exit_is_valid() -> None:
 def test_jsonpath_keys_with_escaped_quotes() -> None:
     definition = machine(P={"Type": "Pass", "Parameters": {"v.$": "$['a\\\"b']"}, "End": True})
     assert asl.validate(definition) == []
-    assert asl.run(definition, {'a"b': 5}).output == {"v": 5}
+    assert run(definition, {'a"b': 5}).output == {"v": 5}
 
 
 # --- item 6: what AWS accepts validates -------------------------------------------
@@ -85,7 +86,7 @@ def test_parameters_result_selector_and_item_selector_take_any_json_value(value:
 
 def test_a_parameters_array_is_rendered() -> None:
     definition = machine(P={"Type": "Pass", "Parameters": [1, {"a.$": "$.x"}], "End": True})
-    assert asl.run(definition, {"x": 2}).output == [1, {"a": 2}]
+    assert run(definition, {"x": 2}).output == [1, {"a": 2}]
 
 
 def test_jsonpath_script_expression_for_the_last_item_validates_and_selects_it() -> None:
@@ -93,7 +94,7 @@ def test_jsonpath_script_expression_for_the_last_item_validates_and_selects_it()
         P={"Type": "Pass", "Parameters": {"last.$": "$.a[(@.length-1)]"}, "End": True}
     )
     assert asl.validate(definition) == []
-    assert asl.run(definition, {"a": [1, 2, 3]}).output == {"last": [3]}
+    assert run(definition, {"a": [1, 2, 3]}).output == {"last": [3]}
 
 
 DISTRIBUTED = {
@@ -129,7 +130,7 @@ def test_running_a_distributed_map_fails_at_start_never_quietly_inline() -> None
         T={"Type": "Task", "Resource": "r", "Next": "M"},
         M={**DISTRIBUTED, "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2"}},
     )
-    result = asl.run(definition, {}, handlers={"r": calls.append})
+    result = run(definition, {}, handlers={"r": calls.append})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "State 'M'" in (result.cause or "")
     assert "Distributed Map" in (result.cause or "")
@@ -144,7 +145,7 @@ def test_a_distributed_processor_mode_alone_is_refused_at_start() -> None:
     }
     definition = machine(M={"Type": "Map", "ItemProcessor": processor, "End": True})
     assert asl.validate(definition) == []
-    result = asl.run(definition, [1])
+    result = run(definition, [1])
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
 
 

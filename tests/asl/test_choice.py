@@ -909,6 +909,7 @@ rules = st.recursive(
 )
 
 
+@pytest.mark.slow  # fuzzing
 @settings(max_examples=300, deadline=None)
 @given(rules, json_values, st.none() | json_values)
 def test_random_inputs_against_random_valid_rules_raise_only_states_errors(

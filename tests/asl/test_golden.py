@@ -32,7 +32,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator.asl import StatesError, TaskContext, run
+from orchestrator.asl import StatesError
+from orchestrator.handlers import TaskContext
+from orchestrator.runtime.local import run
+from tests.support import FakeClock
 
 GOLDEN = Path(__file__).parent / "golden"
 #: 2024-01-01T00:00:00Z, the fake clock's start.
@@ -43,19 +46,6 @@ SOURCE_KINDS = (
     "LocalStack snapshot recorded against AWS: ",
     "derived: ",
 )
-
-
-class FakeClock:
-    """A clock whose sleeps only move its time forward."""
-
-    def __init__(self, start: float) -> None:
-        self.time = start
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.time += max(0.0, seconds)
 
 
 class Behaviour:

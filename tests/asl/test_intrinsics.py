@@ -749,6 +749,7 @@ def _calls_with_arguments(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     return f"{name}({args})", {f"a{i}": value for i, value in enumerate(values)}
 
 
+@pytest.mark.slow  # fuzzing
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_calls_with_arguments())
 def test_random_argument_values_only_ever_raise_states_errors(

@@ -16,6 +16,7 @@ import pytest
 from orchestrator import asl
 from orchestrator.asl import interpreter, intrinsics, limits, retry
 from orchestrator.asl.model import Retrier
+from orchestrator.runtime.local import ExecutionResult, run
 
 NOW = 1_700_000_000.0
 HUGE = 10**400
@@ -41,7 +42,7 @@ def test_a_choice_that_loops_to_itself_fails_at_the_event_limit() -> None:
             "Done": {"Type": "Succeed"},
         },
     }
-    result = asl.run(machine, {"stop": False})
+    result = run(machine, {"stop": False})
     assert result.status == "FAILED"
     assert result.error == "States.Runtime"
     assert "25,000 history events" in result.cause
@@ -176,9 +177,9 @@ def test_the_default_randomness_is_seeded_from_the_cursor() -> None:
 # --- numbers too large ------------------------------------------------------------
 
 
-def _wait_with(field: str, value: Any) -> asl.ExecutionResult:
+def _wait_with(field: str, value: Any) -> ExecutionResult:
     machine = {"StartAt": "W", "States": {"W": {"Type": "Wait", field: "$.v", "End": True}}}
-    return asl.run(machine, {"v": value})
+    return run(machine, {"v": value})
 
 
 @pytest.mark.parametrize("value", [HUGE, -1, 1.5, "10", limits.MAX_SECONDS + 1])
@@ -195,7 +196,7 @@ def test_a_400_digit_timeout_seconds_path_fails_the_execution() -> None:
             "T": {"Type": "Task", "Resource": "r", "TimeoutSecondsPath": "$.t", "End": True}
         },
     }
-    result = asl.run(machine, {"t": HUGE}, handlers={"r": lambda data: data})
+    result = run(machine, {"t": HUGE}, handlers={"r": lambda data: data})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "an integer of 401 digits" in (result.cause or "")
 
@@ -219,12 +220,12 @@ def _map(**fields: Any) -> dict[str, Any]:
 
 
 def test_a_400_digit_tolerated_failure_count_tolerates_every_failure() -> None:
-    result = asl.run(_map(ToleratedFailureCountPath="$.n"), {"items": [1, 2], "n": HUGE})
+    result = run(_map(ToleratedFailureCountPath="$.n"), {"items": [1, 2], "n": HUGE})
     assert result.status == "SUCCEEDED"
 
 
 def test_a_tolerated_failure_percentage_above_100_fails_with_states_runtime() -> None:
-    result = asl.run(_map(ToleratedFailurePercentagePath="$.p"), {"items": [1], "p": 101})
+    result = run(_map(ToleratedFailurePercentagePath="$.p"), {"items": [1], "p": 101})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "from 0 to 100" in (result.cause or "")
 
@@ -232,7 +233,7 @@ def test_a_tolerated_failure_percentage_above_100_fails_with_states_runtime() ->
 def test_max_concurrency_path_zero_means_no_limit() -> None:
     machine = _map(MaxConcurrencyPath="$.c")
     machine["States"]["M"]["ItemProcessor"]["States"] = {"F": {"Type": "Pass", "End": True}}
-    result = asl.run(machine, {"items": [1, 2, 3], "c": 0})
+    result = run(machine, {"items": [1, 2, 3], "c": 0})
     assert (result.status, result.output) == ("SUCCEEDED", [1, 2, 3])
 
 
@@ -251,7 +252,7 @@ def test_string_to_json_of_1e400_is_an_intrinsic_failure_not_inf() -> None:
             "P": {"Type": "Pass", "Parameters": {"v.$": "States.StringToJson($.t)"}, "End": True}
         },
     }
-    result = asl.run(machine, {"t": "1e400"})
+    result = run(machine, {"t": "1e400"})
     assert (result.status, result.error) == ("FAILED", "States.IntrinsicFailure")
     assert "too large" in (result.cause or "")
 
@@ -270,7 +271,7 @@ def test_string_to_json_of_1e400_is_an_intrinsic_failure_not_inf() -> None:
     ],
 )
 def test_an_input_that_is_not_json_fails_the_execution_at_start(value: Any, reason: str) -> None:
-    result = asl.run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, value)
+    result = run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, value)
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert reason in (result.cause or "")
 
@@ -383,7 +384,7 @@ def test_a_task_result_that_is_not_json_fails_the_state_with_states_runtime(outp
             "Caught": {"Type": "Succeed"},
         },
     }
-    result = asl.run(machine, {}, handlers={"r": lambda data: output})
+    result = run(machine, {}, handlers={"r": lambda data: output})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
     assert "The result of the Task is not JSON" in (result.cause or "")
 
@@ -393,5 +394,5 @@ def test_an_integer_too_long_to_print_is_a_problem_not_a_value_error() -> None:
     machine = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": huge, "End": True}}}
     problem = only(asl.validate(machine))
     assert (problem.path, "too large" in problem.message) == ("/States/P/Result", True)
-    result = asl.run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {"a": huge})
+    result = run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {"a": huge})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")

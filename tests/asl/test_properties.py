@@ -27,6 +27,9 @@ from hypothesis import strategies as st
 
 from orchestrator import asl
 from orchestrator.asl.errors import KNOWN_STATES_ERRORS
+from orchestrator.runtime.local import ExecutionResult
+from orchestrator.runtime.local import run as run_here
+from tests.support import FakeClock
 
 START = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 KEYS = ("a", "b", "n", "name", "items")
@@ -38,19 +41,6 @@ BOUNDED = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-
-
-class FakeClock:
-    """Waits and back-offs move this clock's time instead of sleeping."""
-
-    def __init__(self) -> None:
-        self.time = START
-
-    def now(self) -> float:
-        return self.time
-
-    def sleep(self, seconds: float) -> None:
-        self.time += max(0.0, seconds)
 
 
 def echo(data: Any) -> Any:
@@ -95,7 +85,7 @@ json_values = st.recursive(
 inputs = json_values | st.dictionaries(st.sampled_from(KEYS), json_values, max_size=5)
 
 
-def assert_ended_with_a_result(result: asl.ExecutionResult, custom: frozenset[str]) -> None:
+def assert_ended_with_a_result(result: ExecutionResult, custom: frozenset[str]) -> None:
     assert result.status in ("SUCCEEDED", "FAILED"), result
     if result.status == "SUCCEEDED":
         json.dumps(result.output)
@@ -105,12 +95,12 @@ def assert_ended_with_a_result(result: asl.ExecutionResult, custom: frozenset[st
         assert isinstance(result.cause, str)
 
 
-def run(definition: Any, data: Any) -> asl.ExecutionResult:
-    return asl.run(
+def run(definition: Any, data: Any) -> ExecutionResult:
+    return run_here(
         definition,
         data,
         handlers=handlers(),
-        clock=FakeClock(),
+        clock=FakeClock(START),
         rng=random.Random(0),
         max_workers=1,
     )
@@ -488,6 +478,7 @@ def rich_objects(depth: int) -> st.SearchStrategy[dict[str, Any]]:
 map_friendly_inputs = rich_objects(2) | inputs
 
 
+@pytest.mark.slow  # fuzzing
 @BOUNDED
 @given(definition=machines(), data=map_friendly_inputs)
 def test_random_valid_definitions_validate_and_run_to_a_result(
@@ -632,6 +623,7 @@ def test_resuming_from_a_json_copy_of_the_cursor_ends_the_same(data: Any, copy_a
     assert drive(ROUND_TRIP, data, copy_at=copy_at) == drive(ROUND_TRIP, data, copy_at=None)
 
 
+@pytest.mark.slow  # fuzzing
 @settings(BOUNDED, max_examples=60)
 @given(
     definition=machines(), data=map_friendly_inputs, copy_at=st.integers(min_value=0, max_value=30)

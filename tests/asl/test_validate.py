@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from orchestrator import asl
 from orchestrator.cli import app
+from orchestrator.runtime.local import run
 
 EXAMPLE = Path(__file__).parents[2] / "orchestrator" / "examples" / "order.asl.json"
 
@@ -409,7 +410,7 @@ def test_a_valid_definition_as_json_text_has_no_problems() -> None:
 
 def test_a_valid_definition_as_yaml_text_has_no_problems_and_runs() -> None:
     assert asl.validate(VALID_YAML) == []
-    assert asl.run(VALID_YAML, {"who": "YAML"}).output == {"greeting": "Hello, YAML!"}
+    assert run(VALID_YAML, {"who": "YAML"}).output == {"greeting": "Hello, YAML!"}
 
 
 def test_malformed_json_text_is_one_problem_at_the_root() -> None:
@@ -440,7 +441,7 @@ def test_load_raises_with_every_problem() -> None:
 
 def test_run_refuses_an_invalid_definition() -> None:
     with pytest.raises(asl.DefinitionInvalid):
-        asl.run(machine(A={"Type": "Pass"}))
+        run(machine(A={"Type": "Pass"}))
 
 
 # --------------------------------------------------------------------------- CLI

@@ -24,9 +24,9 @@ import pytest
 from celery import Celery
 from sqlalchemy import text
 
-from orchestrator import batch_control
 from orchestrator.batch import BatchOptions, BatchResult, execute_bulk
-from orchestrator.distributed.tasks import publish_runs
+from orchestrator.batch import control as batch_control
+from orchestrator.distributed.publish import publish_runs
 from orchestrator.handlers import HandlerRegistry
 from orchestrator.runtime import Runner
 from orchestrator.settings import Settings

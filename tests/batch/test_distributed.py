@@ -18,12 +18,12 @@ from datetime import datetime
 import pytest
 from sqlalchemy import text
 
-from orchestrator import batch_control
+from orchestrator.batch import control as batch_control
 from orchestrator.types import BATCH_CANCELLED_ERROR, BatchStatus, ExecutionStatus
 from tests.batch.conftest import Cluster, wait_for
 from tests.batch.work import fails
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]  # real worker processes, big batches
 
 
 def test_a_batch_of_5000_failing_40_percent_pauses_itself_and_resumes_on_command(

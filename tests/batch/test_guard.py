@@ -11,8 +11,8 @@ import math
 
 import pytest
 
-from orchestrator import batch_control
-from orchestrator.batch_guard import GuardSettings, GuardState, Verdict
+from orchestrator.batch import control as batch_control
+from orchestrator.batch.guard import GuardSettings, GuardState, Verdict
 from orchestrator.types import BatchStatus
 from tests.batch.conftest import World, wait_for
 from tests.batch.work import fails
@@ -77,6 +77,7 @@ def test_thresholds_that_cannot_work_are_refused(changes: dict[str, float], mess
 # -- batches ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_local_batch_failing_40_percent_pauses_itself_and_resumes_on_command(
     local: World,
 ) -> None:
@@ -120,6 +121,7 @@ def test_a_local_batch_failing_40_percent_pauses_itself_and_resumes_on_command(
     assert done.position["exhausted"] is True
 
 
+@pytest.mark.slow
 def test_a_resumed_batch_is_guarded_afresh_and_paused_again(local: World) -> None:
     # Given a batch the guard paused
     leader = local.bulk_in_background([{"n": n} for n in range(400)], micro_batch_size=100)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from orchestrator import bulk_inputs as inputs_module
-from orchestrator.bulk_inputs import detect_format, read_inputs
+from orchestrator.batch import inputs as inputs_module
+from orchestrator.batch.inputs import detect_format, read_inputs
 from orchestrator.errors import BulkInputError
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
@@ -162,6 +162,7 @@ def test_an_element_longer_than_the_limit_is_refused_without_reading_on(tmp_path
 # -- execute_bulk ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["array", "lines"])
 def test_bulk_from_a_file_starts_one_execution_per_input_once(
     local: World, tmp_path: Path, fmt: str

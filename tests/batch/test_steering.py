@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator import batch_control
 from orchestrator.batch import continue_batch, execute_batch
+from orchestrator.batch import control as batch_control
 from orchestrator.store import ExecutionFilter
 from orchestrator.types import BATCH_CANCELLED_ERROR, BatchStatus, ExecutionStatus
 from tests.batch.conftest import World, wait_for
@@ -270,6 +270,7 @@ def test_a_slow_leader_steps_down_when_another_takes_the_lead(dry: tuple[World, 
     assert len(world.executions(batch_id)) == 30
 
 
+@pytest.mark.slow
 def test_execute_batch_in_micro_batches_goes_on_from_its_keyset_position(
     dry: tuple[World, Recorder],
 ) -> None:

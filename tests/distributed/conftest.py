@@ -39,17 +39,6 @@ READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 
 
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 # -- Redis --------------------------------------------------------------------
 
 

@@ -30,7 +30,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from orchestrator.batch import BatchResult
-from orchestrator.distributed.tasks import publish_runs
+from orchestrator.distributed.publish import publish_runs
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import ExecutionFilter, NewExecution, Repository

@@ -276,6 +276,6 @@ def test_queues_constant_matches_the_config() -> None:
 def test_ids_per_message_keep_at_least_64_messages_per_publish(
     count: int, per_message: int, expected: int
 ) -> None:
-    from orchestrator.distributed.tasks import ids_per_message
+    from orchestrator.distributed.publish import ids_per_message
 
     assert ids_per_message(count, per_message) == expected

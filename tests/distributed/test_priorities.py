@@ -12,7 +12,10 @@ from collections.abc import Callable
 import pytest
 from celery import Celery
 
-from tests.distributed.conftest import RedisDB, Worker, wait_until
+from tests.distributed.conftest import RedisDB, Worker
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real worker processes
 
 PER_QUEUE = 600
 WINDOW = 300

@@ -15,7 +15,10 @@ import pytest
 from celery import Celery
 from kombu import Connection, Exchange, Queue
 
-from tests.distributed.conftest import RedisDB, Worker, wait_until
+from tests.distributed.conftest import RedisDB, Worker
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real worker processes on RabbitMQ
 
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 

@@ -32,8 +32,9 @@ from orchestrator.distributed.tasks import RUN_EXECUTION_TASK
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from tests.conftest import PostgresServer
-from tests.distributed.conftest import RedisDB, Worker, prerun_attempts, queue_depths, wait_until
+from tests.distributed.conftest import RedisDB, Worker, prerun_attempts, queue_depths
 from tests.distributed.reliability_support import HANDLERS, TASK_STATES, Cluster, kill_group
+from tests.support import wait_until
 
 #: Executions per batch (the issue's figure).
 N = 2000
@@ -49,7 +50,10 @@ RECOVERY = {"lease_seconds": 3, "recovery_grace_seconds": 5, "sweep_interval_sec
 #: group); RELIABILITY_PER_MESSAGE=1 runs the suite with one execution a message.
 PER_MESSAGE = int(os.environ.get("RELIABILITY_PER_MESSAGE", "10"))
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.timeout(300),
+]  # real worker processes, kills and restarts
 
 
 @pytest.fixture
@@ -242,6 +246,7 @@ def restartable_postgres(postgres_server: PostgresServer) -> Iterator[Callable[[
         wait_until(_pg_ready, timeout=60, what="PostgreSQL to come back", interval=0.2)
 
 
+@pytest.mark.restarts_service
 def test_postgres_restarted_mid_batch_workers_back_off_and_all_end(
     make_cluster: Callable[..., Cluster], restartable_postgres: Callable[[], None]
 ) -> None:

@@ -17,9 +17,12 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings
 from orchestrator.store import NewExecution
 from orchestrator.types import ExecutionStatus
-from tests.distributed.conftest import RedisDB, wait_until
+from tests.distributed.conftest import RedisDB
 from tests.distributed.reliability_support import Cluster, query
 from tests.distributed.test_reliability import make_cluster as make_cluster  # the fixture
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real worker and beat processes
 
 
 def test_without_retention_beat_schedules_no_purge() -> None:

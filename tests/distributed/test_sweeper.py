@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from orchestrator.distributed.publish import depths_for
+from orchestrator.celery import create_app
+from orchestrator.distributed.publish import Depths, queue_depths
 from orchestrator.distributed.sweeper import quiet_levels, sweep
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
@@ -100,6 +101,12 @@ def test_quiet_levels_are_those_of_empty_queues() -> None:
     assert quiet_levels(None) is None
     assert quiet_levels({"critical": 0, "default": 3, "low": 0}) == [0, 1, 2, 7, 8, 9]
     assert quiet_levels({"critical": 1, "default": 1, "low": 1}) == []
+
+
+def depths_for(settings: Settings) -> Depths:
+    """The queue depths of ``settings``' broker, as the client reads them."""
+    app = create_app(settings, set_as_current=False)
+    return lambda: queue_depths(app)
 
 
 def test_a_dead_workers_execution_comes_back_one_lease_after_it_expired_not_a_grace_later(

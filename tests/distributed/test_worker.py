@@ -13,16 +13,19 @@ import signal
 import time
 from collections.abc import Callable
 
+import pytest
 from celery import Celery
 
-from orchestrator.distributed.tasks import publish_runs
+from orchestrator.distributed.publish import publish_runs
 from tests.distributed.conftest import (
     RedisDB,
     Worker,
     prerun_attempts,
     queue_depths,
-    wait_until,
 )
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real worker processes
 
 RUN = "orchestrator.run_execution"
 SETTLE_SECONDS = 1.5
@@ -111,6 +114,8 @@ def test_run_execution_passes_its_event_and_sweep_runs(
     app.send_task("orchestrator.sweep", queue="critical")
     wait_until(lambda: redis_db.strings("swept") == ["1"], timeout=20, what="the sweep")
     wait_until(lambda: redis_db.strings("advanced") == ["exec-9"], timeout=5, what="exec-9")
+    # The event reached the runtime's entry point as it was sent
+    assert redis_db.strings("events") == ['{"type": "timer"}']
 
 
 def test_publishing_still_reaches_the_worker_after_redis_is_flushed(

@@ -1,14 +1,16 @@
 """Test-only code loaded INTO worker subprocesses (``ORCHESTRATOR_HANDLER_MODULES``).
 
 Never import this from the pytest process: it installs a fake
-``orchestrator.runtime.runner`` into ``sys.modules`` so ``orchestrator.run_execution``
-can run without a database. What the worker does is written to Redis lists
-(the broker's database unless a sink URL is given), which the tests read:
+``orchestrator.worker`` (the tasks' entry points) into ``sys.modules`` so
+``orchestrator.run_execution`` can run without a database. What the worker does
+is written to Redis lists (the broker's database unless a sink URL is given),
+which the tests read:
 
 - ``ran``: labels recorded by ``tests.record`` (and ``tests.die_once``);
 - ``pids``: pool processes that ``tests.die_once`` hangs in, for the test to kill;
 - ``prerun``: ``<task name>|<task id>|<retries>`` for every task attempt;
 - ``advanced``: execution ids the fake runner finished;
+- ``events``: the event each ``run_execution`` passed, as JSON;
 - ``swept``: one entry per fake sweep.
 
 Fake runner behaviour, by execution id prefix: ``flaky-<n>-`` raises an
@@ -19,6 +21,7 @@ Fake runner behaviour, by execution id prefix: ``flaky-<n>-`` raises an
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -89,6 +92,7 @@ def advance_from_task(execution_id: str, event: dict[str, Any] | None) -> dict[s
     if execution_id.startswith("integrity-"):
         raise sqlalchemy.exc.IntegrityError("INSERT", {}, ValueError("duplicate key"))
     _sink().rpush("advanced", execution_id)
+    _sink().rpush("events", json.dumps(event, sort_keys=True))
     return {"execution_id": execution_id, "status": "SUCCEEDED", "event": event}
 
 
@@ -98,20 +102,11 @@ def sweep() -> int:
     return 0
 
 
-def _install_fake_runner() -> None:
-    try:
-        import orchestrator.runtime as parent  # the real package, once it exists
-    except ModuleNotFoundError:
-        parent = types.ModuleType("orchestrator.runtime")
-        parent.__path__ = []
-        sys.modules["orchestrator.runtime"] = parent
-    runner = types.ModuleType("orchestrator.runtime.runner")
-    runner.advance_from_task = advance_from_task  # type: ignore[attr-defined]
-    sys.modules["orchestrator.runtime.runner"] = runner
-    parent.runner = runner  # type: ignore[attr-defined]
-    sweeper = types.ModuleType("orchestrator.distributed.sweeper")
-    sweeper.sweep = sweep  # type: ignore[attr-defined]
-    sys.modules["orchestrator.distributed.sweeper"] = sweeper
+def _install_fake_worker() -> None:
+    worker = types.ModuleType("orchestrator.worker")
+    worker.advance_from_task = advance_from_task  # type: ignore[attr-defined]
+    worker.sweep = sweep  # type: ignore[attr-defined]
+    sys.modules["orchestrator.worker"] = worker
 
 
-_install_fake_runner()
+_install_fake_worker()

@@ -42,10 +42,12 @@ from tests.distributed.conftest import (
     RedisDB,
     Worker,
     redis_db,  # noqa: F401  # the fixture
-    wait_until,
     worker_command,
     worker_environment,
 )
+from tests.support import wait_until
+
+pytestmark = pytest.mark.slow  # real Flower and worker processes
 
 FLOWER_CONF = REPO_ROOT / "flower" / "flowerconfig.py"
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"

@@ -24,6 +24,7 @@ from hypothesis import HealthCheck
 from schemathesis.checks import not_a_server_error
 
 from orchestrator.api import create_app
+from orchestrator.client import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 from tests.api.conftest import PASS, WAIT_FOR_PAYMENT
@@ -54,7 +55,7 @@ def server(postgres_url: str, redis_db: RedisDB) -> Iterator[str]:
         database_url=postgres_url, broker_url=redis_db.url, max_events_per_execution=2000
     )
     repository = Repository.from_settings(settings)
-    app = create_app(settings, repository=repository)
+    app = create_app(client=Orchestrator(settings, repository=repository))
     port = _free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
     served = uvicorn.Server(config)

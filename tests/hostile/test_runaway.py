@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from orchestrator.api import create_app
+from orchestrator.client import Orchestrator
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import Repository
@@ -31,7 +32,7 @@ def test_a_synchronous_start_of_a_self_looping_pass_returns_failed(
     settings = Settings(database_url=postgres_url, broker_url=redis_db.url)
     assert settings.max_events_per_execution == 25_000
     repository = Repository.from_settings(settings)
-    with TestClient(create_app(settings, repository=repository)) as client:
+    with TestClient(create_app(client=Orchestrator(settings, repository=repository))) as client:
         created = client.post("/state-machines", json={"name": "loop", "definition": LOOP})
         assert created.status_code == 201, created.text
 

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,17 +35,6 @@ LEASE_SECONDS = 2.0
 
 #: Default park threshold of the tests, in seconds: a 1 s Wait or back-off parks.
 PARK_THRESHOLD_SECONDS = 0.5
-
-
-def wait_until(
-    predicate: Callable[[], bool], *, timeout: float, what: str, interval: float = 0.02
-) -> None:
-    """Poll ``predicate`` until it is true; fail the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
 
 
 def states_in(history: list[HistoryEvent], event_type: str = "StateSucceeded") -> list[str]:

@@ -16,9 +16,11 @@ from orchestrator.statemachine import StateMachine
 from orchestrator.store import Execution, Repository
 from orchestrator.types import ExecutionStatus
 
-from .conftest import Env, states_in, wait_until
-
 #: The tests' payload limit, in bytes of compact JSON.
+from tests.support import wait_until
+
+from .conftest import Env, states_in
+
 LIMIT = 2048
 
 

@@ -19,10 +19,13 @@ from orchestrator.statemachine import MessageRefused, send_message
 from orchestrator.store import Repository
 from orchestrator.types import CorrelationOutcome, ExecutionStatus
 
-from . import ledger
-from .conftest import Child, Env, states_in, wait_until
-
 # -- two processes advancing the same executions --------------------------------------
+from tests.support import wait_until
+
+from . import ledger
+from .conftest import Child, Env, states_in
+
+pytestmark = pytest.mark.slow  # processes racing on one execution
 
 
 def connected(racer: Child) -> bool:

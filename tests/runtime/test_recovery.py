@@ -18,9 +18,12 @@ import pytest
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import ExecutionFilter, LeaseLost
 from orchestrator.types import ExecutionStatus
+from tests.support import wait_until
 
 from . import ledger
-from .conftest import Child, Env, states_in, wait_until
+from .conftest import Child, Env, states_in
+
+pytestmark = pytest.mark.slow  # worker child processes killed and paused
 
 STATES = 20
 KILL_AFTER = 8

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 
-from orchestrator.errors import ExecutionAlreadyExists
+from orchestrator.errors import ExecutionAlreadyExists, LeaseLost
 from orchestrator.handlers import HandlerContext, input_transformer, input_transformers
 from orchestrator.statemachine import MessageRefused, StateMachine
 from orchestrator.store import Execution, ExecutionFilter
 from orchestrator.types import CorrelationOutcome, ExecutionStatus
+from tests.support import wait_until
 
 from .conftest import LEASE_SECONDS, Env, states_in
 
@@ -99,8 +100,27 @@ def gate() -> Iterator[Gate]:
     opened.release.set()
 
 
+@pytest.fixture
+def renewals(env: Env, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every lease renewal on the test's store, in order: ``renewed`` or ``lost``."""
+    seen: list[str] = []
+    renew = env.repo.renew_lease
+
+    def recorded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            expiry = renew(*args, **kwargs)
+        except LeaseLost:
+            seen.append("lost")
+            raise
+        seen.append("renewed")
+        return expiry
+
+    monkeypatch.setattr(env.repo, "renew_lease", recorded)
+    return seen
+
+
 def test_stopping_a_running_execution_aborts_it_and_its_worker_loses_the_lease(
-    env: Env, gate: Gate
+    env: Env, gate: Gate, renewals: list[str]
 ) -> None:
     # Given an execution whose worker thread is inside its first Task's handler
     later = Calls("two")
@@ -118,9 +138,9 @@ def test_stopping_a_running_execution_aborts_it_and_its_worker_loses_the_lease(
     assert running.status == ExecutionStatus.RUNNING
     assert running.lease_owner == machine.runner.owner
 
-    # When it is stopped, and the handler then returns (after a lease renewal)
+    # When it is stopped, and the handler returns once the lease keeper's renewal was refused
     assert machine.stop(running.id, error="Operator.Stop", cause="changed my mind") is True
-    time.sleep(LEASE_SECONDS / 2)  # the lease keeper tries a renewal meanwhile
+    wait_until(lambda: "lost" in renewals, timeout=5 * LEASE_SECONDS, what="a refused renewal")
     gate.release.set()
     worker.join(30)
 
@@ -166,7 +186,7 @@ def test_stopping_a_waiting_execution_cancels_its_wait_so_a_later_message_is_ref
 
 
 def test_a_handler_running_longer_than_the_lease_keeps_it_and_recovery_leaves_it_alone(
-    env: Env, gate: Gate
+    env: Env, gate: Gate, renewals: list[str]
 ) -> None:
     # Given an execution on a 1 s lease whose handler runs for 2.5 s
     env.handlers.register("one", gate)
@@ -189,7 +209,10 @@ def test_a_handler_running_longer_than_the_lease_keeps_it_and_recovery_leaves_it
     gate.release.set()
     worker.join(30)
 
-    # Then it never took the execution over: the lease was renewed all along
+    # Then the lease keeper renewed the lease while the handler ran, never losing it,
+    # and recovery never took the execution over
+    assert renewals.count("renewed") >= 2
+    assert "lost" not in renewals
     assert swept == []
     (done,) = finished
     assert done.status == ExecutionStatus.SUCCEEDED

@@ -7,8 +7,9 @@ from typing import Any
 
 from orchestrator.statemachine import StateMachine
 from orchestrator.types import ExecutionStatus, TimerKind
+from tests.support import wait_until
 
-from .conftest import Env, states_in, wait_until
+from .conftest import Env, states_in
 
 
 def parking_machine(stamp: str) -> dict[str, Any]:

@@ -8,9 +8,11 @@ from typing import Any
 from orchestrator.handlers import HandlerContext
 from orchestrator.types import ExecutionStatus, TimerKind
 
-from .conftest import PARK_THRESHOLD_SECONDS, Env, states_in, wait_until
-
 #: A park threshold above the 1 s Wait and back-off of these machines: they sleep.
+from tests.support import wait_until
+
+from .conftest import PARK_THRESHOLD_SECONDS, Env, states_in
+
 LONG_THRESHOLD_SECONDS = 1.5
 
 

@@ -81,6 +81,7 @@ def test_waiting_ended_or_missing_executions_cannot_be_claimed(
     assert repo.claim("missing", "w", lease_seconds=LEASE, now=T0) is None
 
 
+@pytest.mark.slow
 def test_two_processes_racing_to_claim_each_execution_exactly_one_wins(
     repo: Repository, version: Version, database_url: str
 ) -> None:

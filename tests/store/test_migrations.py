@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -59,6 +60,7 @@ def test_upgraded_schema_equals_the_models(empty_database_url: str) -> None:
     assert revision == head_revision()
 
 
+@pytest.mark.slow
 def test_downgrade_then_upgrade_round_trips(empty_database_url: str) -> None:
     # Given a migrated database
     upgrade(empty_database_url)

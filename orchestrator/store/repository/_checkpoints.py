@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Integer, Row, Select, Update, bindparam, case
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator.store import payloads
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Checkpoint, Execution, NewHistoryEvent
 from orchestrator.store.repository._base import (
@@ -61,7 +62,8 @@ class Checkpoints(Part):
             PayloadTooLarge, PayloadInvalid: a payload cannot be stored;
                 nothing was written.
         """
-        row = self._commit(execution_id, owner, step, utc_now(now), full=False)
+        clock = self._db.dialect.lease_clock(now)
+        row = self._commit(execution_id, owner, step, utc_now(now), full=False, clock=clock)
         return ExecutionStatus(row.status)
 
     def checkpoint_execution(
@@ -72,7 +74,10 @@ class Checkpoints(Part):
         Raises:
             LeaseLost, PayloadTooLarge, PayloadInvalid: as :meth:`checkpoint`.
         """
-        return execution_record(self._commit(execution_id, owner, step, utc_now(now), full=True))
+        clock = self._db.dialect.lease_clock(now)
+        return execution_record(
+            self._commit(execution_id, owner, step, utc_now(now), full=True, clock=clock)
+        )
 
     def check_checkpoint(self, step: Checkpoint) -> None:
         """Refuse a step whose payloads cannot be stored, before it is committed.
@@ -104,25 +109,31 @@ class Checkpoints(Part):
         """
         if not steps:
             return []
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
 
         def write(conn: Connection) -> list[Row[Any] | None]:
-            return [self._write(conn, ex_id, owner, step, now) for ex_id, owner, step in steps]
+            return [
+                self._write(conn, ex_id, owner, step, now, clock=clock)
+                for ex_id, owner, step in steps
+            ]
 
         try:
             rows = self._db.transaction(write)
         except DBAPIError as error:
             if error.connection_invalidated or len(steps) == 1:
                 raise
-            return [self._one_of_many(ex_id, owner, step, now) for ex_id, owner, step in steps]
+            return [
+                self._one_of_many(ex_id, owner, step, now, clock) for ex_id, owner, step in steps
+            ]
         return [None if row is None else execution_record(row) for row in rows]
 
     def _one_of_many(
-        self, execution_id: str, owner: str, step: Checkpoint, now: datetime
+        self, execution_id: str, owner: str, step: Checkpoint, now: datetime, clock: LeaseClock
     ) -> Execution | None:
         try:
             row = self._db.transaction(
-                lambda conn: self._write(conn, execution_id, owner, step, now)
+                lambda conn: self._write(conn, execution_id, owner, step, now, clock=clock)
             )
         except DBAPIError as error:
             if error.connection_invalidated:
@@ -132,11 +143,22 @@ class Checkpoints(Part):
         return None if row is None else execution_record(row)
 
     def _commit(
-        self, execution_id: str, owner: str, step: Checkpoint, now: datetime, *, full: bool
+        self,
+        execution_id: str,
+        owner: str,
+        step: Checkpoint,
+        now: datetime,
+        *,
+        full: bool,
+        clock: LeaseClock = CALLER_CLOCK,
     ) -> Row[Any]:
-        """Write ``step``; return the row stored (all columns if ``full``, else two)."""
+        """Write ``step``; return the row stored (all columns if ``full``, else two).
+
+        Without a ``now`` from the caller, the lease is checked and extended by
+        PostgreSQL's clock (``clock``, see :class:`~orchestrator.store.dialect.LeaseClock`).
+        """
         self._check_payloads(step)
-        logged = self._logged(step, full)
+        logged = self._logged(step, full, clock)
         if logged is not None:
             # One statement: UPDATE ... RETURNING feeding the history INSERT. Not
             # retried: a second run after a commit would append the history again.
@@ -145,20 +167,26 @@ class Checkpoints(Part):
             row = self._db.statement(logged, params, retry=False)
         else:
             row = self._db.transaction(
-                lambda conn: self._write(conn, execution_id, owner, step, now, full=full)
+                lambda conn: self._write(
+                    conn, execution_id, owner, step, now, full=full, clock=clock
+                )
             )
         if row is None:
             raise LeaseLost(execution_id, owner)
         return row
 
-    def _logged(self, step: Checkpoint, full: bool) -> Select[Any] | None:
+    def _logged(
+        self, step: Checkpoint, full: bool, clock: LeaseClock = CALLER_CLOCK
+    ) -> Select[Any] | None:
         """The one-statement form of ``step``, if it has one (no waits to add or cancel)."""
         status = ExecutionStatus(step.status)
         ends = status in TERMINAL_STATUSES and step.may_have_waits
         if step.timers or step.correlations or ends:
             return None
         shape = _shape(status, step.lease_seconds)
-        return self._db.dialect.logged_checkpoint(_update(shape, True), _FULL if full else _SHORT)
+        return self._db.dialect.logged_checkpoint(
+            _update(shape, True, clock), _FULL if full else _SHORT
+        )
 
     def _write(
         self,
@@ -169,15 +197,17 @@ class Checkpoints(Part):
         now: datetime,
         *,
         full: bool = True,
+        clock: LeaseClock = CALLER_CLOCK,
     ) -> Row[Any] | None:
         """Write ``step`` in the transaction of ``conn``; None if the lease is lost."""
         status = ExecutionStatus(step.status)
         params = _params(execution_id, owner, step, status, now)
-        logged = self._logged(step, full)
+        logged = self._logged(step, full, clock)
         if logged is not None:
             params["p_history"] = self._db.dialect.history_param(step.history, now)
             return conn.execute(logged, params).first()
-        row = conn.execute(_update(_shape(status, step.lease_seconds), full), params).first()
+        shape = _shape(status, step.lease_seconds)
+        row = conn.execute(_update(shape, full, clock), params).first()
         if row is None:
             return None
         history = step.history
@@ -215,7 +245,7 @@ def _shape(status: ExecutionStatus, lease_seconds: float | None) -> _Shape:
 
 
 @cache
-def _update(shape: _Shape, full: bool) -> Update:
+def _update(shape: _Shape, full: bool, clock: LeaseClock = CALLER_CLOCK) -> Update:
     """A checkpoint's UPDATE for one shape, built once (parameters ``p_*``).
 
     The lease is kept only while RUNNING (``renewing`` extends it); any other
@@ -232,7 +262,7 @@ def _update(shape: _Shape, full: bool) -> Update:
         "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
     }
     if shape == "renewing":
-        values["lease_expires_at"] = bindparam("p_expires")
+        values["lease_expires_at"] = clock.expires()
     elif shape != "running":
         values.update(lease_owner=None, lease_expires_at=None, wake_pending=False)
     if shape == "waiting":
@@ -254,7 +284,7 @@ def _update(shape: _Shape, full: bool) -> Update:
             c.id == bindparam("p_id"),
             c.status == ExecutionStatus.RUNNING,
             c.lease_owner == bindparam("p_owner"),
-            c.lease_expires_at >= bindparam("p_now"),
+            c.lease_expires_at >= clock.now(),
         )
         .values(values)
         .returning(*returning)
@@ -275,6 +305,7 @@ def _params(
     }
     if step.lease_seconds is not None:
         params["p_expires"] = now + timedelta(seconds=step.lease_seconds)
+        params["p_lease"] = step.lease_seconds
     if status in TERMINAL_STATUSES:
         params.update(p_output=step.output, p_error=step.error, p_cause=step.cause)
     return params

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from functools import cache
+from typing import Any
 
 from sqlalchemy import Update, and_, bindparam, delete, false, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Execution
 from orchestrator.store.repository._base import (
@@ -43,18 +45,23 @@ class Runs(Part):
         Succeeds only if nobody else holds a live lease (no owner, the owner is
         ``owner``, or the lease expired). Atomic across processes.
 
+        Without ``now``, PostgreSQL's clock decides whether a lease expired and
+        when the new one does (:class:`~orchestrator.store.dialect.LeaseClock`).
+
         Returns:
             The claimed execution, or None (held by another, WAITING, ended or missing).
         """
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
         params = {
             "p_id": execution_id,
             "p_owner": owner,
             "p_now": now,
             "p_expires": now + timedelta(seconds=lease_seconds),
+            "p_lease": lease_seconds,
         }
         # Claiming again for the same owner is harmless, so a retry is safe.
-        row = self._db.statement(_claim_statement(), params, retry=True)
+        row = self._db.statement(_claim_statement(clock), params, retry=True)
         return None if row is None else execution_record(row)
 
     def claim_many(
@@ -72,19 +79,23 @@ class Runs(Part):
         are simply not returned. Claiming again for the same owner is harmless, so
         the statement is retried once if the server dropped the connection.
 
+        Without ``now``, PostgreSQL's clock decides (see :meth:`claim`).
+
         Returns:
             The claimed executions by id (in no particular order).
         """
         if not execution_ids:
             return {}
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
         params = {
             "p_ids": list(dict.fromkeys(execution_ids)),
             "p_owner": owner,
             "p_now": now,
             "p_expires": now + timedelta(seconds=lease_seconds),
+            "p_lease": lease_seconds,
         }
-        statement = _claim_many_statement()
+        statement = _claim_many_statement(clock)
         rows = self._db.transaction(lambda conn: conn.execute(statement, params).all())
         return {row.id: execution_record(row) for row in rows}
 
@@ -98,23 +109,30 @@ class Runs(Part):
     ) -> datetime:
         """Extend ``owner``'s live lease to ``now + lease_seconds``.
 
+        Without ``now``, PostgreSQL's clock decides (see :meth:`claim`).
+
         Returns:
             The new expiry.
 
         Raises:
             LeaseLost: ``owner`` does not hold a live lease on a RUNNING execution.
         """
+        clock = self._db.dialect.lease_clock(now)
         now = utc_now(now)
         expires = now + timedelta(seconds=lease_seconds)
+        params = {"p_now": now, "p_expires": expires, "p_lease": lease_seconds}
         with self._db.write() as conn:
-            result = conn.execute(
+            row = conn.execute(
                 update(EX)
-                .where(*_held_by(execution_id, owner, now))
-                .values(lease_expires_at=expires)
-            )
-            if result.rowcount != 1:
+                .where(*_held_by(execution_id, owner, clock.now()))
+                .values(lease_expires_at=clock.expires())
+                .returning(EX.lease_expires_at),
+                params,
+            ).first()
+            if row is None:
                 raise LeaseLost(execution_id, owner)
-        return expires
+        stored: datetime = row.lease_expires_at
+        return stored if clock.server else expires
 
     def release(self, execution_id: str, owner: str) -> bool:
         """Give up ``owner``'s lease without changing the status.
@@ -362,7 +380,9 @@ def _lost_leases(now: datetime, grace_seconds: float | None) -> ColumnElement[bo
     )
 
 
-def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement[bool]]:
+def _held_by(
+    execution_id: str, owner: str, now: datetime | ColumnElement[Any]
+) -> list[ColumnElement[bool]]:
     """Conditions: ``owner`` holds a live lease on this RUNNING execution."""
     return [
         EX.id == execution_id,
@@ -373,18 +393,18 @@ def _held_by(execution_id: str, owner: str, now: datetime) -> list[ColumnElement
 
 
 @cache
-def _claim_statement() -> Update:
-    """The claim's UPDATE, built once (parameters ``p_*``; the engine caches its SQL)."""
-    return _claim_where(EXT.c.id == bindparam("p_id"))
+def _claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
+    """The claim's UPDATE, built once per clock (parameters ``p_*``; the engine caches its SQL)."""
+    return _claim_where(EXT.c.id == bindparam("p_id"), clock)
 
 
 @cache
-def _claim_many_statement() -> Update:
+def _claim_many_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
     """The group claim's UPDATE: :func:`_claim_statement` over a list ``p_ids``."""
-    return _claim_where(EXT.c.id.in_(bindparam("p_ids", expanding=True)))
+    return _claim_where(EXT.c.id.in_(bindparam("p_ids", expanding=True)), clock)
 
 
-def _claim_where(chosen: ColumnElement[bool]) -> Update:
+def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
     c = EXT.c
     return (
         update(EXT)
@@ -394,13 +414,13 @@ def _claim_where(chosen: ColumnElement[bool]) -> Update:
             or_(
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
-                c.lease_expires_at < bindparam("p_now"),
+                c.lease_expires_at < clock.now(),
             ),
         )
         .values(
             status=ExecutionStatus.RUNNING,
             lease_owner=bindparam("p_owner"),
-            lease_expires_at=bindparam("p_expires"),
+            lease_expires_at=clock.expires(),
             updated_at=bindparam("p_now"),
         )
         .returning(*EXECUTION_COLUMNS)

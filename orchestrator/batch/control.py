@@ -1,7 +1,7 @@
 """Steering a batch while it runs: pause, resume, cancel, and its failed executions.
 
 Each call is a plain repository call that any process can make, any number of
-times; the batch's leader (:mod:`orchestrator.batch_leader`) acts on the status
+times; the batch's leader (:mod:`orchestrator.batch.leader`) acts on the status
 it reads back from the batch row:
 
 - :func:`pause` marks the batch PAUSED and holds its executions that have not
@@ -18,7 +18,7 @@ it reads back from the batch row:
   :func:`redrive_failures` redrives them, :func:`archive_failures` archives them
   (nothing is deleted).
 
-The failure guard that pauses a batch by itself is :mod:`orchestrator.batch_guard`.
+The failure guard that pauses a batch by itself is :mod:`orchestrator.batch.guard`.
 """
 
 from __future__ import annotations
@@ -28,15 +28,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from orchestrator.batch_guard import GuardSettings, GuardState, Verdict
-from orchestrator.batch_leader import (
+from orchestrator.batch.guard import GuardSettings, GuardState, Verdict
+from orchestrator.batch.leader import (
     DEFAULT_LEADER_TIMEOUT,
     Leader,
-    Publisher,
     Slice,
     leader_alive,
 )
-from orchestrator.distributed.sweeper import publish_by_priority
+from orchestrator.distributed.publish import Publisher, publish_by_priority
 from orchestrator.errors import LeadLost
 from orchestrator.store import Batch, Execution, Page, Repository
 from orchestrator.types import BatchStatus, ExecutionStatus

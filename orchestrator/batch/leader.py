@@ -3,7 +3,7 @@
 A batch has one *leader*: the process in ``execute_batch``/``execute_bulk``. It
 beats on the batch row (``Repository.lead_batch``) after every slice and every
 ``poll_interval`` while it waits, and acts on the status it reads back there:
-PAUSED stops it, CANCELLED ends it (see :mod:`orchestrator.batch_control` for
+PAUSED stops it, CANCELLED ends it (see :mod:`orchestrator.batch.control` for
 the steering calls any process can make).
 """
 
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from orchestrator.batch_guard import GuardSettings, GuardState, Verdict
+from orchestrator.batch.guard import GuardSettings, GuardState, Verdict
+from orchestrator.distributed.publish import Publisher
 from orchestrator.errors import LeadLost
 from orchestrator.store import Batch, ExecutionFilter, NewExecution, Repository
 from orchestrator.store.records import Version
@@ -25,8 +26,6 @@ from orchestrator.types import TERMINAL_STATUSES, BatchStatus, ExecutionStatus
 log = logging.getLogger("orchestrator.batch")
 
 Priority = str | int
-#: Publishes created executions: (execution ids, priority) -> how many were published.
-Publisher = Callable[[Sequence[str], Priority], int]
 #: Hands a slice's executions to whoever runs them; returns how many were published.
 Dispatch = Callable[[list[str]], int]
 

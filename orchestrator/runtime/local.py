@@ -1,9 +1,14 @@
 """Run a state machine in this process: the driver that carries out ``step``'s commands.
 
-This is the one module of ``asl`` that does things: it calls task handlers, and it
-sleeps (through an injectable :class:`Clock`). The interpreter itself stays pure.
-Tasks that become ready together (Parallel branches, Map iterations) run at the same
-time on a thread pool; a lone task runs in the calling thread.
+    from orchestrator.runtime.local import run      # also ``orchestrator.run``
+
+    run(definition, {"n": 1}, handlers={"work": work}).output
+
+It calls task handlers and sleeps (through an injectable
+:class:`~orchestrator.runtime.clock.Clock`); the interpreter (``orchestrator.asl``)
+stays pure. Tasks that become ready together (Parallel branches, Map iterations)
+run at the same time on a thread pool; a lone task runs in the calling thread.
+Nothing is stored: the stored, resumable way is ``StateMachine.start``.
 """
 
 from __future__ import annotations
@@ -12,13 +17,12 @@ import asyncio
 import heapq
 import inspect
 import random
-import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from orchestrator.asl import errors
 from orchestrator.asl.errors import StatesError
@@ -28,7 +32,6 @@ from orchestrator.asl.interpreter import (
     Failed,
     HistoryEvent,
     Idle,
-    MessageReceived,
     RunTask,
     Succeeded,
     TaskFailed,
@@ -42,91 +45,8 @@ from orchestrator.asl.interpreter import (
 )
 from orchestrator.asl.model import Definition
 from orchestrator.asl.validate import load
-
-Handler = Callable[..., Any]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TaskContext:
-    """What a task handler receives beside its input.
-
-    Attributes:
-        execution_id: the execution's id.
-        state: the Task state's name.
-        attempt: 0 for the first try, then 1, 2, ... for retries.
-        idempotency_key: stable for one attempt of one state of one execution; a handler
-            with side effects should use it to make a repeated call harmless.
-        context: the ``$$`` context object.
-    """
-
-    execution_id: str
-    state: str
-    attempt: int
-    idempotency_key: str
-    context: Mapping[str, Any] = field(default_factory=dict)
-
-
-class HandlerResolver(Protocol):
-    """Anything that maps a Task ``Resource`` to a callable (the registry does)."""
-
-    def resolve(self, resource: str) -> Handler:
-        """Return the handler, or raise StatesError when there is none."""
-        ...
-
-
-class Clock(Protocol):
-    """Where the driver reads the time and sleeps; tests pass a fake one."""
-
-    def now(self) -> float:
-        """Epoch seconds."""
-        ...
-
-    def sleep(self, seconds: float) -> None:
-        """Block for ``seconds``."""
-        ...
-
-
-class SystemClock:
-    """The real clock."""
-
-    def now(self) -> float:
-        """Epoch seconds from the system clock."""
-        return time.time()
-
-    def sleep(self, seconds: float) -> None:
-        """Sleep for real."""
-        time.sleep(max(0.0, seconds))
-
-
-class MappingResolver:
-    """Resolve resources from a plain ``{name: callable}`` mapping (names or ARNs)."""
-
-    def __init__(self, handlers: Mapping[str, Handler]) -> None:
-        self.handlers = dict(handlers)
-
-    def resolve(self, resource: str) -> Handler:
-        """Find by exact resource, then by the name at the end of an ARN."""
-        found = self.handlers.get(resource) or self.handlers.get(resource_name(resource))
-        if found is None:
-            raise StatesError(
-                errors.TASK_FAILED, f"no handler registered for resource '{resource}'"
-            )
-        return found
-
-
-def resource_name(resource: str) -> str:
-    """The plain name of a resource ARN, used when no handler has the full ARN.
-
-    ``arn:aws:lambda:us-east-1:123:function:charge[:qualifier]`` -> ``charge``;
-    ``arn:aws:states:us-east-1:123:activity:review`` -> ``review``;
-    ``arn:aws:states:::lambda:invoke.sync`` -> ``lambda:invoke``.
-    """
-    parts = resource.split(":")
-    if len(parts) < 6 or parts[0] != "arn":
-        return resource
-    if len(parts) >= 7 and parts[5] in ("function", "activity"):
-        return parts[6]
-    return ":".join(parts[5:]).split(".")[0]
+from orchestrator.handlers import Handler, HandlerResolver, MappingResolver, TaskContext
+from orchestrator.runtime.clock import Clock, SystemClock
 
 
 def call_handler(fn: Handler, data: Any, ctx: TaskContext, timeout: float | None) -> Any:
@@ -359,14 +279,9 @@ def run(
 __all__ = [
     "Clock",
     "ExecutionResult",
-    "HandlerResolver",
-    "MappingResolver",
-    "MessageReceived",
     "SystemClock",
-    "TaskContext",
     "call_handler",
     "error_of",
-    "resource_name",
     "run",
     "run_task",
 ]

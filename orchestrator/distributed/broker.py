@@ -1,4 +1,6 @@
-"""What the API reads from the broker: reachability, queue depths, workers that answer.
+"""What the client reads from the broker for people (``/stats``, ``/health``).
+
+Reachability, queue depths, and the workers that answer a ping.
 
 Everything goes through the Celery app's own connection (kombu), so it works on
 Redis and on RabbitMQ alike: a passive ``queue_declare`` reports a queue's
@@ -11,9 +13,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from orchestrator.api.schemas import BrokerStats
+from orchestrator.distributed.publish import queue_depth
 from orchestrator.distributed.routing import QUEUES
 
 #: Seconds to wait for the broker to accept a connection.
@@ -21,6 +24,23 @@ CONNECT_TIMEOUT: Final = 2.0
 
 #: Seconds to collect the workers' answers to a ping.
 PING_TIMEOUT: Final = 0.5
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerReport:
+    """What the broker says.
+
+    Attributes:
+        reachable: whether it accepted a connection.
+        error: why not (one line), when it did not.
+        queues: messages waiting per queue (None: unknown).
+        workers: the workers that answered a ping.
+    """
+
+    reachable: bool
+    error: str | None = None
+    queues: dict[str, int | None] = field(default_factory=dict)
+    workers: list[str] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -50,30 +70,15 @@ def broker_stats(
     queues: Sequence[str] = QUEUES,
     timeout: float = CONNECT_TIMEOUT,
     ping_timeout: float = PING_TIMEOUT,
-) -> BrokerStats:
+) -> BrokerReport:
     """Queue depths and the workers that answered a ping within ``ping_timeout`` seconds."""
     try:
         with _connected(celery_app, timeout) as conn:
             depths = {queue: queue_depth(conn, queue) for queue in queues}
         workers = ping_workers(celery_app, ping_timeout)
     except Exception as exc:  # the broker's failure is what the caller reports
-        return BrokerStats(reachable=False, error=one_line(exc), queues=dict.fromkeys(queues))
-    return BrokerStats(reachable=True, queues=depths, workers=workers)
-
-
-def queue_depth(conn: Any, queue: str) -> int | None:
-    """Messages waiting in ``queue`` (0 if the broker does not know it, None if unreadable).
-
-    A fresh channel per queue: RabbitMQ closes a channel on a failed passive declare.
-    """
-    channel = conn.channel()
-    try:
-        return int(channel.queue_declare(queue=queue, passive=True).message_count)
-    except conn.channel_errors:
-        return 0  # never declared, or empty on Redis (kombu drops an empty list's key)
-    finally:
-        with contextlib.suppress(Exception):
-            channel.close()
+        return BrokerReport(reachable=False, error=one_line(exc), queues=dict.fromkeys(queues))
+    return BrokerReport(reachable=True, queues=depths, workers=workers)
 
 
 def ping_workers(celery_app: Any, timeout: float = PING_TIMEOUT) -> list[str]:
@@ -96,9 +101,9 @@ def one_line(exc: BaseException) -> str:
 __all__ = [
     "CONNECT_TIMEOUT",
     "PING_TIMEOUT",
+    "BrokerReport",
     "broker_stats",
     "check_broker",
     "one_line",
     "ping_workers",
-    "queue_depth",
 ]

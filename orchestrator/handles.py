@@ -1,0 +1,239 @@
+"""Handles on one execution and on one batch, by id (in the manner of temporal's WorkflowHandle).
+
+    client = Orchestrator()
+    client.execution(execution_id).wait(timeout=30)
+    client.batch(batch_id).pause(reason="night freeze")
+
+A handle holds its client and an id, and reads nothing until asked: building one
+never fails, and each call reads the current truth from the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.types import TERMINAL_STATUSES
+
+if TYPE_CHECKING:
+    from orchestrator.batch import BatchProgress
+    from orchestrator.batch.control import SteeringReport
+    from orchestrator.client import Orchestrator
+    from orchestrator.statemachine import StateMachine
+    from orchestrator.store import Batch, Execution, HistoryEvent, Page
+
+
+class ExecutionHandle:
+    """One execution, by id.
+
+    Attributes:
+        id: the execution's id.
+    """
+
+    def __init__(self, client: Orchestrator, execution_id: str) -> None:
+        self.client, self.id = client, execution_id
+
+    def __repr__(self) -> str:
+        return f"ExecutionHandle({self.id!r})"
+
+    def describe(self) -> Execution:
+        """The execution as last committed.
+
+        Raises:
+            ExecutionNotFound: no execution has this id.
+        """
+        return self.client.repository.get_execution(self.id)
+
+    def machine(self) -> StateMachine:
+        """The state machine version this execution runs on."""
+        execution = self.describe()
+        return self.client.bind(self.client.version(execution.version_id))
+
+    def history(self) -> list[HistoryEvent]:
+        """The execution's history, one row per finished state (or failed attempt).
+
+        Raises:
+            ExecutionNotFound: no execution has this id.
+        """
+        self.describe()
+        return self.client.repository.history(self.id)
+
+    def stop(self, *, error: str | None = None, cause: str | None = None) -> bool:
+        """Abort a running or waiting execution (ABORTED); False if it had already ended.
+
+        Raises:
+            ExecutionNotFound: no execution has this id.
+        """
+        return self.machine().stop(self.id, error=error, cause=cause)
+
+    def redrive(self) -> Execution:
+        """Continue a FAILED, TIMED_OUT or ABORTED execution here, from where it stopped.
+
+        Raises:
+            ExecutionNotFound: no execution has this id.
+            ValueError: the execution has not ended in a redrivable status.
+        """
+        return self.machine().redrive(self.id)
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.2) -> Execution:
+        """Block until the execution has ended; return it.
+
+        Raises:
+            ExecutionNotFound: no execution has this id.
+            TimeoutError: ``timeout`` seconds passed first (the message has its status).
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            execution = self.describe()
+            if execution.status in TERMINAL_STATUSES:
+                return execution
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(
+                    f"execution {self.id} is still {execution.status} after {timeout} s"
+                )
+            time.sleep(poll)
+
+
+class BatchHandle:
+    """One batch, by id: where it stands, and steering it from any process.
+
+    Attributes:
+        id: the batch's id.
+    """
+
+    def __init__(self, client: Orchestrator, batch_id: str) -> None:
+        self.client, self.id = client, batch_id
+
+    def __repr__(self) -> str:
+        return f"BatchHandle({self.id!r})"
+
+    def record(self) -> Batch:
+        """The batch row as stored (counts, options, leader, guard).
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        return self.client.repository.get_batch(self.id)
+
+    def describe(self) -> SteeringReport:
+        """Status, reason, guard, leader and executions by status; changes nothing.
+
+        Raises:
+            BatchNotFound: no batch has this id.
+        """
+        from orchestrator.batch import control
+
+        return control.describe(self.client.repository, self.id)
+
+    def progress(self) -> BatchProgress:
+        """Counts of the batch's executions by status, and whether it is done."""
+        from orchestrator.batch import batch_progress
+
+        return batch_progress(self.client.repository, self.id)
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.5) -> BatchProgress:
+        """Block until every execution of the batch has ended.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first (the message has the counts).
+        """
+        from orchestrator.batch import wait_for_batch
+
+        return wait_for_batch(self.client.repository, self.id, timeout=timeout, poll=poll)
+
+    def machine(self) -> StateMachine:
+        """The state machine version the batch runs (to continue it).
+
+        Raises:
+            BatchNotFound: no batch has this id.
+            ValueError: the batch predates batches recording their version.
+        """
+        batch = self.client.repository.get_batch(self.id)
+        version_id = batch.options.get("version_id") if isinstance(batch.options, dict) else None
+        if version_id is None:
+            raise ValueError(f"batch {self.id} does not record its version: it cannot be continued")
+        return self.client.bind(self.client.version(int(version_id)))
+
+    def pause(self, *, reason: str | None = None) -> SteeringReport:
+        """Pause: nothing more is published, unstarted executions are held (safe to repeat)."""
+        from orchestrator.batch import control
+
+        return control.pause(self.client.repository, self.id, reason=reason)
+
+    def resume(
+        self,
+        *,
+        arm_guard: bool | None = None,
+        reason: str | None = None,
+        lead: bool = False,
+        inputs: Iterable[Any] | None = None,
+    ) -> SteeringReport:
+        """Resume where the batch stopped; the held executions are published again.
+
+        A leader that is alive goes on by itself. If the leader died
+        (``needs_leader`` in the report) and ``lead`` is True, this call becomes
+        the batch's leader and returns once the batch is over (``inputs``: the
+        same inputs again, for a batch that read a Python iterable).
+
+        Raises:
+            BatchNotFound: no batch has this id.
+            ValueError: the batch was cancelled.
+        """
+        from orchestrator.batch import control
+
+        publisher = self.client.publisher
+        report = control.resume(
+            self.client.repository,
+            self.id,
+            publisher=publisher,
+            arm_guard=arm_guard,
+            reason=reason,
+        )
+        if not (lead and report.needs_leader):
+            return report
+        self.machine().continue_batch(self.id, inputs=inputs, publisher=publisher)
+        return self.describe()
+
+    def cancel(self, *, reason: str | None = None) -> SteeringReport:
+        """Cancel: nothing more is created, unstarted executions end ABORTED (safe to repeat).
+
+        The report's ``started`` counts those that had started (they run to their end).
+        """
+        from orchestrator.batch import control
+
+        return control.cancel(self.client.repository, self.id, reason=reason)
+
+    def failures(
+        self, *, archived: bool | None = False, limit: int = 100, cursor: str | None = None
+    ) -> Page[Execution]:
+        """One page of the failed executions with their errors (``archived``: see ``control``)."""
+        from orchestrator.batch import control
+
+        return control.failures(
+            self.client.repository, self.id, archived=archived, limit=limit, cursor=cursor
+        )
+
+    def redrive(self, *, local: bool = False) -> int:
+        """Redrive every failure that is not archived; return how many.
+
+        They are published to the workers, or (``local=True``) run in this process.
+        """
+        from orchestrator.batch import control
+
+        if local:
+            return control.redrive_failures(
+                self.client.repository, self.id, advance=self.client.runner.advance
+            )
+        return control.redrive_failures(
+            self.client.repository, self.id, publisher=self.client.publisher
+        )
+
+    def archive(self) -> int:
+        """Archive the failures so far (nothing is deleted); return how many."""
+        from orchestrator.batch import control
+
+        return control.archive_failures(self.client.repository, self.id)
+
+
+__all__ = ["BatchHandle", "ExecutionHandle"]
