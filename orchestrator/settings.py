@@ -133,6 +133,13 @@ class Settings(BaseSettings):
     25000; past it the execution fails with States.Runtime, so a state machine that
     loops on itself cannot run for ever nor fill the disk."""
 
+    max_step_attempts: int = Field(default=5, ge=1)
+    """Most times one step of an execution is taken up by a worker that dies before
+    committing anything (SIGKILL, out of memory, a hard time limit). Default 5; the
+    next recovery fails the execution with States.Runtime instead of running the
+    step again, so a handler that kills its worker is not retried for ever. Any
+    committed step starts the count again."""
+
     definition_max_bytes: PositiveInt = 1_048_576
     """Largest state machine definition, in bytes of UTF-8 JSON. Default 1048576
     (1 MiB, AWS's limit); larger is refused as DefinitionInvalid."""

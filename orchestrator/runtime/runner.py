@@ -390,6 +390,9 @@ class Runner:
     ) -> Execution | None:
         advance: _Advance | None = None
         try:
+            if execution.claim_count > self.settings.max_step_attempts:
+                self._fail_dying(execution)
+                raise _Stop
             defn = self.definition(execution.version_id)
             advance = _Advance(self, execution, defn, self._context(execution, defn), group)
             advance.lease_until = claimed_at + self.settings.lease_seconds
@@ -438,6 +441,32 @@ class Runner:
         except Exception:
             self._release_quietly(execution.id)
             raise exc from None
+
+    def _fail_dying(self, execution: Execution) -> None:
+        """End an execution FAILED (States.Runtime) whose workers keep dying on one step.
+
+        Each claim since the last checkpoint is a worker that took the step up and
+        committed nothing: it died (SIGKILL, out of memory, a hard time limit), since
+        an exception would have failed the execution, or it handed the execution
+        back on an infrastructure error. Running the step once more would most
+        likely only kill another worker.
+        """
+        limit = self.settings.max_step_attempts
+        state = execution.current_state or self.definition(execution.version_id).start_at
+        cause = (
+            f"state {state!r} was attempted {limit} time{'s' if limit > 1 else ''} without "
+            "progress: each time the worker advancing it died before committing anything "
+            "(killed, out of memory or past a hard time limit); "
+            f"ORCHESTRATOR_MAX_STEP_ATTEMPTS is {limit}"
+        )
+        log.error(
+            "execution %s failed: its workers died %d time(s) at state %s",
+            execution.id,
+            limit,
+            state,
+            extra={"action": "dying", "execution_id": execution.id, "state": state},
+        )
+        fail_at_checkpoint(self, execution.id, asl_errors.RUNTIME, cause)
 
     def _release_quietly(self, execution_id: str) -> None:
         try:

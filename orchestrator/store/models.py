@@ -210,6 +210,10 @@ class Execution(Base):
     #: A timer or message arrived while the execution was not WAITING.
     wake_pending: Mapped[bool] = mapped_column(Boolean, default=False)
     redrive_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Claims since the last checkpoint: how often a worker took the execution up and
+    #: died before committing anything (the runner fails it past
+    #: ``ORCHESTRATOR_MAX_STEP_ATTEMPTS``). A server default, so raw inserts get 0.
+    claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
 class HistoryEvent(Base):

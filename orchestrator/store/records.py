@@ -71,6 +71,9 @@ class Execution:
     last_seq: int
     wake_pending: bool
     redrive_count: int
+    #: Claims since the last checkpoint (each a worker that took it up and has not
+    #: committed since); 0 once a step commits.
+    claim_count: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

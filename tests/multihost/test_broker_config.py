@@ -28,12 +28,12 @@ from orchestrator.types import ExecutionStatus
 from tests.distributed.conftest import (
     REPO_ROOT,
     Worker,
-    wait_until,
     worker_command,
     worker_environment,
 )
+from tests.support import wait_until
 
-SENTINELS = "sentinel://10.0.0.1:26379;sentinel://10.0.0.2:26379;sentinel://10.0.0.3:26379"
+SENTINELS = "sentinel://127.0.0.1:26379;sentinel://127.0.0.2:26379;sentinel://127.0.0.3:26379"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -59,6 +60,34 @@ def ledger_handler(path: Path, *, delay: float) -> Callable[[Any, HandlerContext
             },
         )
         time.sleep(delay)
+        return {"n": int(data.get("n", 0)) + 1}
+
+    return handle
+
+
+def dying_handler(path: Path, *, once_per_state: bool) -> Callable[[Any, HandlerContext], Any]:
+    """A handler that records its call as ``ledger_handler`` does, then SIGKILLs its process.
+
+    With ``once_per_state`` it dies only on the first call for a state of an
+    execution (a later call, after recovery, counts one up); otherwise on every call.
+    """
+
+    def handle(data: Any, ctx: HandlerContext) -> Any:
+        seen = any(
+            e["state"] == ctx.state and e["execution_id"] == ctx.execution_id for e in read(path)
+        )
+        append(
+            path,
+            {
+                "pid": os.getpid(),
+                "key": ctx.idempotency_key,
+                "state": ctx.state,
+                "execution_id": ctx.execution_id,
+                "attempt": ctx.attempt,
+            },
+        )
+        if not (once_per_state and seen):
+            os.kill(os.getpid(), signal.SIGKILL)
         return {"n": int(data.get("n", 0)) + 1}
 
     return handle

@@ -9,7 +9,8 @@ the environment):
             ``Runner.advance`` each execution id given, and print one JSON line
             per execution saying whether this process advanced it.
 
-Task resource ``ledger`` is the handler of :mod:`tests.runtime.ledger`.
+Task resource ``ledger`` is the handler of :mod:`tests.runtime.ledger`; with
+``--die always`` or ``--die first`` it is its ``dying_handler`` instead.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import Repository
 
-from .ledger import LEDGER_RESOURCE, ledger_handler
+from .ledger import LEDGER_RESOURCE, dying_handler, ledger_handler
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,12 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--input", default="{}", help="execution input as JSON (start)")
     parser.add_argument("--owner", help="lease owner name (advance)")
     parser.add_argument("--ids", nargs="+", default=[], help="execution ids (advance)")
+    parser.add_argument(
+        "--die", choices=["never", "always", "first"], default="never", help="SIGKILL in tasks"
+    )
+    parser.add_argument("--max-step-attempts", type=int, default=5, help="max_step_attempts")
     return parser
 
 
 def _runner(repo: Repository, settings: Settings, args: argparse.Namespace) -> Runner:
     handlers = HandlerRegistry()
-    handlers.register(LEDGER_RESOURCE, ledger_handler(args.ledger, delay=args.delay))
+    if args.die == "never":
+        handler = ledger_handler(args.ledger, delay=args.delay)
+    else:
+        handler = dying_handler(args.ledger, once_per_state=args.die == "first")
+    handlers.register(LEDGER_RESOURCE, handler)
     owner = args.owner or f"worker-{os.getpid()}"
     return Runner(repo, settings=settings, handlers=handlers, owner=owner)
 
@@ -79,7 +88,9 @@ def advance(repo: Repository, settings: Settings, args: argparse.Namespace) -> N
 def main(argv: list[str] | None = None) -> None:
     """Run one command."""
     args = _parser().parse_args(argv)
-    settings = Settings(database_url=args.url, lease_seconds=args.lease)
+    settings = Settings(
+        database_url=args.url, lease_seconds=args.lease, max_step_attempts=args.max_step_attempts
+    )
     repo = Repository.from_settings(settings)
     try:
         {"start": start, "advance": advance}[args.command](repo, settings, args)

@@ -47,7 +47,8 @@ class Checkpoints(Part):
         The lease is kept only while the status stays RUNNING (extended by
         ``lease_seconds`` if given); any other status releases it. A terminal
         status stores the output, error and cause, sets ``ended_at`` and
-        cancels the execution's open timers and correlations.
+        cancels the execution's open timers and correlations. ``claim_count``
+        goes back to 0: the step made progress.
 
         Parking as WAITING while a timer or message already arrived (see
         ``claim_due_timers``/``consume_correlations``) stores PENDING instead,
@@ -260,6 +261,8 @@ def _update(shape: _Shape, full: bool, clock: LeaseClock = CALLER_CLOCK) -> Upda
         "revision": c.revision + 1,
         "updated_at": bindparam("p_now"),
         "last_seq": c.last_seq + bindparam("p_rows", type_=Integer),
+        # Committed progress: the worker that claimed it did not die on this step.
+        "claim_count": 0,
     }
     if shape == "renewing":
         values["lease_expires_at"] = clock.expires()

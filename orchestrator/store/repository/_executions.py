@@ -108,6 +108,7 @@ class Executions(Part):
                 status=ExecutionStatus.RUNNING,
                 lease_owner=claim_as,
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
+                claim_count=1,  # as if claimed (see ``Runs.claim``)
             )
         created = self._db.statement(self._create_insert, row, retry=True)
         if created is not None:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, delete, false, or_, select, update
+from sqlalchemy import Update, and_, bindparam, case, delete, false, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -43,7 +43,8 @@ class Runs(Part):
         """Take the lease on a PENDING or RUNNING execution and mark it RUNNING.
 
         Succeeds only if nobody else holds a live lease (no owner, the owner is
-        ``owner``, or the lease expired). Atomic across processes.
+        ``owner``, or the lease expired). Atomic across processes. A claim that
+        takes the execution over adds one to ``claim_count`` (see ``checkpoint``).
 
         Without ``now``, PostgreSQL's clock decides whether a lease expired and
         when the new one does (:class:`~orchestrator.store.dialect.LeaseClock`).
@@ -360,6 +361,7 @@ class Runs(Part):
                     ended_at=None,
                     updated_at=now,
                     redrive_count=EX.redrive_count + 1,
+                    claim_count=0,  # a redrive grants the failed step its attempts again
                 )
                 .returning(*EXECUTION_COLUMNS)
             ).first()
@@ -422,6 +424,18 @@ def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
             lease_owner=bindparam("p_owner"),
             lease_expires_at=clock.expires(),
             updated_at=bindparam("p_now"),
+            # A take-over counts (checkpoints reset it); claiming again under one's
+            # own live lease does not, so the retried statement counts once.
+            claim_count=case(
+                (
+                    and_(
+                        c.lease_owner == bindparam("p_owner"),
+                        c.lease_expires_at >= clock.now(),
+                    ),
+                    c.claim_count,
+                ),
+                else_=c.claim_count + 1,
+            ),
         )
         .returning(*EXECUTION_COLUMNS)
     )
