@@ -4,9 +4,11 @@
   execution as far as it goes (``orchestrator.worker.advance_from_task``).
 - ``orchestrator.run_executions(execution_ids)`` advances several, one after
   another: what bulk publishing sends (``executions_per_message``), because
-  Celery's cost is per message, not per execution. Each execution keeps its own
-  lease, checkpoints and recovery; a transient error retries only the ids not
-  yet done, and a failure of one does not stop the others.
+  Celery's cost is per message, not per execution. They are claimed in one
+  statement and their final checkpoints committed in one transaction
+  (``Runner.advance_many``). Each execution keeps its own lease, checkpoints
+  and recovery; a transient error retries only the ids not yet done, and a
+  failure of one does not stop the others.
 - ``orchestrator.sweep()`` fires due timers and re-publishes stalled executions
   (``orchestrator.worker.sweep``); beat runs it every few seconds.
 
@@ -221,30 +223,21 @@ def run_executions(
         reason = f"rejected {RUN_EXECUTIONS_TASK} task {self.request.id}: {exc}"
         logger.error(reason, extra={"action": "run_executions.reject"})
         raise Reject(reason, requeue=False) from exc
-    advance_from_task = _entry_point("advance_from_task")
-    summary: dict[str, int] = {}
-    for done, execution_id in enumerate(ids):
-        try:
-            report = _call_classifying_errors(advance_from_task, execution_id, None)
-        except TRANSIENT_ERRORS as exc:
-            countdown = get_exponential_backoff_interval(
-                factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
-            )
-            raise self.retry(
-                args=(ids[done:],),
-                kwargs={"state_machine": state_machine, "batch_id": batch_id},
-                exc=exc,
-                countdown=countdown,
-            ) from exc
-        except Exception:
-            logger.exception(
-                "run_executions: advancing execution %s failed; going on with the rest",
-                execution_id,
-                extra={"action": "run_executions.error", "execution_id": execution_id},
-            )
-            report = {"status": "ERROR"}
-        status = str(report.get("status", "?")) if isinstance(report, Mapping) else "?"
-        summary[status] = summary.get(status, 0) + 1
+    advance_many = _entry_point("advance_many_from_task")
+    try:
+        summary, retry, cause = _call_classifying_errors(advance_many, ids, is_transient)
+    except TRANSIENT_ERRORS as exc:  # the group claim itself failed: nothing was done
+        summary, retry, cause = {}, ids, exc
+    if retry:
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(
+            args=(retry,),
+            kwargs={"state_machine": state_machine, "batch_id": batch_id},
+            exc=cause,
+            countdown=countdown,
+        ) from cause
     return summary
 
 
