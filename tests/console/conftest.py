@@ -132,7 +132,7 @@ def login(driver: Any, served: Served) -> None:
     wait(driver, lambda d: d.find_elements(By.ID, "executions"), "the executions page")
 
 
-def wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = 20) -> Any:
+def wait(driver: Any, condition: Callable[[Any], Any], what: str, timeout: float = 60) -> Any:
     """Poll ``condition(driver)`` until truthy; fail the test with ``what`` after ``timeout``."""
     from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
