@@ -65,10 +65,7 @@ FRONT_ENDS = {"cli", "api", "demo"}
 BELOW_THE_CLIENT = {"store", "runtime", "distributed", "batch", "celery", "worker"}
 
 #: Front-end modules allowed a lower-layer import for now, each with the reason.
-PENDING: dict[str, str] = {
-    "orchestrator.api.schemas": "owned by the store helper (issue 12: schemas built from the "
-    "records); to import its record types from orchestrator.client",
-}
+PENDING: dict[str, str] = {}
 
 #: Public packages whose ``__all__`` is pinned to their public names.
 PUBLIC_PACKAGES = [
