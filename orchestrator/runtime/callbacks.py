@@ -37,8 +37,12 @@ TOKEN_BYTES = 32
 
 
 def new_task_token() -> str:
-    """A new task token: ``TOKEN_BYTES`` random bytes from :mod:`secrets`, URL-safe text."""
-    return secrets.token_urlsafe(TOKEN_BYTES)
+    """A new task token: ``TOKEN_BYTES`` random bytes from :mod:`secrets`, as hex.
+
+    Hex, not base64url: a base64url token starts with ``-`` one time in 64, and a
+    command line then reads it as an option (``orchestrator tasks success -F...``).
+    """
+    return secrets.token_hex(TOKEN_BYTES)
 
 
 def waiting_key(payload: Any) -> tuple[tuple[int, ...], int] | None:

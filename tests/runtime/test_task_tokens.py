@@ -157,7 +157,8 @@ def test_tokens_are_unguessable_and_distinct(env: Env, queue: Queue) -> None:
         machine.start({"order": i}, name=f"o-{i}")
     tokens = queue.tokens
     assert len(set(tokens)) == 5
-    assert all(len(t) == 43 for t in tokens)  # 32 bytes from secrets, base64url
+    assert all(len(t) == 64 for t in tokens)  # 32 bytes from secrets, hex
+    assert not any(t.startswith("-") for t in tokens)  # never read as a CLI option
 
 
 def test_send_task_failure_raises_the_error_in_the_state_and_catch_applies(
