@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import after_setup_logger, after_setup_task_logger, worker_init
 
 from orchestrator.distributed import tasks  # noqa: F401  # registers the shared tasks
 from orchestrator.distributed.config import CeleryOptions, celery_config
@@ -73,6 +73,26 @@ def _import_handler_modules(sender: Any = None, **_: Any) -> None:
         raise SystemExit(f"orchestrator worker: cannot import handler module: {exc}") from exc
 
 
+def _metrics_multiprocess(sender: Any = None, **_: Any) -> None:
+    """Prefork children write their series to ``metrics_dir`` (prometheus multiprocess mode)."""
+    from orchestrator.runtime.metrics import enable_multiprocess
+
+    enable_multiprocess(get_settings().metrics_dir)
+
+
+def _json_logs(logger: Any = None, **_: Any) -> None:
+    """With ``ORCHESTRATOR_LOG_FORMAT=json``, Celery's log handlers write JSON lines."""
+    if logger is None or get_settings().log_format != "json":
+        return
+    from orchestrator.logs import make_json
+
+    for handler in logger.handlers:
+        make_json(handler)
+
+
+after_setup_logger.connect(_json_logs)
+after_setup_task_logger.connect(_json_logs)
+worker_init.connect(_metrics_multiprocess)
 worker_init.connect(_import_handler_modules)
 
 app = create_app()

@@ -824,6 +824,58 @@ def demo(
     run_demo(_settings(), sources=sources)
 
 
+@app.command("graph")
+def graph_command(
+    machine: str,
+    execution: Annotated[
+        str | None, typer.Option("--execution", help="Colour the states by this execution.")
+    ] = None,
+    version: Annotated[int | None, typer.Option("--version", help="Default: newest.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="svg, mermaid or dot.")] = "mermaid",
+) -> None:
+    """Draw a state machine (svg, mermaid or dot), coloured by an execution's outcome."""
+    from orchestrator.graph import FORMATS, draw
+
+    if fmt not in FORMATS:
+        raise _fail(f"unknown --format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    typer.echo(_guard(lambda: _drawing(machine, execution, version, fmt, draw)), nl=False)
+
+
+def _drawing(
+    machine: str, execution_id: str | None, version: int | None, fmt: str, draw: Any
+) -> str:
+    from orchestrator.statemachine import StateMachine, repository_for
+
+    if execution_id is None:
+        record = StateMachine.load(machine, version).version_record
+        return str(draw(record.definition, fmt, title=f"{machine} v{record.version}"))
+    repo = repository_for()
+    run = repo.get_execution(execution_id)
+    record = repo.get_version_by_id(run.version_id)
+    if record.state_machine_name != machine:
+        raise ValueError(f"execution {execution_id} belongs to {record.state_machine_name!r}")
+    events = repo.history(execution_id)
+    return str(
+        draw(
+            record.definition,
+            fmt,
+            events=events,
+            status=run.status.value,
+            current_state=run.current_state,
+            title=f"{machine} {run.name}",
+        )
+    )
+
+
 def main() -> None:
     """Entry point of the ``orchestrator`` script."""
+    import contextlib
+
+    from pydantic import ValidationError
+
+    from orchestrator.logs import configure_logging
+
+    # Bad settings: the command reads them again and reports them in one line.
+    with contextlib.suppress(ValidationError):
+        configure_logging(_settings())
     app()

@@ -358,6 +358,10 @@ class Orchestrator:
         """The newest batches, optionally of one state machine."""
         return self.repository.list_batches(state_machine=state_machine, limit=limit)
 
+    def batch_counts(self, batch_id: str) -> dict[str, int]:
+        """How many of a batch's executions are in each status (status name to count)."""
+        return self.repository.batch_execution_counts(batch_id)
+
     def describe_batch(self, batch_id: str) -> SteeringReport:
         """Where a batch stands (see :meth:`BatchHandle.describe`)."""
         return self.batch(batch_id).describe()
@@ -371,11 +375,38 @@ class Orchestrator:
         timeout = broker.PING_TIMEOUT if ping_timeout is None else ping_timeout
         return broker.broker_stats(self.celery_app, ping_timeout=timeout)
 
+    def queue_depths(self) -> dict[str, int | None] | None:
+        """Messages waiting in each queue (None for an unreadable queue), or None if
+        the broker cannot be reached. Asks no worker, so it is cheap enough per scrape."""
+        from orchestrator.distributed import broker
+
+        return broker.broker_depths(self.celery_app)
+
     def broker_error(self) -> str | None:
         """None if the broker accepts a connection, else why not (one line)."""
         from orchestrator.distributed import broker
 
         return broker.check_broker(self.celery_app)
+
+    # -- metrics ---------------------------------------------------------------------------
+
+    def count_expired_leases(self, *, limit: int = 1000) -> int:
+        """Executions whose lease has expired (awaiting recovery), counted up to ``limit``."""
+        return len(self.repository.expired_leases(datetime.now(UTC), limit=limit))
+
+    def enable_metrics(self) -> None:
+        """Set up the runtime's metrics for this process: multiprocess mode when
+        ``ORCHESTRATOR_METRICS_DIR`` is set (call before anything records a series)."""
+        from orchestrator.runtime.metrics import enable_multiprocess
+
+        enable_multiprocess(self.settings.metrics_dir)
+
+    def runtime_metrics(self) -> bytes:
+        """The runtime's series in Prometheus text: summed over every process sharing
+        ``ORCHESTRATOR_METRICS_DIR`` (multiprocess mode), else this process's."""
+        from orchestrator.runtime.metrics import exposition
+
+        return exposition(self.settings.metrics_dir)
 
     # -- the database ----------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -121,6 +121,18 @@ class Settings(BaseSettings):
 
     api_token: SecretStr | None = None
     """Bearer token the HTTP API requires. Default none (no token)."""
+
+    flower_url: str | None = None
+    """Flower's address (``http://127.0.0.1:5555``); the console links to it. Default none."""
+
+    log_format: Literal["text", "json"] = "text"
+    """``json``: one JSON object per log line from the worker, the API and the CLI, each with
+    the execution id, machine, state and batch id. Default ``text`` (logging as configured)."""
+
+    metrics_dir: str | None = None
+    """Directory for Prometheus multiprocess metrics (``PROMETHEUS_MULTIPROC_DIR``), shared
+    by workers and the API on one host; the API's ``/metrics`` adds them up. Default none:
+    each process reports only itself."""
 
     api_docs: bool = True
     """Serve ``/docs``, ``/redoc`` and ``/openapi.json``. Default on. They need no

@@ -35,6 +35,7 @@ from orchestrator.batch import (
 )
 from orchestrator.batch.leader import DEFAULT_LEADER_TIMEOUT
 from orchestrator.client import Orchestrator, client_for
+from orchestrator.distributed.labels import publish_labels
 from orchestrator.distributed.publish import Publisher
 from orchestrator.distributed.routing import priority_level
 from orchestrator.errors import (
@@ -247,7 +248,8 @@ class StateMachine:
             claim=False,
         )
         if created:
-            (publisher or self.client.publisher)([execution.id], priority)
+            with publish_labels(state_machine=self.name, batch_id=None):
+                (publisher or self.client.publisher)([execution.id], priority)
         return execution
 
     def _create(

@@ -9,6 +9,7 @@ the distributed layer never imports the client above it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -36,6 +37,33 @@ def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) ->
     if execution is None:
         return runner.not_claimed(execution_id)
     return _summary(execution)
+
+
+def advance_many_from_task(
+    execution_ids: Sequence[str], transient: Callable[[BaseException], bool]
+) -> tuple[dict[str, int], list[str], BaseException | None]:
+    """What ``orchestrator.run_executions`` runs: advance a message's executions as a group.
+
+    Returns:
+        Executions by the status they were left in (a small summary for Flower;
+        ``NOT_CLAIMED`` and ``ERROR`` included), the ids to retry and why.
+    """
+    runner = worker_client().runner
+    outcome = runner.advance_many(execution_ids, transient=transient)
+    summary: dict[str, int] = {}
+    for execution_id in execution_ids:
+        if execution_id in outcome.retry:
+            continue
+        if execution_id in outcome.errors:
+            status = "ERROR"
+        else:
+            execution = outcome.executions.get(execution_id)
+            if execution is None:
+                status = str(runner.not_claimed(execution_id)["status"])
+            else:
+                status = str(execution.status)
+        summary[status] = summary.get(status, 0) + 1
+    return summary, outcome.retry, outcome.cause
 
 
 def _summary(execution: Execution) -> dict[str, Any]:
@@ -72,4 +100,4 @@ def purge(older_than_days: float, statuses: list[str] | None = None) -> dict[str
     return {"deleted": deleted, "older_than_days": older_than_days}
 
 
-__all__ = ["advance_from_task", "purge", "sweep", "worker_client"]
+__all__ = ["advance_from_task", "advance_many_from_task", "purge", "sweep", "worker_client"]

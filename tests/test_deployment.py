@@ -88,7 +88,7 @@ def test_the_procfile_runs_api_worker_beat_and_flower_with_commands_we_ship() ->
 def test_compose_has_the_datastores_and_one_service_per_procfile_process() -> None:
     services = compose()["services"]
 
-    assert set(services) == {"postgres", "redis"} | ORCHESTRATOR_SERVICES
+    assert set(services) == {"postgres", "redis", "prometheus", "grafana"} | ORCHESTRATOR_SERVICES
     assert services["postgres"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
     for name in ("postgres", "redis"):
@@ -119,7 +119,12 @@ def test_compose_publishes_ports_on_the_host_loopback_only() -> None:
 
     published = [port for service in services.values() for port in service.get("ports", [])]
 
-    assert sorted(published) == ["127.0.0.1:5555:5555", "127.0.0.1:8000:8000"]
+    assert sorted(published) == [
+        "127.0.0.1:3000:3000",
+        "127.0.0.1:5555:5555",
+        "127.0.0.1:8000:8000",
+        "127.0.0.1:9090:9090",
+    ]
 
 
 def test_the_dockerfile_installs_the_package_and_runs_unprivileged() -> None:

@@ -31,9 +31,11 @@ LAYERS: dict[str, int] = {
     "settings": 0,
     "errors": 0,
     "types": 0,
+    "logs": 0,  # JSON log set-up and context: imports only settings
     "asl": 1,
     "handlers": 2,
     "examples": 2,
+    "graph": 2,  # drawing a definition (and its history): imports only asl
     "store": 3,
     "runtime": 4,
     "distributed": 5,
@@ -63,16 +65,14 @@ FRONT_ENDS = {"cli", "api", "demo"}
 BELOW_THE_CLIENT = {"store", "runtime", "distributed", "batch", "celery", "worker"}
 
 #: Front-end modules allowed a lower-layer import for now, each with the reason.
-PENDING: dict[str, str] = {
-    "orchestrator.api.schemas": "owned by the store helper (issue 12: schemas built from the "
-    "records); to import its record types from orchestrator.client",
-}
+PENDING: dict[str, str] = {}
 
 #: Public packages whose ``__all__`` is pinned to their public names.
 PUBLIC_PACKAGES = [
     "orchestrator.asl",
     "orchestrator.batch",
     "orchestrator.distributed",
+    "orchestrator.graph",
     "orchestrator.store",
 ]
 #: Packages whose exports load lazily (PEP 562): ``__all__`` is pinned to ``_EXPORTS``.

@@ -20,13 +20,18 @@ def serve(settings: Settings | None = None) -> None:
     """
     import uvicorn
 
+    from orchestrator.logs import configure_logging
+
     settings = settings or get_settings()
+    json_logs = configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.api_host,
         port=settings.api_port,
         log_level="info",
         proxy_headers=False,
+        # JSON logs: uvicorn's loggers go to the root logger's JSON handler.
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
 
 

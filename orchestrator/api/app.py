@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import orchestrator
-from orchestrator.api import routes
+from orchestrator.api import console, metrics, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.client import Orchestrator
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None, *, client: Orchestrator | None 
     if client is None:
         client = Orchestrator.shared(settings or get_settings())
     settings = client.settings
+    client.enable_metrics()
     import_handler_modules(settings.handler_modules)
     app = FastAPI(
         title="orchestrator",
@@ -135,6 +136,8 @@ def create_app(settings: Settings | None = None, *, client: Orchestrator | None 
     for router in routes.PROTECTED:
         app.include_router(router, **routes.PROTECTION)
     app.include_router(routes.health)
+    app.include_router(console.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit(settings))
     return app
 

@@ -25,8 +25,14 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from orchestrator.batch import BatchProgress
-from orchestrator.store import Batch, Execution, HistoryEvent, StateMachineInfo, Version
+from orchestrator.client import (
+    Batch,
+    BatchProgress,
+    Execution,
+    HistoryEvent,
+    StateMachineInfo,
+    Version,
+)
 from orchestrator.types import BatchStatus, ExecutionStatus
 
 # -- constrained scalars ------------------------------------------------------------

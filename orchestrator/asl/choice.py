@@ -1,3 +1,5 @@
+# Over 600 lines on purpose: every comparison operator of the spec with its Path form, one small
+# function each, behind one dispatch table.
 """Choice Rules (JSONPath query language): compile once, evaluate fast.
 
 A Choice state holds a non-empty array of *Choice Rules*; the first whose

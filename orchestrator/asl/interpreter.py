@@ -1,3 +1,6 @@
+# Over 600 lines on purpose: step() and every state's handling share the private _Run and frame
+# machinery; to split next: data flow (paths, templates, variables), Map/Parallel frames,
+# Retry/Catch delivery.
 """Step an execution: given a definition and a cursor, decide what happens next.
 
 ``step`` never carries anything out. It returns a :class:`StepResult` holding the

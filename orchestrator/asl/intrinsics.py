@@ -1,3 +1,5 @@
+# Over 600 lines on purpose: the States.* argument grammar and the 18 functions, one short
+# function each; to split next into grammar and functions.
 """ASL intrinsic functions: ``States.Format(...)`` and the seventeen others.
 
 An intrinsic is a string such as ``"States.Format('{} items', States.ArrayLength($.a))"``

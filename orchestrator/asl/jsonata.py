@@ -1,3 +1,5 @@
+# Over 600 lines on purpose: the JSONata bridge: detection, compile cache, $states conversion,
+# AWS's six functions and their guardrails share one Scope type.
 """JSONata as AWS Step Functions uses it in ``"QueryLanguage": "JSONata"`` states.
 
 A JSONata state writes expressions as strings of the form ``"{% <expression> %}"``

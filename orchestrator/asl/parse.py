@@ -1,3 +1,6 @@
+# Over 600 lines on purpose: one pass checks every field of every state type so that all problems
+# come back at once with their pointers; to split next by query language (JSONPath / JSONata field
+# rules).
 """Parse a definition (dict, JSON text or YAML text) into the model, collecting problems.
 
 Every problem is reported at once, each with the JSON pointer of the field that is

@@ -64,6 +64,7 @@ from orchestrator.batch.sources import (
     source_filter,
     source_slices,
 )
+from orchestrator.distributed.labels import publish_labels
 from orchestrator.distributed.publish import Publisher
 from orchestrator.errors import BulkInputError, LeadLost
 from orchestrator.store import Batch, ExecutionFilter, Repository
@@ -225,7 +226,7 @@ def _lead(
     dispatch: Dispatch = local.run
     if options.mode == "distributed":
         assert publisher is not None
-        dispatch = _publishing(publisher, options.priority)
+        dispatch = _publishing(publisher, options.priority, machine.name, batch.id)
     leader = Leader(repo, machine.version_record, batch, owner, options, dispatch, result)
     local.look = leader.look
     try:
@@ -266,9 +267,11 @@ def _fail(repo: Repository, batch_id: str, owner: str, error: str) -> None:
     )
 
 
-def _publishing(publisher: Publisher, priority: Priority) -> Dispatch:
+def _publishing(publisher: Publisher, priority: Priority, machine: str, batch_id: str) -> Dispatch:
     def publish(ids: list[str]) -> int:
-        return publisher(ids, priority)
+        # Flower shows which machine and batch each run message is for.
+        with publish_labels(state_machine=machine, batch_id=batch_id):
+            return publisher(ids, priority)
 
     return publish
 

@@ -81,6 +81,18 @@ def broker_stats(
     return BrokerReport(reachable=True, queues=depths, workers=workers)
 
 
+def broker_depths(
+    celery_app: Any, *, queues: Sequence[str] = QUEUES, timeout: float = CONNECT_TIMEOUT
+) -> dict[str, int | None] | None:
+    """The depth of each of ``queues`` (None per unreadable queue), or None if the broker
+    cannot be reached within ``timeout`` seconds. No worker ping: cheap enough per scrape."""
+    try:
+        with _connected(celery_app, timeout) as conn:
+            return {queue: queue_depth(conn, queue) for queue in queues}
+    except Exception:  # an unreachable broker: /health says why
+        return None
+
+
 def ping_workers(celery_app: Any, timeout: float = PING_TIMEOUT) -> list[str]:
     """Names of the workers that answer a broadcast ping within ``timeout`` seconds.
 
@@ -100,6 +112,7 @@ def one_line(exc: BaseException) -> str:
 
 __all__ = [
     "CONNECT_TIMEOUT",
+    "broker_depths",
     "PING_TIMEOUT",
     "BrokerReport",
     "broker_stats",

@@ -31,8 +31,10 @@ def sweep(
 ) -> dict[str, Any]:
     """Fire due timers, re-publish stalled executions; return what was done (for Flower).
 
-    RUNNING executions whose lease expired are re-published after the grace
-    period. PENDING ones only when their priority's queue is empty: behind a
+    RUNNING executions whose lease expired are re-published once unchanged for
+    a lease length (``lease_seconds``: a live worker renews every third of it,
+    so the worker is gone), others without a lease after the grace period.
+    PENDING ones only when their priority's queue is empty: behind a
     queue of a million messages a PENDING execution is waiting its turn, and
     re-publishing it every grace period would only pile up duplicates. When the
     broker cannot say how deep its queues are, the grace period alone decides.
@@ -45,6 +47,7 @@ def sweep(
         grace_seconds=settings.recovery_grace_seconds,
         limit=limit,
         pending_priorities=quiet_levels(depths()),
+        expired_grace_seconds=settings.lease_seconds,
     )
     recovered = publish_by_priority(publish, stalled)
     if timers or recovered:

@@ -4,9 +4,11 @@
   execution as far as it goes (``orchestrator.worker.advance_from_task``).
 - ``orchestrator.run_executions(execution_ids)`` advances several, one after
   another: what bulk publishing sends (``executions_per_message``), because
-  Celery's cost is per message, not per execution. Each execution keeps its own
-  lease, checkpoints and recovery; a transient error retries only the ids not
-  yet done, and a failure of one does not stop the others.
+  Celery's cost is per message, not per execution. They are claimed in one
+  statement and their final checkpoints committed in one transaction
+  (``Runner.advance_many``). Each execution keeps its own lease, checkpoints
+  and recovery; a transient error retries only the ids not yet done, and a
+  failure of one does not stop the others.
 - ``orchestrator.sweep()`` fires due timers and re-publishes stalled executions
   (``orchestrator.worker.sweep``); beat runs it every few seconds.
 
@@ -34,6 +36,7 @@ from celery import shared_task
 from celery.exceptions import Reject
 from celery.utils.time import get_exponential_backoff_interval
 
+from orchestrator.distributed import labels  # noqa: F401  # labels published runs
 from orchestrator.distributed.config import (
     PURGE_TASK,
     RUN_EXECUTION_TASK,
@@ -154,13 +157,21 @@ def _is_json_object(value: object) -> bool:
     retry_jitter=True,
     max_retries=MAX_RETRIES,
 )
-def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = None) -> Any:
+def run_execution(
+    self: Any,
+    execution_id: str,
+    event: dict[str, Any] | None = None,
+    state_machine: str | None = None,
+    batch_id: str | None = None,
+) -> Any:
     """Advance execution ``execution_id`` as far as it goes without waiting.
 
     Args:
         self: the bound task (Celery passes it).
         execution_id: the execution to advance (positional, so Flower shows it).
         event: what woke it (a timer, a message), or ``None`` for a start/resume.
+        state_machine: its machine, for Flower (``distributed/labels.py``); ignored.
+        batch_id: its batch, for Flower; ignored.
 
     Returns:
         Whatever the runtime reports (a small JSON summary, shown in Flower).
@@ -185,8 +196,15 @@ def run_execution(self: Any, execution_id: str, event: dict[str, Any] | None = N
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
-def run_executions(self: Any, execution_ids: list[str]) -> Any:
+def run_executions(
+    self: Any,
+    execution_ids: list[str],
+    state_machine: str | None = None,
+    batch_id: str | None = None,
+) -> Any:
     """Advance each of ``execution_ids`` in turn, as ``run_execution`` advances one.
+
+    ``state_machine`` and ``batch_id`` label the message for Flower and are ignored.
 
     A transient infrastructure error retries the message with the ids not yet
     done (exponential, jittered back-off capped at :data:`RETRY_BACKOFF_MAX`);
@@ -205,25 +223,21 @@ def run_executions(self: Any, execution_ids: list[str]) -> Any:
         reason = f"rejected {RUN_EXECUTIONS_TASK} task {self.request.id}: {exc}"
         logger.error(reason, extra={"action": "run_executions.reject"})
         raise Reject(reason, requeue=False) from exc
-    advance_from_task = _entry_point("advance_from_task")
-    summary: dict[str, int] = {}
-    for done, execution_id in enumerate(ids):
-        try:
-            report = _call_classifying_errors(advance_from_task, execution_id, None)
-        except TRANSIENT_ERRORS as exc:
-            countdown = get_exponential_backoff_interval(
-                factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
-            )
-            raise self.retry(args=(ids[done:],), exc=exc, countdown=countdown) from exc
-        except Exception:
-            logger.exception(
-                "run_executions: advancing execution %s failed; going on with the rest",
-                execution_id,
-                extra={"action": "run_executions.error", "execution_id": execution_id},
-            )
-            report = {"status": "ERROR"}
-        status = str(report.get("status", "?")) if isinstance(report, Mapping) else "?"
-        summary[status] = summary.get(status, 0) + 1
+    advance_many = _entry_point("advance_many_from_task")
+    try:
+        summary, retry, cause = _call_classifying_errors(advance_many, ids, is_transient)
+    except TRANSIENT_ERRORS as exc:  # the group claim itself failed: nothing was done
+        summary, retry, cause = {}, ids, exc
+    if retry:
+        countdown = get_exponential_backoff_interval(
+            factor=1, retries=self.request.retries, maximum=RETRY_BACKOFF_MAX, full_jitter=True
+        )
+        raise self.retry(
+            args=(retry,),
+            kwargs={"state_machine": state_machine, "batch_id": batch_id},
+            exc=cause,
+            countdown=countdown,
+        ) from cause
     return summary
 
 

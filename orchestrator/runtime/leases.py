@@ -20,7 +20,10 @@ class LeaseKeeper:
 
     def __init__(self, repo: Repository, owner: str, lease_seconds: float) -> None:
         self.repo, self.owner, self.lease_seconds = repo, owner, lease_seconds
+        # Counted: a group holds every lease of its message while one of them
+        # also holds its own around a handler call.
         self._held: dict[str, list[LeaseLost]] = {}
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
@@ -28,14 +31,23 @@ class LeaseKeeper:
 
     def hold(self, execution_id: str) -> list[LeaseLost]:
         """Start renewing; the returned list receives LeaseLost if renewal fails."""
-        lost: list[LeaseLost] = []
         with self._lock:
-            self._held[execution_id] = lost
+            lost = self._held.setdefault(execution_id, [])
+            self._counts[execution_id] = self._counts.get(execution_id, 0) + 1
         return lost
 
     def drop(self, execution_id: str) -> None:
-        """Stop renewing."""
+        """Stop renewing (once every hold of it is dropped)."""
         with self._lock:
+            count = self._counts.pop(execution_id, 0) - 1
+            if count > 0:
+                self._counts[execution_id] = count
+            else:
+                self._held.pop(execution_id, None)
+
+    def _forget(self, execution_id: str) -> None:
+        with self._lock:
+            self._counts.pop(execution_id, None)
             self._held.pop(execution_id, None)
 
     def _loop(self) -> None:
@@ -51,7 +63,7 @@ class LeaseKeeper:
             self.repo.renew_lease(execution_id, self.owner, lease_seconds=self.lease_seconds)
         except LeaseLost as exc:
             lost.append(exc)
-            self.drop(execution_id)
+            self._forget(execution_id)
         except Exception:  # a database hiccup: try again at the next interval
             log.warning("lease renewal failed", exc_info=True)
 

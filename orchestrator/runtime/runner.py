@@ -27,7 +27,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -41,6 +41,8 @@ from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.handlers import HandlerResolver
+from orchestrator.logs import log_context
+from orchestrator.runtime import metrics, tracing
 from orchestrator.runtime.callbacks import (
     new_task_token,
     run_with_heartbeat,
@@ -52,6 +54,7 @@ from orchestrator.runtime.leases import LeaseKeeper
 from orchestrator.runtime.local import run_task
 from orchestrator.settings import Settings
 from orchestrator.store import (
+    Checkpoint,
     Execution,
     LeaseLost,
     NewCorrelation,
@@ -221,6 +224,120 @@ class Runner:
             return None
         return self._advance_claimed(execution, sent)
 
+    def advance_many(
+        self,
+        execution_ids: Sequence[str],
+        *,
+        transient: Callable[[BaseException], bool] = lambda exc: False,
+    ) -> GroupOutcome:
+        """Advance the executions of one message: claimed together, ended together.
+
+        All of ``execution_ids`` are claimed in one statement (each with its own
+        lease, renewed in the background until its turn comes), advanced one
+        after another as :meth:`advance` would, and the final checkpoints of
+        those that end are committed in one transaction at the end. Everything
+        else (waits, Task results before the next handler) commits as usual.
+        A crash before the group commit costs what a crash before any commit
+        does: the executions run again from their last commit, under recovery.
+
+        Args:
+            execution_ids: the executions, in the order to advance them.
+            transient: tells an infrastructure error (the database is away) from
+                an error of one execution. A transient error stops the group: what
+                ended so far is committed if possible, the rest is released.
+
+        Returns:
+            What became of each execution, and which are left to retry.
+        """
+        outcome = GroupOutcome()
+        sent = time.monotonic()
+        claimed = self.repo.claim_many(
+            execution_ids,
+            self.owner,
+            lease_seconds=self.settings.lease_seconds,
+            now=self.lease_now(),
+        )
+        # The leases of those whose turn has not come are renewed meanwhile.
+        waiting = list(claimed) if len(claimed) > 1 else []
+        for execution_id in waiting:
+            self.lease_keeper().hold(execution_id)
+        try:
+            self._advance_group(execution_ids, claimed, _Group(sent), outcome, transient)
+        finally:
+            for execution_id in waiting:
+                self.lease_keeper().drop(execution_id)
+        return outcome
+
+    def _advance_group(
+        self,
+        execution_ids: Sequence[str],
+        claimed: dict[str, Execution],
+        group: _Group,
+        outcome: GroupOutcome,
+        transient: Callable[[BaseException], bool],
+    ) -> None:
+        for index, execution_id in enumerate(execution_ids):
+            execution = claimed.get(execution_id)
+            if execution is None:
+                outcome.executions.setdefault(execution_id, None)
+                continue
+            try:
+                stored = self._advance_claimed(execution, group.claimed_at, group)
+            except Exception as exc:
+                if not transient(exc):
+                    log.exception(
+                        "advancing execution %s failed; going on with the rest",
+                        execution_id,
+                        extra={"action": "run_executions.error", "execution_id": execution_id},
+                    )
+                    outcome.errors[execution_id] = exc
+                    continue
+                rest = [i for i in execution_ids[index + 1 :] if i in claimed]
+                for other in rest:
+                    self._release_quietly(other)
+                outcome.retry = [execution_id, *rest]
+                outcome.cause = exc
+                self._commit_group_quietly(group, outcome)
+                return
+            except BaseException:
+                for other in execution_ids[index + 1 :]:
+                    if other in claimed:
+                        self._release_quietly(other)
+                self._commit_group_quietly(group, outcome)
+                raise
+            if stored is not None:
+                outcome.executions[execution_id] = stored
+        self._commit_group(group, outcome)
+
+    def _commit_group(self, group: _Group, outcome: GroupOutcome) -> None:
+        """Commit the deferred final checkpoints in one transaction."""
+        if not group.finals:
+            return
+        finals, group.finals = group.finals, []
+        stored = self.repo.checkpoint_many(
+            [(advance.execution.id, self.owner, step) for advance, step in finals],
+            now=self.lease_now(),
+        )
+        for (advance, _), row in zip(finals, stored, strict=True):
+            execution_id = advance.execution.id
+            if row is None:
+                log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution_id})
+                outcome.executions[execution_id] = self.repo.get_execution(execution_id)
+            else:
+                outcome.executions[execution_id] = row
+
+    def _commit_group_quietly(self, group: _Group, outcome: GroupOutcome) -> None:
+        """Commit what ended before an interruption; if that fails too, it is retried."""
+        ids = [advance.execution.id for advance, _ in group.finals]
+        try:
+            self._commit_group(group, outcome)
+        except Exception as exc:
+            log.warning("group commit failed; retrying its executions", exc_info=True)
+            for execution_id in ids:
+                self._release_quietly(execution_id)
+            outcome.retry = [*ids, *outcome.retry]
+            outcome.cause = outcome.cause or exc
+
     def advance_claimed(
         self, execution: Execution, *, claimed_at: float | None = None
     ) -> Execution:
@@ -231,9 +348,11 @@ class Runner:
             claimed_at: ``time.monotonic()`` read just before the claim was sent
                 (default: now, for a claim that has just returned).
         """
-        return self._advance_claimed(
+        stored = self._advance_claimed(
             execution, time.monotonic() if claimed_at is None else claimed_at
         )
+        assert stored is not None  # only a group defers the final checkpoint
+        return stored
 
     def fire_due_timers(self, *, limit: int = 100) -> list[str]:
         """Fire due timers and advance every execution they woke; return those ids."""
@@ -252,6 +371,7 @@ class Runner:
         for execution in stale:
             if self.advance(execution.id) is not None:
                 done.append(execution.id)
+        metrics.count_recoveries(len(done))
         return done
 
     # -- one advance ---------------------------------------------------------
@@ -275,14 +395,30 @@ class Runner:
             redrive_count=execution.redrive_count,
         )
 
-    def _advance_claimed(self, execution: Execution, claimed_at: float) -> Execution:
+    def _advance_claimed(
+        self, execution: Execution, claimed_at: float, group: _Group | None = None
+    ) -> Execution | None:
+        machine = metrics.machine_name(self.repo, execution.version_id)
+        with (
+            log_context(
+                execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
+            ),
+            tracing.execution_span(
+                execution_id=execution.id, machine=machine, batch_id=execution.batch_id
+            ),
+        ):
+            return self._advance_in_context(execution, claimed_at, group)
+
+    def _advance_in_context(
+        self, execution: Execution, claimed_at: float, group: _Group | None
+    ) -> Execution | None:
         advance: _Advance | None = None
         try:
             if execution.claim_count > self.settings.max_step_attempts:
                 self._fail_dying(execution)
                 raise _Stop
             defn = self.definition(execution.version_id)
-            advance = _Advance(self, execution, defn, self._context(execution, defn))
+            advance = _Advance(self, execution, defn, self._context(execution, defn), group)
             advance.lease_until = claimed_at + self.settings.lease_seconds
             advance.run()
         except LeaseLost:
@@ -302,6 +438,8 @@ class Runner:
             # is intact), instead of holding it until the lease expires.
             self._release_quietly(execution.id)
             raise
+        if advance is not None and advance.deferred:
+            return None  # its final checkpoint waits for the group commit
         if advance is not None and advance.stored is not None:
             if advance.parked_token and advance.stored.status == ExecutionStatus.PENDING:
                 # The token was answered before the park committed (the wake-up made
@@ -369,9 +507,16 @@ class _Advance:
     """One claimed execution, stepped until it ends, parks or loses its lease."""
 
     def __init__(
-        self, runner: Runner, execution: Execution, defn: asl.Definition, ctx: dict[str, Any]
+        self,
+        runner: Runner,
+        execution: Execution,
+        defn: asl.Definition,
+        ctx: dict[str, Any],
+        group: _Group | None = None,
     ) -> None:
         self.runner, self.execution, self.defn, self.ctx = runner, execution, defn, ctx
+        self.group = group  # set: the final checkpoint joins the group commit
+        self.deferred = False
         self.repo, self.clock = runner.repo, runner.clock
         self.work = _Pass()
         self.cursor: dict[str, Any] = execution.cursor or {}
@@ -440,6 +585,8 @@ class _Advance:
             )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)
+            metrics.observe_events(self.repo, self.execution.version_id, self.defn, result.events)
+            tracing.state_spans(result.events)
             if self.carry_out(result.command):
                 return
 
@@ -603,12 +750,14 @@ class _Advance:
     def run_one(self, command: asl.RunTask) -> Event | None:
         if command.task_token is not None:
             return self.run_callback(command, command.task_token)
-        if command.heartbeat_seconds is not None:
-            event = run_with_heartbeat(
-                command, self.runner.handlers, self.execution.id, command.heartbeat_seconds
-            )
-        else:
-            event = run_task(command, self.runner.handlers, self.execution.id)
+        # Set here, not inherited: pool threads do not carry the caller's context.
+        with log_context(
+            execution_id=self.execution.id,
+            state_machine=metrics.machine_name(self.repo, self.execution.version_id),
+            batch_id=self.execution.batch_id,
+            state=command.state,
+        ):
+            event = self._call(command)
         if isinstance(event, asl.TaskSucceeded):
             try:
                 encode(event.output, field="task output", limit=self.repo.payload_max_bytes)
@@ -622,6 +771,13 @@ class _Advance:
                     path=command.path, token=command.token, error=name, cause=str(exc)
                 )
         return event
+
+    def _call(self, command: asl.RunTask) -> Event:
+        if command.heartbeat_seconds is not None:
+            return run_with_heartbeat(
+                command, self.runner.handlers, self.execution.id, command.heartbeat_seconds
+            )
+        return run_task(command, self.runner.handlers, self.execution.id)
 
     def run_callback(self, command: asl.RunTask, task_token: str) -> Event | None:
         """A ``.waitForTaskToken`` Task: register its token, call the handler, then wait.
@@ -697,6 +853,9 @@ class _Advance:
         if status == ExecutionStatus.WAITING:
             self.may_have_waits = True
         final = status != ExecutionStatus.RUNNING
+        if final and self.group is not None and status != ExecutionStatus.WAITING:
+            self.defer(status, current, **ending)
+            return
         store = self.repo.checkpoint_execution if final else self.repo.checkpoint
         sent = time.monotonic()
         try:
@@ -726,6 +885,28 @@ class _Advance:
             self.stored = stored
         if status == ExecutionStatus.WAITING:
             work.timers, work.correlations = [], []
+
+    def defer(self, status: ExecutionStatus, current: str | None, **ending: Any) -> None:
+        """Hand the final checkpoint to the group commit, once its payloads are checked."""
+        assert self.group is not None
+        step = Checkpoint(
+            cursor=self.cursor,
+            status=status,
+            current_state=current,
+            history=self.work.history,
+            may_have_waits=self.may_have_waits,
+            **ending,
+        )
+        try:
+            self.repo.check_checkpoint(step)
+        except PayloadRejected as exc:
+            if len(self.work.history) > 1 and not self.strict:
+                raise _Replay from exc
+            self.fail_oversized(exc)
+            raise _Stop from None
+        self.group.finals.append((self, step))
+        self.deferred = True
+        self.work.history, self.held = [], None
 
     def fail_oversized(self, exc: PayloadRejected) -> None:
         """A state produced data that cannot be stored: fail with DataLimitExceeded.
@@ -767,6 +948,32 @@ class _Advance:
             keeper.drop(self.execution.id)
         if lost:
             raise lost[0]
+
+
+@dataclass(slots=True)
+class _Group:
+    """The final checkpoints of one message's executions, waiting to commit together."""
+
+    claimed_at: float  # time.monotonic() just before the group claim was sent
+    finals: list[tuple[_Advance, Checkpoint]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class GroupOutcome:
+    """What :meth:`Runner.advance_many` did.
+
+    Attributes:
+        executions: each execution as last stored; None if it was not claimed.
+        errors: executions whose advance failed with an error of their own.
+        retry: executions left untouched or uncommitted by a transient error,
+            to advance again (their leases were released).
+        cause: that transient error.
+    """
+
+    executions: dict[str, Execution | None] = field(default_factory=dict)
+    errors: dict[str, Exception] = field(default_factory=dict)
+    retry: list[str] = field(default_factory=list)
+    cause: BaseException | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -860,6 +1067,7 @@ def _not_claimed(runner: Runner, execution_id: str) -> dict[str, Any]:
 
 
 __all__ = [
+    "GroupOutcome",
     "Runner",
     "default_owner",
     "history_row",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -106,3 +107,32 @@ def depths_for(settings: Settings) -> Depths:
     """The queue depths of ``settings``' broker, as the client reads them."""
     app = create_app(settings, set_as_current=False)
     return lambda: queue_depths(app)
+
+
+def test_a_dead_workers_execution_comes_back_one_lease_after_it_expired_not_a_grace_later(
+    stalled: tuple[Settings, Repository, dict], redis_db: RedisDB
+) -> None:
+    settings, repo, ids = stalled
+    # Given the defaults (lease 60 s, grace 300 s), every execution unchanged for
+    # 90 s, and a live worker holding another execution, with a long queue ahead
+    assert (settings.lease_seconds, settings.recovery_grace_seconds) == (60.0, 300.0)
+    with repo.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE executions SET updated_at = :then"),
+            {"then": datetime.now(UTC) - timedelta(seconds=90)},
+        )
+    assert repo.claim(ids["pending-low"], "live-worker", lease_seconds=60) is not None
+    redis_db.client.rpush("default", b"a message ahead")
+    recorder = Recorder()
+
+    # When the sweeper runs
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+
+    # Then only the RUNNING execution whose lease expired is published again (90 s
+    # is past its lease, not past the grace period the PENDING ones wait for)
+    assert recorder.published == [ids["running-lost"]]
+
+    # And the next sweep does not publish it again: it was taken a moment ago
+    recorder.published.clear()
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+    assert recorder.published == []

@@ -96,6 +96,26 @@ def advance_from_task(execution_id: str, event: dict[str, Any] | None) -> dict[s
     return {"execution_id": execution_id, "status": "SUCCEEDED", "event": event}
 
 
+def advance_many_from_task(
+    execution_ids: list[str], transient: Any
+) -> tuple[dict[str, int], list[str], BaseException | None]:
+    """Fake group entry point: each id as ``advance_from_task`` would run it, in turn.
+
+    A transient error hands back the ids not yet done, as the runner's group does;
+    any other error counts as ERROR and the rest go on.
+    """
+    summary: dict[str, int] = {}
+    for done, execution_id in enumerate(execution_ids):
+        try:
+            status = advance_from_task(execution_id, None)["status"]
+        except Exception as exc:
+            if transient(exc):
+                return summary, execution_ids[done:], exc
+            status = "ERROR"
+        summary[status] = summary.get(status, 0) + 1
+    return summary, [], None
+
+
 def sweep() -> int:
     """Fake recovery sweep."""
     _sink().rpush("swept", "1")
@@ -105,6 +125,7 @@ def sweep() -> int:
 def _install_fake_worker() -> None:
     worker = types.ModuleType("orchestrator.worker")
     worker.advance_from_task = advance_from_task  # type: ignore[attr-defined]
+    worker.advance_many_from_task = advance_many_from_task  # type: ignore[attr-defined]
     worker.sweep = sweep  # type: ignore[attr-defined]
     sys.modules["orchestrator.worker"] = worker
 

@@ -162,6 +162,7 @@ class Repository:
 
     # -- runs --------------------------------------------------------------------
     claim = _Delegate("runs", Runs.claim)
+    claim_many = _Delegate("runs", Runs.claim_many)
     renew_lease = _Delegate("runs", Runs.renew_lease)
     release = _Delegate("runs", Runs.release)
     expired_leases = _Delegate("runs", Runs.expired_leases)
@@ -206,6 +207,9 @@ class Repository:
         return self.checkpoints.checkpoint_execution(
             execution_id, owner, _step(step, fields), now=now
         )
+
+    check_checkpoint = _Delegate("checkpoints", Checkpoints.check_checkpoint)
+    checkpoint_many = _Delegate("checkpoints", Checkpoints.checkpoint_many)
 
     # -- waits -------------------------------------------------------------------
     claim_due_timers = _Delegate("waits", Waits.claim_due_timers)

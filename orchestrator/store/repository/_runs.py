@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, case, delete, or_, select, update
+from sqlalchemy import Update, and_, bindparam, case, delete, false, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -64,6 +64,41 @@ class Runs(Part):
         # Claiming again for the same owner is harmless, so a retry is safe.
         row = self._db.statement(_claim_statement(clock), params, retry=True)
         return None if row is None else execution_record(row)
+
+    def claim_many(
+        self,
+        execution_ids: Sequence[str],
+        owner: str,
+        *,
+        lease_seconds: float,
+        now: datetime | None = None,
+    ) -> dict[str, Execution]:
+        """:meth:`claim` several executions in one ``UPDATE ... RETURNING`` (a group claim).
+
+        Each execution is claimed on its own terms (its own lease, same conditions
+        as :meth:`claim`); those held by another worker, parked, ended or missing
+        are simply not returned. Claiming again for the same owner is harmless, so
+        the statement is retried once if the server dropped the connection.
+
+        Without ``now``, PostgreSQL's clock decides (see :meth:`claim`).
+
+        Returns:
+            The claimed executions by id (in no particular order).
+        """
+        if not execution_ids:
+            return {}
+        clock = self._db.dialect.lease_clock(now)
+        now = utc_now(now)
+        params = {
+            "p_ids": list(dict.fromkeys(execution_ids)),
+            "p_owner": owner,
+            "p_now": now,
+            "p_expires": now + timedelta(seconds=lease_seconds),
+            "p_lease": lease_seconds,
+        }
+        statement = _claim_many_statement(clock)
+        rows = self._db.transaction(lambda conn: conn.execute(statement, params).all())
+        return {row.id: execution_record(row) for row in rows}
 
     def renew_lease(
         self,
@@ -154,6 +189,7 @@ class Runs(Part):
         grace_seconds: float,
         limit: int = 500,
         pending_priorities: Collection[int] | None = None,
+        expired_grace_seconds: float | None = None,
     ) -> list[tuple[str, int]]:
         """Take executions to re-publish: active, unchanged for ``grace_seconds``, unleased.
 
@@ -165,11 +201,19 @@ class Runs(Part):
         (the sweeper passes the levels whose queue is empty: a PENDING execution
         behind a long queue is waiting, not lost); None takes every level.
 
+        With ``expired_grace_seconds``, a RUNNING execution whose lease has
+        expired is taken as soon as it has not changed (nor been taken) for that
+        long, instead of ``grace_seconds``: a live worker renews its leases every
+        third of the lease, so an expired one means the worker is gone (the
+        sweeper passes the lease length, so a killed worker's executions run
+        again about one lease after their last renewal).
+
         Returns:
             (execution id, priority) of each execution taken.
         """
         now = utc_now(now)
         stale = now - timedelta(seconds=grace_seconds)
+        lost = _lost_leases(now, expired_grace_seconds)
         status: ColumnElement[bool] = EX.status.in_(ACTIVE)
         if pending_priorities is not None:
             status = or_(
@@ -182,9 +226,14 @@ class Runs(Part):
         candidates = (
             select(EX.id)
             .where(
-                status,
-                EX.updated_at < stale,
-                or_(EX.lease_owner.is_(None), EX.lease_expires_at < now),
+                or_(
+                    and_(
+                        status,
+                        EX.updated_at < stale,
+                        or_(EX.lease_owner.is_(None), EX.lease_expires_at < now),
+                    ),
+                    lost,
+                )
             )
             .order_by(EX.updated_at, EX.id)
             .limit(limit)
@@ -322,6 +371,17 @@ class Runs(Part):
         return execution_record(row)
 
 
+def _lost_leases(now: datetime, grace_seconds: float | None) -> ColumnElement[bool]:
+    """RUNNING, lease expired, unchanged for ``grace_seconds`` (never, if None)."""
+    if grace_seconds is None:
+        return false()
+    return and_(
+        EX.status == ExecutionStatus.RUNNING,
+        EX.lease_expires_at < now,
+        EX.updated_at < now - timedelta(seconds=grace_seconds),
+    )
+
+
 def _held_by(
     execution_id: str, owner: str, now: datetime | ColumnElement[Any]
 ) -> list[ColumnElement[bool]]:
@@ -337,11 +397,21 @@ def _held_by(
 @cache
 def _claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
     """The claim's UPDATE, built once per clock (parameters ``p_*``; the engine caches its SQL)."""
+    return _claim_where(EXT.c.id == bindparam("p_id"), clock)
+
+
+@cache
+def _claim_many_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
+    """The group claim's UPDATE: :func:`_claim_statement` over a list ``p_ids``."""
+    return _claim_where(EXT.c.id.in_(bindparam("p_ids", expanding=True)), clock)
+
+
+def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
     c = EXT.c
     return (
         update(EXT)
         .where(
-            c.id == bindparam("p_id"),
+            chosen,
             c.status.in_(ACTIVE),
             or_(
                 c.lease_owner.is_(None),

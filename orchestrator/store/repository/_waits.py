@@ -1,3 +1,5 @@
+# Over 600 lines on purpose: timers, message correlations and task tokens are one aggregate (what
+# a parked execution waits for) and share the wake-up path.
 """Parked executions: timers, message correlations and task tokens, each consumed once."""
 
 from __future__ import annotations

@@ -1,0 +1,104 @@
+"""JSON logs: each line one object with execution id, machine, state and batch id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.logs import FIELDS, ContextFilter, JsonFormatter, configure_logging, log_context
+from orchestrator.settings import Settings
+from orchestrator.statemachine import StateMachine
+from orchestrator.store import Repository
+from tests.observability.log_handlers import MACHINE
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Lines(logging.Handler):
+    """Keeps what a JSON handler would write."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, object]] = []
+        self.setFormatter(JsonFormatter())
+        self.addFilter(ContextFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+
+@pytest.fixture
+def lines() -> Iterator[Lines]:
+    handler = Lines()
+    logger = logging.getLogger("tests.observability")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def test_a_line_has_the_fields_the_context_and_extra_give(lines: Lines) -> None:
+    log = logging.getLogger("tests.observability.unit")
+    with log_context(execution_id="e-1", state_machine="m", batch_id="b-1"):
+        log.info("hello %s", "there", extra={"state": "S", "action": "greet"})
+    log.info("outside")
+    inside, outside = lines.lines
+    assert inside["message"] == "hello there"
+    assert {k: inside[k] for k in FIELDS} == {
+        "execution_id": "e-1", "state_machine": "m", "state": "S", "batch_id": "b-1",
+    }  # fmt: skip
+    assert inside["action"] == "greet"
+    assert inside["level"] == "INFO"
+    assert {k: outside[k] for k in FIELDS} == dict.fromkeys(FIELDS)
+
+
+def test_a_handler_logs_with_its_execution_machine_and_state(lines: Lines, sqlite_url: str) -> None:
+    settings = Settings(database_url=sqlite_url)
+    repo = Repository.from_settings(settings)
+    try:
+        machine = StateMachine.create("speaker", MACHINE, repository=repo, settings=settings)
+        execution = machine.start({"n": 1})
+    finally:
+        repo.close()
+    (line,) = [x for x in lines.lines if x["message"] == "the handler speaks"]
+    assert line["execution_id"] == execution.id
+    assert line["state_machine"] == "speaker"
+    assert line["state"] == "Speak"
+    assert line["batch_id"] is None
+
+
+def test_the_cli_writes_json_lines(sqlite_url: str, tmp_path: Path) -> None:
+    definition = tmp_path / "m.json"
+    definition.write_text(json.dumps(MACHINE))
+    env = {
+        "ORCHESTRATOR_DATABASE_URL": sqlite_url,
+        "ORCHESTRATOR_LOG_FORMAT": "json",
+        "ORCHESTRATOR_HANDLER_MODULES": "tests.observability.log_handlers",
+        "PYTHONPATH": str(ROOT),
+        "PATH": "/usr/bin:/bin",
+    }
+    run = [sys.executable, "-m", "orchestrator"]
+    subprocess.run(  # noqa: S603  # our own interpreter and arguments
+        [*run, "machines", "create", "speaker", str(definition)], env=env, check=True,
+        capture_output=True,
+    )  # fmt: skip
+    done = subprocess.run(  # noqa: S603  # our own interpreter and arguments
+        [*run, "executions", "start", "speaker", "--json"],
+        env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
+    )  # fmt: skip
+    records = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]
+    spoken = [r for r in records if r["message"] == "the handler speaks"]
+    assert len(spoken) == 1
+    assert spoken[0]["state_machine"] == "speaker"
+    assert spoken[0]["state"] == "Speak"
+    assert spoken[0]["execution_id"]
+
+
+def test_text_logs_are_left_alone(sqlite_url: str) -> None:
+    assert configure_logging(Settings(database_url=sqlite_url)) is False

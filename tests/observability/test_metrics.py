@@ -1,0 +1,144 @@
+"""``GET /metrics``: behind the token, the store's series, and the runtime's, from a real worker."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from orchestrator.settings import Settings
+from tests.api.conftest import FLAKY, create_machine, make_client, start  # noqa: F401  # fixtures
+from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
+    Cluster,
+    cluster,
+    make_app,
+    redis_db,
+    start_worker,
+    wait_for,
+)
+from tests.console.conftest import TOKEN
+
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def sample(text: str, name: str, **labels: str) -> float | None:
+    """The value of the sample ``name{labels}`` in an exposition, None when absent."""
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match[1] != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match[2] or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(match[3])
+    return None
+
+
+@pytest.fixture
+def client(sqlite_url: str, make_client: Callable[..., TestClient]) -> TestClient:  # noqa: F811
+    return make_client(Settings(database_url=sqlite_url, api_token=TOKEN), headers=BEARER)
+
+
+def test_metrics_need_the_token(client: TestClient) -> None:
+    assert client.get("/metrics", headers={"Authorization": "Bearer nope"}).status_code == 401
+    answer = client.get("/metrics")
+    assert answer.status_code == 200
+    assert answer.headers["content-type"].startswith("text/plain")
+
+
+def test_executions_state_durations_and_handler_errors(client: TestClient) -> None:
+    create_machine(client, "flaky", FLAKY)
+    before = client.get("/metrics").text
+    errors_before = sample(
+        before, "orchestrator_handler_errors_total", state_machine="flaky", error="Flaky.Failed"
+    )
+    failed = start(client, "flaky", {})
+    assert failed["status"] == "FAILED"
+    assert client.post(f"/executions/{failed['id']}/redrive").json()["status"] == "SUCCEEDED"
+
+    text = client.get("/metrics").text
+    assert sample(text, "orchestrator_executions_started_total", state_machine="flaky") == 1
+    assert sample(text, "orchestrator_executions", state_machine="flaky", status="SUCCEEDED") == 1
+    labels = {"state_machine": "flaky", "state": "Flaky", "resource": "api-tests.fail-once"}
+    # The failed attempt and the redriven one each end the state once.
+    durations = sample(text, "orchestrator_state_duration_seconds_count", **labels)
+    assert durations is not None
+    assert durations >= 2
+    errors = sample(
+        text, "orchestrator_handler_errors_total", state_machine="flaky", error="Flaky.Failed"
+    )
+    assert errors == (errors_before or 0) + 1
+    assert sample(text, "orchestrator_queue_depth", queue="default") is not None
+    assert sample(text, "orchestrator_leases_expired") == 0
+
+
+@pytest.mark.slow
+def test_a_prefork_workers_series_reach_the_apis_metrics(
+    cluster: Cluster,  # noqa: F811
+    tmp_path: Path,
+    make_client: Callable[..., TestClient],  # noqa: F811
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a prefork worker writing its series to a metrics dir the API reads
+    metrics_dir = tmp_path / "metrics"
+    metrics_dir.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(metrics_dir))
+    assert cluster.launch is not None
+    assert cluster.redis is not None
+    cluster.launch(
+        cluster.redis.url,
+        pool="prefork",
+        concurrency=2,
+        env={
+            "ORCHESTRATOR_DATABASE_URL": cluster.settings.database_url,
+            "ORCHESTRATOR_HANDLER_MODULES": "tests.batch.handlers",
+            "ORCHESTRATOR_METRICS_DIR": str(metrics_dir),
+        },
+    )
+    # When a batch of 10 runs there (4 of them fail)
+    result = cluster.bulk([{"n": n} for n in range(10)], failure_pause_threshold=None)
+    wait_for(
+        lambda: (
+            all(e.ended_at for e in cluster.executions(result.batch_id))
+            and len(cluster.executions(result.batch_id)) == 10
+        ),
+        timeout=60,
+        what="the batch to end",
+    )
+    settings = cluster.settings.model_copy(update={"metrics_dir": str(metrics_dir)})
+    text = make_client(settings).get("/metrics").text
+
+    # Then the API's /metrics has the worker processes' series
+    labels = {"state_machine": "bulk", "state": "Work", "resource": "batch.work"}
+    assert sample(text, "orchestrator_state_duration_seconds_count", **labels) == 10
+    assert (
+        sample(text, "orchestrator_handler_errors_total", state_machine="bulk", error="ValueError")
+        == 4
+    )
+    assert sample(text, "orchestrator_executions_ended_total", state_machine="bulk",
+                  status="FAILED") == 4  # fmt: skip
+
+
+def test_threads_recording_at_once_create_the_series_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    from orchestrator.runtime import metrics
+
+    monkeypatch.setattr(metrics, "_series", None)
+    created: list[object] = []
+    real = metrics._Series
+
+    def slow_series() -> object:
+        created.append(object())
+        threading.Event().wait(0.05)  # widen the window two threads race through
+        return real.__new__(real)
+
+    monkeypatch.setattr(metrics, "_Series", slow_series)
+    threads = [threading.Thread(target=metrics.series) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(created) == 1

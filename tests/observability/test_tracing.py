@@ -1,0 +1,75 @@
+"""OpenTelemetry (the ``otel`` extra): a span per advance of an execution and per state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
+
+from orchestrator.settings import Settings
+from orchestrator.statemachine import StateMachine
+from orchestrator.store import Repository
+from tests.api import handlers  # noqa: F401  # registers api-tests.fail-once
+
+MACHINE: dict[str, Any] = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Next": "Flaky"},
+        "Flaky": {"Type": "Task", "Resource": "api-tests.fail-once", "End": True},
+    },
+}
+
+_EXPORTER = InMemorySpanExporter()
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    """The process's tracer provider (set once) exporting to memory, emptied per test."""
+    if not isinstance(trace.get_tracer_provider(), TracerProvider):
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(_EXPORTER))
+        trace.set_tracer_provider(provider)
+    _EXPORTER.clear()
+    yield _EXPORTER
+    _EXPORTER.clear()
+
+
+def test_an_execution_and_its_states_are_spans(
+    spans: InMemorySpanExporter, sqlite_url: str
+) -> None:
+    settings = Settings(database_url=sqlite_url)
+    repo = Repository.from_settings(settings)
+    try:
+        machine = StateMachine.create("traced", MACHINE, repository=repo, settings=settings)
+        failed = machine.start({"n": 1})
+    finally:
+        repo.close()
+    assert failed.status.value == "FAILED"
+
+    finished = spans.get_finished_spans()
+    executions = [s for s in finished if s.name == "execution traced"]
+    assert executions
+    first = executions[0]
+    assert first.attributes is not None
+    assert first.attributes["orchestrator.execution_id"] == failed.id
+    states = [s for s in finished if s.name.startswith("state ")]
+    prepare = next(s for s in states if s.name == "state Prepare")
+    flaky = next(s for s in states if s.name == "state Flaky")
+    # Children of the execution's span, in its trace.
+    for child in (prepare, flaky):
+        assert child.parent is not None
+        assert child.parent.span_id == first.context.span_id
+        assert child.context.trace_id == first.context.trace_id
+    assert flaky.status.status_code is StatusCode.ERROR
+    assert flaky.attributes is not None
+    assert flaky.attributes["orchestrator.error"] == "Flaky.Failed"
+    assert prepare.status.status_code is not StatusCode.ERROR
+    assert prepare.start_time is not None
+    assert prepare.end_time is not None
+    assert prepare.start_time <= prepare.end_time
