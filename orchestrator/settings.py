@@ -145,6 +145,17 @@ class Settings(BaseSettings):
     25000; past it the execution fails with States.Runtime, so a state machine that
     loops on itself cannot run for ever nor fill the disk."""
 
+    expression_timeout_ms: int = Field(default=1000, ge=1)
+    """Wall time one JSONata expression may take, in milliseconds. Default 1000; past
+    it the state fails with States.QueryEvaluationError, so an expensive expression
+    cannot hold a worker for ever."""
+
+    max_map_items: int = Field(default=131_072, ge=1)
+    """Most items one inline Map state may hold (its checkpoint keeps them all).
+    Default 131072, more than a 256 KiB payload can carry (131071 one-digit
+    numbers); past it the Map state
+    fails with States.Runtime, naming the state and the count."""
+
     max_step_attempts: int = Field(default=5, ge=1)
     """Most times one step of an execution is taken up by a worker that dies before
     committing anything (SIGKILL, out of memory, a hard time limit). Default 5; the

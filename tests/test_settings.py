@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.asl import limits
 from orchestrator.settings import Settings, get_settings
 
 
@@ -53,3 +54,14 @@ def test_get_settings_is_cached_until_cleared(monkeypatch: pytest.MonkeyPatch) -
     assert get_settings() is first
     get_settings.cache_clear()
     assert get_settings().page_size == 50
+
+
+def test_the_engine_limit_settings_default_to_the_engine_limits() -> None:
+    settings = Settings()
+
+    assert settings.expression_timeout_ms == limits.EXPRESSION_TIMEOUT_MS == 1000
+    assert settings.max_map_items == limits.MAX_MAP_ITEMS
+    with pytest.raises(ValueError, match="expression_timeout_ms"):
+        Settings(expression_timeout_ms=0)
+    with pytest.raises(ValueError, match="max_map_items"):
+        Settings(max_map_items=0)

@@ -36,6 +36,7 @@ same step draws the same numbers.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -46,7 +47,9 @@ from typing import Any
 from orchestrator.asl import errors, jsonata
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.limits import (
+    EXPRESSION_TIMEOUT_MS,
     MAX_EVENTS_PER_EXECUTION,
+    MAX_MAP_ITEMS,
     MAX_SECONDS,
     MAX_VARIABLE_BYTES,
     MAX_VARIABLES_BYTES,
@@ -335,6 +338,8 @@ def step(
     rng: random.Random | None = None,
     max_events: int = MAX_EVENTS_PER_EXECUTION,
     task_tokens: Callable[[], str] | None = None,
+    expression_timeout_ms: int = EXPRESSION_TIMEOUT_MS,
+    max_map_items: int = MAX_MAP_ITEMS,
 ) -> StepResult:
     """Advance the execution by one state (or apply one event) and say what comes next.
 
@@ -351,10 +356,19 @@ def step(
         task_tokens: makes a new, unguessable task token for a ``.waitForTaskToken``
             Task (the engine makes no randomness itself); without it such a Task
             fails with ``States.Runtime``.
+        expression_timeout_ms: wall time one JSONata expression may take; past it
+            the state fails with ``States.QueryEvaluationError``.
+        max_map_items: items an inline Map state may hold at once; a Map opened with
+            more fails with ``States.Runtime``.
     """
     cursor = dict(cursor)
     root = cursor["root"] = _own_frame(cursor["root"])
     run = _Run(cursor, now=now, static=context or {}, rng=rng, tokens=task_tokens)
+    run.max_map_items = max_map_items
+    if expression_timeout_ms != jsonata.DEFAULT_LIMITS.timeout_ms:
+        run.expression_limits = dataclasses.replace(
+            jsonata.DEFAULT_LIMITS, timeout_ms=expression_timeout_ms
+        )
     run.owned.add(id(root))
     deadline = _deadline(defn, cursor)
     if deadline is not None and now >= deadline and root["ph"] not in (DONE, FAILED):
@@ -530,7 +544,17 @@ def result_of(cursor: dict[str, Any]) -> Succeeded | Failed | None:
 class _Run:
     """One call of ``step``: the clock, the ``$$`` statics, the rng and the events."""
 
-    __slots__ = ("_rng", "cursor", "events", "now", "owned", "static", "tokens")
+    __slots__ = (
+        "_rng",
+        "cursor",
+        "events",
+        "expression_limits",
+        "max_map_items",
+        "now",
+        "owned",
+        "static",
+        "tokens",
+    )
 
     def __init__(
         self,
@@ -544,6 +568,8 @@ class _Run:
         self.cursor, self.now, self.static, self._rng = cursor, now, static, rng
         self.tokens = tokens
         self.events: list[HistoryEvent] = []
+        self.expression_limits = jsonata.DEFAULT_LIMITS
+        self.max_map_items = MAX_MAP_ITEMS
         # Frames and groups copied in this step (by id): ``step`` copies the cursor's
         # frames as it reaches them, so a Map of 10,000 items costs the frames one
         # step touches, not all of them. Only objects this step made are in here, and
@@ -1302,6 +1328,7 @@ def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -
             errors.RUNTIME,
             f"Map state '{state.name}': ItemsPath must select an array, not {compact(items)}",
         )
+    _check_map_items(run, state, items)
     inputs = _item_inputs(state, data, items, ctx, run)
     maximum = state.max_concurrency
     if state.max_concurrency_path is not None:
@@ -1378,6 +1405,16 @@ def _checked_count(value: Any) -> float:
             f"ToleratedFailureCount must be a non-negative integer, not {_shown(value)}",
         )
     return float(min(value, _UNBOUNDED))
+
+
+def _check_map_items(run: _Run, state: State, items: list[Any]) -> None:
+    # Checked before the items are copied into the checkpoint, which holds them all.
+    if len(items) > run.max_map_items:
+        raise StatesError(
+            errors.RUNTIME,
+            f"Map state '{state.name}' has {len(items)} items, more than the limit of "
+            f"{run.max_map_items} (ORCHESTRATOR_MAX_MAP_ITEMS)",
+        )
 
 
 def _open(
@@ -1461,6 +1498,7 @@ def _scope_of(
         variables=frame.get("vars") or {},
         rng=rng,
         new_uuid=_new_uuid(rng),
+        limits=run.expression_limits,
     )
 
 
@@ -1634,6 +1672,7 @@ def _jexec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
             errors.QUERY_EVALUATION_ERROR,
             f"Map state '{state.name}': Items must be an array, not {compact(items)}",
         )
+    _check_map_items(run, state, items)
     inputs = list(items)
     if state.has_arguments:  # the JSONata ItemSelector
         inputs = []

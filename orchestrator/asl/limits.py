@@ -25,6 +25,12 @@ MAX_DEFINITION_BYTES = 1_048_576
 #: AWS: "Maximum execution history size: 25,000 events". Ours counts the history rows
 #: the engine records (one per finished state or failed attempt).
 MAX_EVENTS_PER_EXECUTION = 25_000
+#: Items one inline Map state may hold in its checkpoint at once. Ours: AWS bounds an
+#: inline Map only by the 256 KiB payload, which holds at most 131,071 items
+#: (``[0,0,...,0]``, two bytes an item), so no valid AWS inline Map reaches 131,072.
+MAX_MAP_ITEMS = 131_072
+#: Wall time of one JSONata expression, in milliseconds (see ``jsonata.Limits``).
+EXPRESSION_TIMEOUT_MS = 1000
 #: Deepest nesting of objects/arrays accepted in a definition or a value.
 MAX_DEPTH = 512
 #: The largest seconds value a ``...SecondsPath`` may name (AWS's ``TimeoutSeconds``

@@ -580,6 +580,8 @@ class _Advance:
                 context=self.ctx,
                 max_events=self.runner.settings.max_events_per_execution,
                 task_tokens=new_task_token,
+                expression_timeout_ms=self.runner.settings.expression_timeout_ms,
+                max_map_items=self.runner.settings.max_map_items,
             )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
             self.work.history.extend(history_row(e) for e in result.events)

@@ -396,3 +396,70 @@ def test_an_integer_too_long_to_print_is_a_problem_not_a_value_error() -> None:
     assert (problem.path, "too large" in problem.message) == ("/States/P/Result", True)
     result = run({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}, {"a": huge})
     assert (result.status, result.error) == ("FAILED", "States.Runtime")
+
+
+# --- expression time and Map items are step parameters (settings in the runtime) ----
+
+#: A JSONata expression that takes well over a millisecond (a map over 100,000 items).
+EXPENSIVE = "{% $sum($map([1..100000], function($v) { $v * 2 })) %}"
+
+
+def drive(defn: asl.Definition, data: Any, **limits_given: Any) -> asl.Command:
+    """Step an execution with no tasks to its end, with the given step limits."""
+    cursor = asl.start(defn, data, now=NOW)
+    for _ in range(100):
+        result = asl.step(defn, cursor, now=NOW, **limits_given)
+        cursor = result.cursor
+        if isinstance(result.command, asl.Succeeded | asl.Failed):
+            return result.command
+    raise AssertionError("no end")
+
+
+def test_the_expression_time_limit_is_a_step_parameter() -> None:
+    defn = asl.load(
+        {
+            "QueryLanguage": "JSONata",
+            "StartAt": "A",
+            "States": {"A": {"Type": "Pass", "Output": EXPENSIVE, "End": True}},
+        }
+    )
+    failed = drive(defn, {}, expression_timeout_ms=1)
+    assert isinstance(failed, asl.Failed)
+    assert failed.error == "States.QueryEvaluationError"
+    assert "D1012" in failed.cause  # the engine's timeout
+    # ... and a generous limit lets the same expression finish
+    assert drive(defn, {}, expression_timeout_ms=60_000) == asl.Succeeded(output=10000100000)
+
+
+def map_over_items(query_language: str) -> asl.Definition:
+    items = "{% $states.input %}" if query_language == "JSONata" else None
+    state: dict[str, Any] = {
+        "Type": "Map",
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True,
+    }
+    if items is not None:
+        state["Items"] = items
+    return asl.load({"QueryLanguage": query_language, "StartAt": "M", "States": {"M": state}})
+
+
+@pytest.mark.parametrize("query_language", ["JSONPath", "JSONata"])
+def test_a_map_over_more_items_than_the_limit_fails_with_states_runtime(
+    query_language: str,
+) -> None:
+    defn = map_over_items(query_language)
+    assert drive(defn, [1, 2, 3], max_map_items=3) == asl.Succeeded(output=[1, 2, 3])
+    failed = drive(defn, [1, 2, 3, 4], max_map_items=3)
+    assert failed == asl.Failed(
+        error="States.Runtime",
+        cause="Map state 'M' has 4 items, more than the limit of 3 (ORCHESTRATOR_MAX_MAP_ITEMS)",
+    )
+
+
+def test_the_default_map_item_limit_is_above_any_array_a_full_payload_holds() -> None:
+    # The most items 256 KiB of JSON can carry are one-digit numbers: `[0,0,...,0]`.
+    payload = 256 * 1024
+    most = (payload - 1) // 2
+    assert len(json.dumps([0] * most, separators=(",", ":"))) <= payload
+    assert len(json.dumps([0] * (most + 1), separators=(",", ":"))) > payload
+    assert most < limits.MAX_MAP_ITEMS

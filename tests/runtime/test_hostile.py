@@ -249,3 +249,51 @@ def test_a_definition_larger_than_the_limit_is_refused_text_or_parsed(env: Env) 
     # Then nothing was stored; under the limit it is
     assert StateMachine.list(repository=env.repo) == []
     StateMachine.create("big", big, repository=env.repo, settings=env.settings)
+
+
+def test_the_expression_time_limit_setting_reaches_the_engine(env: Env) -> None:
+    # Given a JSONata state whose expression takes far more than a millisecond
+    definition = {
+        "QueryLanguage": "JSONata",
+        "StartAt": "Slow",
+        "States": {
+            "Slow": {
+                "Type": "Pass",
+                "Output": "{% $sum($map([1..100000], function($v) { $v * 2 })) %}",
+                "End": True,
+            }
+        },
+    }
+    machine = env.machine("slow", definition, expression_timeout_ms=1)
+
+    # When it runs under a 1 ms expression limit
+    execution = machine.start({})
+
+    # Then the expression was stopped by the setting's limit
+    assert execution.status == ExecutionStatus.FAILED
+    assert execution.error == asl.errors.QUERY_EVALUATION_ERROR
+    assert "D1012" in (execution.cause or "")
+
+
+def test_the_map_item_limit_setting_reaches_the_engine(env: Env) -> None:
+    # Given an inline Map and a limit of 2 items
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+                "End": True,
+            }
+        },
+    }
+    machine = env.machine("each", definition, max_map_items=2)
+
+    # When it is given 2 items, then 3
+    within, over = machine.start([1, 2]), machine.start([1, 2, 3])
+
+    # Then the first succeeds and the second fails, naming the setting
+    assert within.status == ExecutionStatus.SUCCEEDED
+    assert over.status == ExecutionStatus.FAILED
+    assert over.error == asl.errors.RUNTIME
+    assert "ORCHESTRATOR_MAX_MAP_ITEMS" in (over.cause or "")
