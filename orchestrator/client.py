@@ -36,6 +36,7 @@ from orchestrator.errors import MessageRefused, StateMachineNotFound
 from orchestrator.handles import BatchHandle, ExecutionHandle
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import (
+    AwsMachine,
     Batch,
     Execution,
     ExecutionFilter,
@@ -205,6 +206,32 @@ class Orchestrator:
     def state_machines(self) -> builtins.list[StateMachineInfo]:
         """Every stored state machine with its newest version number."""
         return self.repository.list_state_machines()
+
+    # -- what the AWS API keeps (orchestrator/aws) ---------------------------------------
+
+    def aws_machine(self, state_machine_id: int) -> AwsMachine | None:
+        """The AWS facts of a machine (type, role, tags, published versions), or None."""
+        return self.repository.aws.get_aws_machine(state_machine_id)
+
+    def put_aws_machine(
+        self, state_machine_id: int, *, type: str, role_arn: str | None, tags: dict[str, str]
+    ) -> AwsMachine:
+        """Record (or revive after a delete) the AWS facts of a machine; tags are merged."""
+        return self.repository.aws.put_aws_machine(
+            state_machine_id, type=type, role_arn=role_arn, tags=tags
+        )
+
+    def update_aws_machine(self, state_machine_id: int, **changes: Any) -> AwsMachine:
+        """Change the role, tag, untag or mark deleted (``AwsResources.update_aws_machine``)."""
+        return self.repository.aws.update_aws_machine(state_machine_id, **changes)
+
+    def publish_aws_version(
+        self, state_machine_id: int, version_id: int, description: str | None
+    ) -> dict[str, Any]:
+        """Publish a stored version as the machine's next AWS version number."""
+        return self.repository.aws.publish_aws_version(
+            state_machine_id, version_id, description=description
+        )
 
     # -- executions ------------------------------------------------------------------
 
@@ -451,6 +478,7 @@ def client_for(
 
 
 __all__ = [
+    "AwsMachine",
     "Batch",
     "BatchHandle",
     "BatchProgress",

@@ -122,6 +122,21 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     """Bearer token the HTTP API requires. Default none (no token)."""
 
+    aws_region: str = Field(default="us-east-1", pattern=r"^[a-z0-9-]{1,32}$")
+    """Region in the ARNs of the AWS JSON API (``orchestrator/aws``), and the region a
+    SigV4 signature must be scoped to. Default ``us-east-1``."""
+
+    aws_account_id: str = Field(default="123456789012", pattern=r"^[0-9]{12}$")
+    """Account id in the ARNs of the AWS JSON API. Default ``123456789012``."""
+
+    aws_access_key_id: str | None = None
+    """With ``aws_secret_access_key``: the AWS JSON API accepts only requests signed
+    (SigV4) with this key pair, and the bearer token does not apply to it. Default
+    none: the AWS API follows ``api_token``, like every other route."""
+
+    aws_secret_access_key: SecretStr | None = None
+    """The secret of ``aws_access_key_id``. Default none."""
+
     flower_url: str | None = None
     """Flower's address (``http://127.0.0.1:5555``); the console links to it. Default none."""
 

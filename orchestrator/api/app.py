@@ -15,9 +15,11 @@ from typing import Final
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import orchestrator
+from orchestrator import aws
 from orchestrator.api import console, metrics, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
@@ -102,6 +104,11 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
+def _client_of(request: Request) -> Orchestrator:
+    context: ApiContext = request.app.state.context
+    return context.client
+
+
 def _operation_id(route: APIRoute) -> str:
     return route.name
 
@@ -138,6 +145,8 @@ def create_app(settings: Settings | None = None, *, client: Orchestrator | None 
     app.include_router(routes.health)
     app.include_router(console.router)
     app.include_router(metrics.router)
+    # The AWS Step Functions JSON API (boto3, the AWS CLI): POST / with X-Amz-Target.
+    app.add_route("/", aws.endpoint(_client_of), methods=["POST"], include_in_schema=False)
     app.add_middleware(BodyLimitMiddleware, limit=body_limit(settings))
     return app
 

@@ -14,6 +14,7 @@ from orchestrator.store.errors import (
     PayloadTooLarge,
 )
 from orchestrator.store.records import (
+    AwsMachine,
     Batch,
     BulkCreateResult,
     Checkpoint,
@@ -35,6 +36,7 @@ from orchestrator.store.records import (
 from orchestrator.store.repository import Repository
 
 __all__ = [
+    "AwsMachine",
     "Batch",
     "BatchNotFound",
     "BulkCreateResult",

@@ -328,7 +328,29 @@ class TaskToken(Base):
     cause: Mapped[str | None] = mapped_column(Text)
 
 
+class AwsStateMachine(Base):
+    """What the AWS API keeps about a state machine beyond its definitions.
+
+    Its type, role ARN and tags, the versions published through
+    ``PublishStateMachineVersion`` (``published``: a JSON list of ``{"number",
+    "version_id", "description", "created_at"}``), and when it was deleted.
+    """
+
+    __tablename__ = "aws_state_machines"
+
+    state_machine_id: Mapped[int] = mapped_column(
+        ForeignKey("state_machines.id", ondelete="CASCADE"), primary_key=True
+    )
+    type: Mapped[str] = mapped_column(String(16))
+    role_arn: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    published: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    created_at: Mapped[datetime]
+    deleted_at: Mapped[datetime | None]
+
+
 __all__ = [
+    "AwsStateMachine",
     "JSONType",
     "Base",
     "Batch",

@@ -33,6 +33,23 @@ class StateMachineInfo:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AwsMachine:
+    """What the AWS API keeps about a state machine (see ``models.AwsStateMachine``).
+
+    ``published``: the versions published through the AWS API, oldest first, each
+    ``{"number", "version_id", "description", "created_at"}``.
+    """
+
+    state_machine_id: int
+    type: str
+    role_arn: str | None
+    tags: dict[str, str]
+    published: tuple[dict[str, Any], ...]
+    created_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Version:
     """One immutable definition of a state machine."""
 
@@ -412,6 +429,7 @@ class Page(Generic[T]):
 
 
 __all__ = [
+    "AwsMachine",
     "Batch",
     "BulkCreateResult",
     "Checkpoint",

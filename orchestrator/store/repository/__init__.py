@@ -40,6 +40,7 @@ from sqlalchemy import Engine
 
 from orchestrator.store.engine import make_engine
 from orchestrator.store.records import Checkpoint, Execution
+from orchestrator.store.repository._aws import AwsResources
 from orchestrator.store.repository._base import (
     DEFAULT_CHUNK_SIZE,
     DEFAULT_PAYLOAD_MAX_BYTES,
@@ -115,6 +116,8 @@ class Repository:
         self.waits = Waits(db)
         self.batches = Batches(db)
         self.batch_executions = BatchExecutions(db)
+        #: What the AWS API keeps beyond definitions (type, role, tags, published versions).
+        self.aws = AwsResources(db)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Repository:

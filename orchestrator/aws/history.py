@@ -1,0 +1,366 @@
+"""GetExecutionHistory: the stored history mapped onto AWS's event types.
+
+The store keeps one row per finished state (or failed attempt), with the time
+the state was entered, its input, output, error and attempt. Each row becomes
+the events AWS shows for it, in AWS's order:
+
+- an entry (``<Type>StateEntered``, plus ``ParallelStateStarted`` /
+  ``MapStateStarted``, and ``TaskScheduled``/``TaskStarted`` or
+  ``LambdaFunctionScheduled``/``LambdaFunctionStarted`` for a Task), placed
+  just before the first event of the state's own work;
+- its end (``TaskSucceeded``/``TaskFailed``, ``<Type>StateExited``,
+  ``ParallelStateSucceeded``/``MapStateSucceeded``, ``...Failed``);
+- rows of one state with the same entry time are one entry and its retries;
+- a Parallel or Map state opens before the first event of a state inside it
+  (the definition says which states are inside which); a Map iteration starts at
+  its processor's ``StartAt`` and succeeds at an end state (``MapIteration*``);
+- ``ExecutionStarted`` and ``ExecutionSucceeded``/``Failed``/``Aborted``/
+  ``TimedOut`` come from the execution row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from orchestrator.aws.context import Aws, action, dump, epoch, page_size, text
+from orchestrator.aws.errors import AwsError
+from orchestrator.aws.executions import find
+from orchestrator.client import Execution, HistoryEvent
+from orchestrator.types import ExecutionStatus
+
+_ENDED = {
+    ExecutionStatus.SUCCEEDED: "ExecutionSucceeded",
+    ExecutionStatus.FAILED: "ExecutionFailed",
+    ExecutionStatus.ABORTED: "ExecutionAborted",
+    ExecutionStatus.TIMED_OUT: "ExecutionTimedOut",
+}
+_CONTAINERS = ("Parallel", "Map")
+
+
+@dataclass
+class StateInfo:
+    """What the definition says about one state name."""
+
+    type: str
+    resource: str | None = None
+    #: Enclosing Parallel/Map states, outermost first.
+    containers: tuple[str, ...] = ()
+    #: For a Map state: its processor's StartAt and end states.
+    starts: str | None = None
+    ends: frozenset[str] = frozenset()
+    timeout: int | None = None
+    heartbeat: int | None = None
+
+
+def describe_states(definition: Any, containers: tuple[str, ...] = ()) -> dict[str, StateInfo]:
+    """Every state name of a definition (nested ones too) with its facts."""
+    found: dict[str, StateInfo] = {}
+    for name, raw in (definition.get("States") or {}).items():
+        if not isinstance(raw, dict):
+            continue
+        info = StateInfo(
+            type=str(raw.get("Type", "Task")),
+            resource=raw.get("Resource") if isinstance(raw.get("Resource"), str) else None,
+            containers=containers,
+            timeout=raw.get("TimeoutSeconds")
+            if isinstance(raw.get("TimeoutSeconds"), int)
+            else None,
+            heartbeat=raw.get("HeartbeatSeconds")
+            if isinstance(raw.get("HeartbeatSeconds"), int)
+            else None,
+        )
+        found.setdefault(name, info)
+        inner = (*containers, name)
+        for branch in raw.get("Branches") or ():
+            if isinstance(branch, dict):
+                _merge(found, describe_states(branch, inner))
+        processor = raw.get("ItemProcessor") or raw.get("Iterator")
+        if isinstance(processor, dict):
+            info.starts = processor.get("StartAt")
+            info.ends = _end_states(processor)
+            _merge(found, describe_states(processor, inner))
+    return found
+
+
+def _merge(into: dict[str, StateInfo], more: dict[str, StateInfo]) -> None:
+    for name, info in more.items():
+        into.setdefault(name, info)
+
+
+def _end_states(machine: dict[str, Any]) -> frozenset[str]:
+    return frozenset(
+        name
+        for name, raw in (machine.get("States") or {}).items()
+        if isinstance(raw, dict) and (raw.get("End") is True or raw.get("Type") == "Succeed")
+    )
+
+
+def _resource(resource: str | None) -> tuple[str, str, bool]:
+    """(resourceType, resource, is a plain Lambda function ARN) as AWS reports them."""
+    if resource is None:
+        return "unknown", "unknown", False
+    if resource.startswith("arn:") and ":lambda:" in resource and ":function:" in resource:
+        return "lambda", resource, True
+    parts = resource.split(":")
+    if resource.startswith("arn:") and len(parts) >= 7 and parts[2] == "states" and not parts[4]:
+        return parts[5], ":".join(parts[6:]), False
+    return "orchestrator", resource, False
+
+
+@dataclass
+class _Builder:
+    """Turns stored rows into AWS events, in order."""
+
+    execution: Execution
+    states: dict[str, StateInfo]
+    role_arn: str | None
+    region: str
+    data: bool
+    events: list[dict[str, Any]] = field(default_factory=list)
+    #: Parallel/Map entries opened before their own row came: (name, entered time).
+    pending: set[tuple[str, datetime | None]] = field(default_factory=set)
+    #: Entries whose last row was a failed attempt that will be retried.
+    retrying: set[tuple[str, datetime | None]] = field(default_factory=set)
+    #: Open Map instances: name -> iterations started so far.
+    iterations: dict[str, int] = field(default_factory=dict)
+    #: Per state name, the index of the iteration each open Map child belongs to.
+    current_index: dict[str, int] = field(default_factory=dict)
+
+    def add(self, kind: str, when: datetime | None, details: dict[str, Any] | None = None) -> None:
+        event: dict[str, Any] = {
+            "timestamp": epoch(when or self.execution.started_at),
+            "type": kind,
+            "id": len(self.events) + 1,
+            "previousEventId": len(self.events),
+        }
+        if details is not None:
+            key = kind[0].lower() + kind[1:]
+            event[_DETAIL_KEYS.get(kind, key + "EventDetails")] = details
+        self.events.append(event)
+
+    def payload(self, name: str, value: Any) -> dict[str, Any]:
+        if not self.data:
+            return {}
+        return {name: dump(value), f"{name}Details": {"truncated": False}}
+
+    def build(self, rows: list[HistoryEvent]) -> list[dict[str, Any]]:
+        ex = self.execution
+        self.add(
+            "ExecutionStarted",
+            ex.started_at,
+            {
+                **self.payload("input", ex.input),
+                **({"roleArn": self.role_arn} if self.role_arn else {}),
+            },
+        )
+        for index, row in enumerate(rows):
+            self.row(row, rows[index + 1 :])
+        self.finish()
+        return self.events
+
+    def info(self, row: HistoryEvent) -> StateInfo:
+        name = row.state_name or ""
+        found = self.states.get(name)
+        return found or StateInfo(type=row.state_type or "Task")
+
+    def row(self, row: HistoryEvent, later: list[HistoryEvent]) -> None:
+        if row.state_name is None:
+            return
+        info = self.info(row)
+        key = (row.state_name, row.entered_at)
+        if key in self.retrying:
+            self.retrying.discard(key)
+        elif key in self.pending:
+            self.pending.discard(key)
+        else:
+            self.open_containers(info, later)
+            self.iteration_start(row, info)
+            self.enter(row, info)
+        self.close(row, info)
+        if row.event_type == "StateRetrying":
+            self.retrying.add(key)
+
+    def open_containers(self, info: StateInfo, later: list[HistoryEvent]) -> None:
+        for outer in info.containers:
+            parent = next((r for r in later if r.state_name == outer), None)
+            if parent is None:
+                continue
+            key = (outer, parent.entered_at)
+            if key not in self.pending:
+                self.pending.add(key)
+                self.enter(parent, self.states[outer])
+
+    def iteration_start(self, row: HistoryEvent, info: StateInfo) -> None:
+        if not info.containers:
+            return
+        name = info.containers[-1]
+        owner = self.states.get(name)
+        if owner is None or owner.type != "Map":
+            return
+        if row.state_name == owner.starts:
+            index = self.iterations.get(name, 0)
+            self.iterations[name] = index + 1
+            self.current_index[name] = index
+            self.add("MapIterationStarted", row.entered_at, {"name": name, "index": index})
+
+    def enter(self, row: HistoryEvent, info: StateInfo) -> None:
+        entered = {"name": row.state_name, **self.payload("input", row.input)}
+        self.add(f"{info.type}StateEntered", row.entered_at, entered)
+        if info.type == "Parallel":
+            self.add("ParallelStateStarted", row.entered_at)
+        elif info.type == "Map":
+            length = len(row.input) if isinstance(row.input, list) else None
+            self.add(
+                "MapStateStarted", row.entered_at, {"length": length} if length is not None else {}
+            )
+            self.iterations[row.state_name or ""] = 0
+        elif info.type == "Task":
+            self.schedule(row, info, row.entered_at)
+
+    def schedule(self, row: HistoryEvent, info: StateInfo, when: datetime | None) -> None:
+        kind, resource, is_lambda = _resource(info.resource)
+        if is_lambda:
+            self.add(
+                "LambdaFunctionScheduled",
+                when,
+                {"resource": resource, **self.payload("input", row.input)}
+                | ({"timeoutInSeconds": info.timeout} if info.timeout else {}),
+            )
+            self.add("LambdaFunctionStarted", when)
+            return
+        scheduled: dict[str, Any] = {
+            "resourceType": kind,
+            "resource": resource,
+            "region": self.region,
+        }
+        scheduled["parameters"] = dump(row.input) if self.data else "{}"
+        if info.timeout:
+            scheduled["timeoutInSeconds"] = info.timeout
+        if info.heartbeat:
+            scheduled["heartbeatInSeconds"] = info.heartbeat
+        self.add("TaskScheduled", when, scheduled)
+        self.add("TaskStarted", when, {"resourceType": kind, "resource": resource})
+
+    def close(self, row: HistoryEvent, info: StateInfo) -> None:
+        if info.type == "Task":
+            self.close_task(row, info)
+        elif info.type in _CONTAINERS and row.event_type == "StateSucceeded":
+            self.add(f"{info.type}StateSucceeded", row.recorded_at)
+        elif info.type in _CONTAINERS:
+            self.add(f"{info.type}StateFailed", row.recorded_at)
+        if row.event_type in ("StateSucceeded", "StateCaught") and info.type != "Fail":
+            exited = {"name": row.state_name, **self.payload("output", row.output)}
+            self.add(f"{info.type}StateExited", row.recorded_at, exited)
+            self.iteration_end(row, info)
+
+    def close_task(self, row: HistoryEvent, info: StateInfo) -> None:
+        kind, resource, is_lambda = _resource(info.resource)
+        if row.event_type == "StateSucceeded":
+            if is_lambda:
+                self.add(
+                    "LambdaFunctionSucceeded", row.recorded_at, self.payload("output", row.output)
+                )
+            else:
+                done = {
+                    "resourceType": kind,
+                    "resource": resource,
+                    **self.payload("output", row.output),
+                }
+                self.add("TaskSucceeded", row.recorded_at, done)
+            return
+        failure = _failure(row)
+        if is_lambda:
+            self.add("LambdaFunctionFailed", row.recorded_at, failure)
+        elif row.error == "States.Timeout":
+            self.add(
+                "TaskTimedOut",
+                row.recorded_at,
+                {"resourceType": kind, "resource": resource, **failure},
+            )
+        else:
+            self.add(
+                "TaskFailed",
+                row.recorded_at,
+                {"resourceType": kind, "resource": resource, **failure},
+            )
+        if row.event_type == "StateRetrying":
+            self.schedule(row, info, row.recorded_at)
+
+    def iteration_end(self, row: HistoryEvent, info: StateInfo) -> None:
+        if not info.containers:
+            return
+        name = info.containers[-1]
+        owner = self.states.get(name)
+        if owner is not None and owner.type == "Map" and row.state_name in owner.ends:
+            index = self.current_index.get(name, 0)
+            self.add("MapIterationSucceeded", row.recorded_at, {"name": name, "index": index})
+
+    def finish(self) -> None:
+        ex = self.execution
+        kind = _ENDED.get(ex.status)
+        if kind is None:
+            return
+        if kind == "ExecutionSucceeded":
+            self.add(kind, ex.ended_at, self.payload("output", ex.output))
+        else:
+            self.add(kind, ex.ended_at, _failure(ex))
+
+
+def _failure(row: HistoryEvent | Execution) -> dict[str, Any]:
+    return {k: v for k, v in (("error", row.error), ("cause", row.cause)) if v is not None}
+
+
+#: Event types whose details key is not ``<type>EventDetails`` in lower camel case.
+_DETAIL_KEYS = {
+    **{
+        f"{t}StateEntered": "stateEnteredEventDetails"
+        for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map", "Message")
+    },
+    **{
+        f"{t}StateExited": "stateExitedEventDetails"
+        for t in ("Pass", "Task", "Choice", "Wait", "Succeed", "Parallel", "Map", "Message")
+    },
+    "MapIterationStarted": "mapIterationStartedEventDetails",
+    "MapIterationSucceeded": "mapIterationSucceededEventDetails",
+}
+
+
+def aws_events(aws: Aws, execution: Execution, data: bool) -> list[dict[str, Any]]:
+    """Every AWS event of an execution, oldest first."""
+    version = aws.client.version(execution.version_id)
+    facts = aws.facts(version.state_machine_id)
+    builder = _Builder(
+        execution=execution,
+        states=describe_states(version.definition),
+        role_arn=facts.role_arn if facts else None,
+        region=aws.arns.region,
+        data=data,
+    )
+    rows = aws.client.execution(execution.id).history()
+    return builder.build(list(rows))
+
+
+@action("GetExecutionHistory")
+def get_execution_history(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
+    """The events of an execution (``reverseOrder``, ``includeExecutionData``, paging)."""
+    execution = find(aws, text(body, "executionArn"))
+    data = body.get("includeExecutionData")
+    events = aws_events(aws, execution, data is None or bool(data))
+    if body.get("reverseOrder"):
+        events.reverse()
+    size = page_size(body)
+    token = body.get("nextToken")
+    start = 0
+    if token is not None:
+        if not isinstance(token, str) or not token.startswith("e") or not token[1:].isdigit():
+            raise AwsError("InvalidToken", f"Invalid Token: '{token}'")
+        start = int(token[1:])
+    page: dict[str, Any] = {"events": events[start : start + size]}
+    if start + size < len(events):
+        page["nextToken"] = f"e{start + size}"
+    return page
+
+
+__all__ = ["StateInfo", "aws_events", "describe_states"]
