@@ -56,6 +56,7 @@ def verify(
         raise AwsError(
             "MissingAuthenticationTokenException",
             "Missing Authentication Token: this endpoint needs a SigV4-signed request",
+            403,
         )
     match = _AUTH.match(header.strip())
     if match is None:

@@ -88,7 +88,9 @@ class Stack:
         return env
 
 
-def _environment(database_url: str, broker_url: str, keys: bool) -> dict[str, str]:
+def _environment(
+    database_url: str, broker_url: str, keys: bool, token: str | None
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORCHESTRATOR_")}
     env.update(
         ORCHESTRATOR_DATABASE_URL=database_url,
@@ -97,6 +99,8 @@ def _environment(database_url: str, broker_url: str, keys: bool) -> dict[str, st
         PYTHONPATH=str(REPO_ROOT),
         PYTHONUNBUFFERED="1",
     )
+    if token:
+        env["ORCHESTRATOR_API_TOKEN"] = token
     if keys:
         env.update(
             ORCHESTRATOR_AWS_ACCESS_KEY_ID=ACCESS_KEY,
@@ -137,10 +141,10 @@ def make_stack(
     processes: list[subprocess.Popen[bytes]] = []
     workers: list[Worker] = []
 
-    def make(*, keys: bool = True, worker: bool = True) -> Stack:
+    def make(*, keys: bool = True, worker: bool = True, token: str | None = None) -> Stack:
         port = free_port()
         url = f"http://127.0.0.1:{port}"
-        env = _environment(postgres_url, redis_db.url, keys)
+        env = _environment(postgres_url, redis_db.url, keys, token)
         log_path = tmp_path / f"api-{port}.log"
         command = [sys.executable, "-m", "orchestrator", "api", "--port", str(port)]
         with log_path.open("wb") as log:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.aws.conftest import ACCOUNT, REGION, ROLE, Stack, machine_arn
+from tests.aws.conftest import ACCOUNT, REGION, ROLE, machine_arn
 
 pytestmark = pytest.mark.slow
 
@@ -99,7 +99,8 @@ def test_create_start_describe_and_history_with_paging(sfn: Any) -> None:
     # Then DescribeExecution has AWS's fields
     assert json.loads(done["output"]) == {"n": 12}
     assert json.loads(done["input"]) == {"n": 3}
-    assert done["stateMachineArn"] == arn and done["name"] == "run-1"
+    assert done["stateMachineArn"] == arn
+    assert done["name"] == "run-1"
     assert done["stopDate"] >= done["startDate"]
     # and the history has AWS's event types, in order
     events = all_events(sfn, started["executionArn"])
@@ -128,7 +129,8 @@ def test_create_start_describe_and_history_with_paging(sfn: Any) -> None:
     assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"n": 12}
     # and paging by 3, reverse order and leaving the data out all agree with it
     paged = sfn.get_execution_history(executionArn=started["executionArn"], maxResults=3)
-    assert [e["id"] for e in paged["events"]] == [1, 2, 3] and "nextToken" in paged
+    assert [e["id"] for e in paged["events"]] == [1, 2, 3]
+    assert "nextToken" in paged
     assert all_events(sfn, started["executionArn"], PaginationConfig={"PageSize": 3}) == events
     backwards = all_events(sfn, started["executionArn"], reverseOrder=True)
     assert backwards == list(reversed(events))
@@ -147,7 +149,8 @@ def test_state_machines_list_in_pages_update_publish_tags_and_delete(sfn: Any) -
     pages = sfn.get_paginator("list_state_machines").paginate(PaginationConfig={"PageSize": 2})
     assert [m["name"] for page in pages for m in page["stateMachines"]] == ["a", "b", "c", "d"]
     first = sfn.list_state_machines(maxResults=2)
-    assert len(first["stateMachines"]) == 2 and "nextToken" in first
+    assert len(first["stateMachines"]) == 2
+    assert "nextToken" in first
     # When one is updated and published twice
     arn = machine_arn("a")
     changed = {"StartAt": "Q", "States": {"Q": {"Type": "Pass", "Result": 1, "End": True}}}
@@ -160,9 +163,12 @@ def test_state_machines_list_in_pages_update_publish_tags_and_delete(sfn: Any) -
     versions = sfn.list_state_machine_versions(stateMachineArn=arn)["stateMachineVersions"]
     assert [v["stateMachineVersionArn"] for v in versions] == [machine_arn("a", 1)]
     version = sfn.describe_state_machine(stateMachineArn=machine_arn("a", 1))
-    assert json.loads(version["definition"]) == changed and version["description"] == "v1"
+    assert json.loads(version["definition"]) == changed
+    assert version["description"] == "v1"
     # and tagged and untagged
-    sfn.tag_resource(resourceArn=arn, tags=[{"key": "k1", "value": "v1"}, {"key": "k2", "value": "v2"}])
+    sfn.tag_resource(
+        resourceArn=arn, tags=[{"key": "k1", "value": "v1"}, {"key": "k2", "value": "v2"}]
+    )
     sfn.untag_resource(resourceArn=arn, tagKeys=["k1"])
     assert sfn.list_tags_for_resource(resourceArn=arn)["tags"] == [{"key": "k2", "value": "v2"}]
     # and deleted: it is gone from the AWS API
@@ -273,7 +279,8 @@ def test_validate_and_test_state(sfn: Any) -> None:
         roleArn=ROLE,
         input="{}",
     )
-    assert failed["status"] == "FAILED" and failed["error"]
+    assert failed["status"] == "FAILED"
+    assert failed["error"]
 
 
 def test_stop_redrive_and_the_machine_of_an_execution(sfn: Any, tmp_path: Path) -> None:
@@ -281,7 +288,8 @@ def test_stop_redrive_and_the_machine_of_an_execution(sfn: Any, tmp_path: Path) 
     payload = json.dumps({"outbox": str(tmp_path / "token")})
     started = sfn.start_execution(stateMachineArn=arn, name="to-stop", input=payload)
     machine = sfn.describe_state_machine_for_execution(executionArn=started["executionArn"])
-    assert json.loads(machine["definition"]) == CALLBACK and machine["roleArn"] == ROLE
+    assert json.loads(machine["definition"]) == CALLBACK
+    assert machine["roleArn"] == ROLE
     deadline = time.monotonic() + 60
     while not (tmp_path / "token").exists():
         assert time.monotonic() < deadline, "the execution never parked"
