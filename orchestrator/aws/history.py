@@ -52,6 +52,8 @@ class StateInfo:
     ends: frozenset[str] = frozenset()
     timeout: int | None = None
     heartbeat: int | None = None
+    #: For a Map state: its ItemsPath (JSONPath) or Items.
+    items_path: str | None = None
 
 
 def describe_states(definition: Any, containers: tuple[str, ...] = ()) -> dict[str, StateInfo]:
@@ -71,6 +73,8 @@ def describe_states(definition: Any, containers: tuple[str, ...] = ()) -> dict[s
             if isinstance(raw.get("HeartbeatSeconds"), int)
             else None,
         )
+        if isinstance(raw.get("ItemsPath"), str):
+            info.items_path = raw["ItemsPath"]
         found.setdefault(name, info)
         inner = (*containers, name)
         for branch in raw.get("Branches") or ():
@@ -211,7 +215,7 @@ class _Builder:
         if info.type == "Parallel":
             self.add("ParallelStateStarted", row.entered_at)
         elif info.type == "Map":
-            length = len(row.input) if isinstance(row.input, list) else None
+            length = _items_length(row.input, info.items_path)
             self.add(
                 "MapStateStarted", row.entered_at, {"length": length} if length is not None else {}
             )
@@ -306,6 +310,19 @@ class _Builder:
             self.add(kind, ex.ended_at, self.payload("output", ex.output))
         else:
             self.add(kind, ex.ended_at, _failure(ex))
+
+
+def _items_length(data: Any, path: str | None) -> int | None:
+    """How many items a Map state's input holds at a plain ``$.a.b`` ItemsPath."""
+    found = data
+    if path not in (None, "$"):
+        if not path or not path.startswith("$.") or "[" in path or "*" in path:
+            return None
+        for key in path[2:].split("."):
+            if not isinstance(found, dict) or key not in found:
+                return None
+            found = found[key]
+    return len(found) if isinstance(found, list | dict) else None
 
 
 def _failure(row: HistoryEvent | Execution) -> dict[str, Any]:

@@ -25,3 +25,25 @@ def explode(data: Any) -> Any:
 def callback(data: Any, ctx: HandlerContext) -> None:
     """Hand the token out through the file the input names."""
     Path(data["outbox"]).write_text(data["token"])
+
+
+@handler("AddressFinder")
+def address_finder(data: Any) -> Any:
+    """The AWS developer guide's Parallel sample calls this Lambda function."""
+    return {"address": "1 Main St"}
+
+
+@handler("PhoneFinder")
+def phone_finder(data: Any) -> Any:
+    """The AWS developer guide's Parallel sample calls this Lambda function."""
+    return {"phone": "555-0100"}
+
+
+class CustomError(Exception):
+    """The custom error of the AWS developer guide's Catch sample."""
+
+
+@handler("FailFunction")
+def fail_function(data: Any) -> Any:
+    """The AWS developer guide's Catch sample calls this Lambda function; it fails."""
+    raise CustomError("This is a custom error!")
