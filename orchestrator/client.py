@@ -215,16 +215,14 @@ class Orchestrator:
     # -- what the AWS API keeps (orchestrator/aws) ---------------------------------------
 
     def aws_machine(self, state_machine_id: int) -> AwsMachine | None:
-        """The AWS facts of a machine (type, role, tags, published versions), or None."""
+        """The AWS facts of a machine (role, tags, published versions), or None."""
         return self.repository.aws.get_aws_machine(state_machine_id)
 
     def put_aws_machine(
-        self, state_machine_id: int, *, type: str, role_arn: str | None, tags: dict[str, str]
+        self, state_machine_id: int, *, role_arn: str | None, tags: dict[str, str]
     ) -> AwsMachine:
         """Record (or revive after a delete) the AWS facts of a machine; tags are merged."""
-        return self.repository.aws.put_aws_machine(
-            state_machine_id, type=type, role_arn=role_arn, tags=tags
-        )
+        return self.repository.aws.put_aws_machine(state_machine_id, role_arn=role_arn, tags=tags)
 
     def update_aws_machine(self, state_machine_id: int, **changes: Any) -> AwsMachine:
         """Change the role, tag, untag or mark deleted (``AwsResources.update_aws_machine``)."""

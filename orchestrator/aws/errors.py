@@ -38,6 +38,7 @@ _CODES: tuple[tuple[type[Exception], str], ...] = (
     (errors.ExecutionAlreadyExists, "ExecutionAlreadyExists"),
     (errors.DefinitionInvalid, "InvalidDefinition"),
     (errors.InvalidName, "InvalidName"),
+    (errors.StateMachineTypeNotSupported, "StateMachineTypeNotSupported"),
     (errors.InvalidToken, "InvalidToken"),
     (errors.TaskDoesNotExist, "TaskDoesNotExist"),
     (errors.TaskTimedOut, "TaskTimedOut"),

@@ -108,6 +108,33 @@ def start_execution(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@action("StartSyncExecution")
+def start_sync_execution(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
+    """Run an EXPRESS execution to its end in this process and answer its outcome."""
+    version, _ = aws.machine(text(body, "stateMachineArn"))
+    data = json_text(body, "input", "InvalidExecutionInput")
+    name = text(body, "name", required=False) or str(uuid.uuid4())
+    machine = version.state_machine_name
+    done = aws.client.bind(version).start_sync(data, name=name)
+    succeeded = done.status == ExecutionStatus.SUCCEEDED
+    return compact(
+        {
+            "executionArn": f"{aws.arns.prefix}express:{machine}:{done.name}:{done.id}",
+            "stateMachineArn": aws.arns.machine(machine),
+            "name": done.name,
+            "startDate": epoch(done.started_at),
+            "stopDate": epoch(done.ended_at or done.updated_at),
+            "status": AWS_STATUS[done.status],
+            "error": None if succeeded else done.error,
+            "cause": None if succeeded else done.cause,
+            "input": dump(done.input),
+            "inputDetails": {"included": True},
+            "output": dump(done.output) if succeeded else None,
+            "outputDetails": {"included": True} if succeeded else None,
+        }
+    )
+
+
 def _redrive_status(execution: Execution) -> tuple[str, str | None]:
     if execution.status in _REDRIVABLE:
         return "REDRIVABLE", None

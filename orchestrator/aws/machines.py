@@ -16,8 +16,8 @@ from orchestrator.aws.context import (
     text,
 )
 from orchestrator.aws.errors import AwsError, validation
-from orchestrator.client import AwsMachine, Version
-from orchestrator.errors import StateMachineNotFound
+from orchestrator.client import Version
+from orchestrator.errors import StateMachineNotFound, StateMachineTypeNotSupported
 
 TYPES = ("STANDARD", "EXPRESS")
 _LOGGING = {"level": "OFF", "includeExecutionData": False}
@@ -45,13 +45,7 @@ def tags_of(body: dict[str, Any]) -> dict[str, str]:
 
 def _definition(aws: Aws, name: str, body: dict[str, Any], kind: str) -> Version:
     definition = text(body, "definition")
-    if kind == "EXPRESS":
-        from orchestrator import asl
-
-        _, problems = asl.parse(definition, machine_type="EXPRESS")
-        if problems:
-            raise asl.DefinitionInvalid(problems)
-    return aws.client.create_state_machine(name, definition).version_record
+    return aws.client.create_state_machine(name, definition, machine_type=kind).version_record
 
 
 def _same(version: Version, definition: str) -> bool:
@@ -88,10 +82,14 @@ def create_state_machine(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
             "StateMachineAlreadyExists",
             f"State Machine Already Exists: '{aws.arns.machine(name)}' (with another definition)",
         )
-    version = _definition(aws, name, body, kind)
-    facts = aws.client.put_aws_machine(
-        version.state_machine_id, type=kind, role_arn=role, tags=tags
-    )
+    try:
+        version = _definition(aws, name, body, kind)
+    except StateMachineTypeNotSupported:
+        raise AwsError(
+            "StateMachineAlreadyExists",
+            f"State Machine Already Exists: '{aws.arns.machine(name)}' (of another type)",
+        ) from None
+    facts = aws.client.put_aws_machine(version.state_machine_id, role_arn=role, tags=tags)
     return compact(
         {
             "stateMachineArn": aws.arns.machine(name),
@@ -99,10 +97,6 @@ def create_state_machine(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
             "stateMachineVersionArn": _publish(aws, version, body),
         }
     )
-
-
-def _kind(facts: AwsMachine | None) -> str:
-    return facts.type if facts else "STANDARD"
 
 
 @action("DescribeStateMachine")
@@ -121,7 +115,7 @@ def describe_state_machine(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
             "status": "ACTIVE",
             "definition": dump(version.definition),
             "roleArn": facts.role_arn if facts else None,
-            "type": _kind(facts),
+            "type": version.machine_type,
             "creationDate": epoch(version.created_at if number else _created(aws, version)),
             "loggingConfiguration": _LOGGING,
             "tracingConfiguration": {"enabled": False},
@@ -147,9 +141,8 @@ def update_state_machine(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
         raise validation("'stateMachineArn' must name the state machine, not one of its versions")
     if body.get("definition") is None and body.get("roleArn") is None:
         raise AwsError("MissingRequiredParameter", "give 'definition' or 'roleArn' (or both)")
-    facts = aws.facts(version.state_machine_id)
     if body.get("definition") is not None:
-        version = _definition(aws, version.state_machine_name, body, _kind(facts))
+        version = _definition(aws, version.state_machine_name, body, version.machine_type)
     role = text(body, "roleArn", required=False)
     aws.client.update_aws_machine(version.state_machine_id, role_arn=role)
     return compact(
@@ -183,7 +176,7 @@ def list_state_machines(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
             {
                 "stateMachineArn": aws.arns.machine(info.name),
                 "name": info.name,
-                "type": _kind(facts),
+                "type": aws.client.find_version(info.name).machine_type,
                 "creationDate": epoch(facts.created_at if facts else info.created_at),
             }
         )

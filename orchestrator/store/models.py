@@ -337,7 +337,7 @@ class TaskToken(Base):
 class AwsStateMachine(Base):
     """What the AWS API keeps about a state machine beyond its definitions.
 
-    Its type, role ARN and tags, the versions published through
+    Its role ARN and tags (its type is ``state_machines.type``), the versions published through
     ``PublishStateMachineVersion`` (``published``: a JSON list of ``{"number",
     "version_id", "description", "created_at"}``), and when it was deleted.
     """
@@ -347,7 +347,6 @@ class AwsStateMachine(Base):
     state_machine_id: Mapped[int] = mapped_column(
         ForeignKey("state_machines.id", ondelete="CASCADE"), primary_key=True
     )
-    type: Mapped[str] = mapped_column(String(16))
     role_arn: Mapped[str | None] = mapped_column(Text)
     tags: Mapped[Any] = mapped_column(JSONType, nullable=True)
     published: Mapped[Any] = mapped_column(JSONType, nullable=True)

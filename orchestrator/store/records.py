@@ -41,7 +41,6 @@ class AwsMachine:
     """
 
     state_machine_id: int
-    type: str
     role_arn: str | None
     tags: dict[str, str]
     published: tuple[dict[str, Any], ...]

@@ -308,3 +308,35 @@ def test_stop_redrive_and_the_machine_of_an_execution(sfn: Any, tmp_path: Path) 
     assert redriven["redriveCount"] == 1
     redriven_list = sfn.list_executions(stateMachineArn=arn, redriveFilter="REDRIVEN")
     assert [e["name"] for e in redriven_list["executions"]] == ["to-stop"]
+
+
+def test_start_sync_execution_runs_an_express_machine_to_its_end(sfn: Any) -> None:
+    # Given an EXPRESS machine
+    double = {
+        "StartAt": "D",
+        "States": {"D": {"Type": "Task", "Resource": LAMBDA_ARN, "End": True}},
+    }
+    arn = create(sfn, "express-double", double, type="EXPRESS")
+    assert sfn.describe_state_machine(stateMachineArn=arn)["type"] == "EXPRESS"
+    # When StartSyncExecution runs it: the answer is its outcome
+    done = sfn.start_sync_execution(stateMachineArn=arn, input='{"n": 21}')
+    assert (done["status"], json.loads(done["output"])) == ("SUCCEEDED", {"n": 42})
+    assert done["executionArn"].startswith(f"arn:aws:states:{REGION}:{ACCOUNT}:express:")
+    # and a failing one answers FAILED with its error
+    failing = {
+        "StartAt": "X",
+        "States": {"X": {"Type": "Task", "Resource": "explode", "End": True}},
+    }
+    bad = sfn.start_sync_execution(
+        stateMachineArn=create(sfn, "express-fail", failing, type="EXPRESS")
+    )
+    assert bad["status"] == "FAILED"
+    assert bad["error"] == "RuntimeError"
+    # A STANDARD machine refuses it, and an EXPRESS machine refuses callbacks at create
+    standard = create(sfn, "standard", double)
+    with pytest.raises(sfn.exceptions.StateMachineTypeNotSupported):
+        sfn.start_sync_execution(stateMachineArn=standard)
+    with pytest.raises(sfn.exceptions.InvalidDefinition):
+        create(sfn, "express-callback", CALLBACK, type="EXPRESS")
+    with pytest.raises(sfn.exceptions.StateMachineAlreadyExists):
+        create(sfn, "standard", double, type="EXPRESS")

@@ -46,7 +46,7 @@ PARALLEL: dict[str, Any] = {
                     "States": {
                         "LookupAddress": {
                             "Type": "Task",
-                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:AddressFinder",
+                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:AddressFinder",  # noqa: E501
                             "End": True,
                         }
                     },
@@ -56,7 +56,7 @@ PARALLEL: dict[str, Any] = {
                     "States": {
                         "LookupPhone": {
                             "Type": "Task",
-                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:PhoneFinder",
+                            "Resource": "arn:aws:lambda:us-east-1:123456789012:function:PhoneFinder",  # noqa: E501
                             "End": True,
                         }
                     },

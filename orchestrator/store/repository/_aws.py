@@ -1,8 +1,9 @@
-"""What the AWS JSON API keeps about a state machine: type, role ARN, tags, published versions.
+"""What the AWS JSON API keeps about a state machine: role ARN, tags, published versions.
 
 One row per state machine in ``aws_state_machines``; a machine created through
 another front end has none until the AWS API first writes to it (its facts are
-then the defaults: STANDARD, no role, no tags, nothing published).
+then the defaults: no role, no tags, nothing published). The machine's type is
+the core's (``state_machines.type``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ class AwsResources(Part):
         self,
         state_machine_id: int,
         *,
-        type: str,
         role_arn: str | None,
         tags: Mapping[str, str],
         now: datetime | None = None,
@@ -46,7 +46,6 @@ class AwsResources(Part):
                 conn.execute(
                     insert(A).values(
                         state_machine_id=state_machine_id,
-                        type=type,
                         role_arn=role_arn,
                         tags=dict(tags),
                         published=[],
@@ -55,7 +54,7 @@ class AwsResources(Part):
                 )
             else:
                 merged = {**({} if row.deleted_at else dict(row.tags or {})), **tags}
-                values: dict[str, Any] = {"type": type, "role_arn": role_arn, "tags": merged}
+                values: dict[str, Any] = {"role_arn": role_arn, "tags": merged}
                 if row.deleted_at is not None:
                     values.update(deleted_at=None, created_at=now, published=[])
                 conn.execute(update(A).where(A.state_machine_id == state_machine_id).values(values))
@@ -134,7 +133,6 @@ class AwsResources(Part):
             conn.execute(
                 insert(A).values(
                     state_machine_id=state_machine_id,
-                    type="STANDARD",
                     tags={},
                     published=[],
                     created_at=now,
@@ -154,7 +152,6 @@ class AwsResources(Part):
 def _record(row: Row[Any]) -> AwsMachine:
     return AwsMachine(
         state_machine_id=row.state_machine_id,
-        type=row.type,
         role_arn=row.role_arn,
         tags=dict(row.tags or {}),
         published=tuple(row.published or ()),

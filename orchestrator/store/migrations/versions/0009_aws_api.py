@@ -1,7 +1,7 @@
-"""The AWS API's own facts about a state machine: type, role ARN, tags, published versions.
+"""The AWS API's own facts about a state machine: role ARN, tags, published versions.
 
 Revision ID: 0009_aws_api
-Revises: 0005_task_tokens
+Revises: 0006_express
 Create Date: 2026-12-06
 
 A new table ``aws_state_machines``, one row per state machine created or
@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_aws_api"
-down_revision: str | Sequence[str] | None = "0005_task_tokens"
+down_revision: str | Sequence[str] | None = "0006_express"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -34,7 +34,6 @@ def upgrade() -> None:
     op.create_table(
         "aws_state_machines",
         sa.Column("state_machine_id", sa.Integer(), nullable=False),
-        sa.Column("type", sa.String(length=16), nullable=False),
         sa.Column("role_arn", sa.Text(), nullable=True),
         sa.Column("tags", _json(), nullable=True),
         sa.Column("published", _json(), nullable=True),
