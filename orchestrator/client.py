@@ -44,6 +44,7 @@ from orchestrator.store import (
     Page,
     Repository,
     StateMachineInfo,
+    TaskToken,
     Version,
 )
 from orchestrator.types import ExecutionStatus, TaskTokenStatus
@@ -496,6 +497,7 @@ __all__ = [
     "Page",
     "StateMachineInfo",
     "SteeringReport",
+    "TaskToken",
     "Version",
     "client_for",
 ]

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.batch.control import SteeringReport
     from orchestrator.client import Orchestrator
     from orchestrator.statemachine import StateMachine
-    from orchestrator.store import Batch, Execution, HistoryEvent, Page
+    from orchestrator.store import Batch, Execution, HistoryEvent, Page, TaskToken
 
 
 class ExecutionHandle:
@@ -58,6 +58,10 @@ class ExecutionHandle:
         """
         self.describe()
         return self.client.repository.history(self.id)
+
+    def task_tokens(self) -> list[TaskToken]:
+        """The execution's task tokens (hashes, states, attempts, outcomes), oldest first."""
+        return self.client.repository.execution_task_tokens(self.id)
 
     def stop(self, *, error: str | None = None, cause: str | None = None) -> bool:
         """Abort a running or waiting execution (ABORTED); False if it had already ended.

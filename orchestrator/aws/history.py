@@ -14,6 +14,8 @@ the events AWS shows for it, in AWS's order:
 - a Parallel or Map state opens before the first event of a state inside it
   (the definition says which states are inside which); a Map iteration starts at
   its processor's ``StartAt`` and succeeds at an end state (``MapIteration*``);
+- a Task parked on its task token has no row yet: its token (state, attempt,
+  creation time) gives its entry, ``TaskScheduled`` and ``TaskStarted``;
 - ``ExecutionStarted`` and ``ExecutionSucceeded``/``Failed``/``Aborted``/
   ``TimedOut`` come from the execution row.
 """
@@ -27,8 +29,8 @@ from typing import Any
 from orchestrator.aws.context import Aws, action, dump, epoch, page_size, text
 from orchestrator.aws.errors import AwsError
 from orchestrator.aws.executions import find
-from orchestrator.client import Execution, HistoryEvent
-from orchestrator.types import ExecutionStatus
+from orchestrator.client import Execution, HistoryEvent, TaskToken
+from orchestrator.types import ExecutionStatus, TaskTokenStatus
 
 _ENDED = {
     ExecutionStatus.SUCCEEDED: "ExecutionSucceeded",
@@ -122,6 +124,8 @@ class _Builder:
     role_arn: str | None
     region: str
     data: bool
+    #: The execution's task tokens (a Task parked on one has no row yet).
+    tokens: list[TaskToken] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     #: Parallel/Map entries opened before their own row came: (name, entered time).
     pending: set[tuple[str, datetime | None]] = field(default_factory=set)
@@ -161,8 +165,24 @@ class _Builder:
         )
         for index, row in enumerate(rows):
             self.row(row, rows[index + 1 :])
+        self.waiting()
         self.finish()
         return self.events
+
+    def waiting(self) -> None:
+        """A Task parked on its token (first attempt): entered, scheduled and started.
+
+        Its retries were scheduled with the failed attempt before them.
+        """
+        for token in self.tokens:
+            if token.status != TaskTokenStatus.WAITING or token.attempt:
+                continue
+            info = self.states.get(token.state_name) or StateInfo(type="Task")
+            self.add("TaskStateEntered", token.created_at, {"name": token.state_name})
+            kind, resource, _ = _resource(info.resource)
+            scheduled = {"resourceType": kind, "resource": resource, "region": self.region}
+            self.add("TaskScheduled", token.created_at, {**scheduled, "parameters": "{}"})
+            self.add("TaskStarted", token.created_at, {"resourceType": kind, "resource": resource})
 
     def info(self, row: HistoryEvent) -> StateInfo:
         name = row.state_name or ""
@@ -354,6 +374,7 @@ def aws_events(aws: Aws, execution: Execution, data: bool) -> list[dict[str, Any
         role_arn=facts.role_arn if facts else None,
         region=aws.arns.region,
         data=data,
+        tokens=aws.client.execution(execution.id).task_tokens(),
     )
     rows = aws.client.execution(execution.id).history()
     return builder.build(list(rows))

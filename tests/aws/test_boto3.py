@@ -197,6 +197,9 @@ def test_a_start_is_idempotent_by_name_as_aws_defines_it(sfn: Any, tmp_path: Pat
         assert time.monotonic() < deadline, "the handler never wrote its token"
         time.sleep(0.1)
     token = token_file.read_text()
+    # the parked Task shows in the history as AWS shows it while it waits
+    waiting = [e["type"] for e in all_events(sfn, first["executionArn"])]
+    assert waiting == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted"]
     sfn.send_task_heartbeat(taskToken=token)
     sfn.send_task_success(taskToken=token, output='{"approved": true}')
     done = wait_for(sfn, first["executionArn"])
