@@ -13,7 +13,7 @@ from orchestrator.aws.errors import AwsError
 from orchestrator.aws.sigv4 import verify
 
 KEY, SECRET, REGION = "AKIDUNIT", "unit-secret", "us-east-1"
-OTHER = "another-secret"  # noqa: S105  # a wrong test secret
+OTHER = "another-secret"  # a wrong test secret
 URL = "http://127.0.0.1:8000/"
 BODY = b'{"maxResults": 2}'
 
