@@ -10,10 +10,12 @@ the events AWS shows for it, in AWS's order:
   just before the first event of the state's own work;
 - its end (``TaskSucceeded``/``TaskFailed``, ``<Type>StateExited``,
   ``ParallelStateSucceeded``/``MapStateSucceeded``, ``...Failed``);
-- rows of one state with the same entry time are one entry and its retries;
+- rows of one state with the same path and entry time are one entry and its retries;
 - a Parallel or Map state opens before the first event of a state inside it
-  (the definition says which states are inside which); a Map iteration starts at
-  its processor's ``StartAt`` and succeeds at an end state (``MapIteration*``);
+  (the definition says which states are inside which, the row's ``path`` which
+  branch or iteration it ran in); a Map iteration starts before its first state
+  and succeeds at an end state (``MapIteration*``, with the index from the path;
+  rows stored before paths were count the iterations in order instead);
 - a Task parked on its task token has no row yet: its token (state, attempt,
   creation time) gives its entry, ``TaskScheduled`` and ``TaskStarted``;
 - ``ExecutionStarted`` and ``ExecutionSucceeded``/``Failed``/``Aborted``/
@@ -127,14 +129,14 @@ class _Builder:
     #: The execution's task tokens (a Task parked on one has no row yet).
     tokens: list[TaskToken] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
-    #: Parallel/Map entries opened before their own row came: (name, entered time).
-    pending: set[tuple[str, datetime | None]] = field(default_factory=set)
+    #: Parallel/Map entries opened before their own row came.
+    pending: set[_Key] = field(default_factory=set)
     #: Entries whose last row was a failed attempt that will be retried.
-    retrying: set[tuple[str, datetime | None]] = field(default_factory=set)
-    #: Open Map instances: name -> iterations started so far.
-    iterations: dict[str, int] = field(default_factory=dict)
-    #: Per state name, the index of the iteration each open Map child belongs to.
-    current_index: dict[str, int] = field(default_factory=dict)
+    retrying: set[_Key] = field(default_factory=set)
+    #: Map iterations started: (the Map entry, the iteration index).
+    started: set[tuple[_Key, int]] = field(default_factory=set)
+    #: Rows without a recorded path (before 0009_aws_api): iterations counted per Map.
+    counted: dict[str, int] = field(default_factory=dict)
 
     def add(self, kind: str, when: datetime | None, details: dict[str, Any] | None = None) -> None:
         event: dict[str, Any] = {
@@ -193,41 +195,60 @@ class _Builder:
         if row.state_name is None:
             return
         info = self.info(row)
-        key = (row.state_name, row.entered_at)
+        key = _key(row)
         if key in self.retrying:
             self.retrying.discard(key)
         elif key in self.pending:
             self.pending.discard(key)
         else:
-            self.open_containers(info, later)
-            self.iteration_start(row, info)
+            self.open_containers(row, info, later)
             self.enter(row, info)
         self.close(row, info)
         if row.event_type == "StateRetrying":
             self.retrying.add(key)
 
-    def open_containers(self, info: StateInfo, later: list[HistoryEvent]) -> None:
-        for outer in info.containers:
-            parent = next((r for r in later if r.state_name == outer), None)
+    def open_containers(
+        self, row: HistoryEvent, info: StateInfo, later: list[HistoryEvent]
+    ) -> None:
+        """Enter the Parallel/Map states around ``row`` (outermost first) and its iterations."""
+        path = _path(row)
+        for level, outer in enumerate(info.containers):
+            where = None if path is None else path[:level]
+            parent = next(
+                (
+                    r
+                    for r in later
+                    if r.state_name == outer and (where is None or _path(r) == where)
+                ),
+                None,
+            )
             if parent is None:
                 continue
-            key = (outer, parent.entered_at)
+            key = _key(parent)
             if key not in self.pending:
                 self.pending.add(key)
                 self.enter(parent, self.states[outer])
+            owner = self.states[outer]
+            if owner.type == "Map":
+                self.iteration_start(row, key, level, owner)
 
-    def iteration_start(self, row: HistoryEvent, info: StateInfo) -> None:
-        if not info.containers:
+    def iteration_start(
+        self, row: HistoryEvent, map_key: _Key, level: int, owner: StateInfo
+    ) -> None:
+        path = _path(row)
+        if path is not None and len(path) > level:
+            index = path[level]
+        elif (
+            row.state_name == owner.starts
+            and len(row_containers := self.info(row).containers) == level + 1
+        ):
+            index = self.counted.get(row_containers[-1], 0)
+            self.counted[row_containers[-1]] = index + 1
+        else:
             return
-        name = info.containers[-1]
-        owner = self.states.get(name)
-        if owner is None or owner.type != "Map":
-            return
-        if row.state_name == owner.starts:
-            index = self.iterations.get(name, 0)
-            self.iterations[name] = index + 1
-            self.current_index[name] = index
-            self.add("MapIterationStarted", row.entered_at, {"name": name, "index": index})
+        if (map_key, index) not in self.started:
+            self.started.add((map_key, index))
+            self.add("MapIterationStarted", row.entered_at, {"name": map_key[0], "index": index})
 
     def enter(self, row: HistoryEvent, info: StateInfo) -> None:
         entered = {"name": row.state_name, **self.payload("input", row.input)}
@@ -239,7 +260,6 @@ class _Builder:
             self.add(
                 "MapStateStarted", row.entered_at, {"length": length} if length is not None else {}
             )
-            self.iterations[row.state_name or ""] = 0
         elif info.type == "Task":
             self.schedule(row, info, row.entered_at)
 
@@ -313,13 +333,16 @@ class _Builder:
             self.schedule(row, info, row.recorded_at)
 
     def iteration_end(self, row: HistoryEvent, info: StateInfo) -> None:
+        """An end state directly inside a Map iteration ends the iteration."""
         if not info.containers:
             return
         name = info.containers[-1]
         owner = self.states.get(name)
-        if owner is not None and owner.type == "Map" and row.state_name in owner.ends:
-            index = self.current_index.get(name, 0)
-            self.add("MapIterationSucceeded", row.recorded_at, {"name": name, "index": index})
+        if owner is None or owner.type != "Map" or row.state_name not in owner.ends:
+            return
+        path = _path(row)
+        index = path[-1] if path else self.counted.get(name, 1) - 1
+        self.add("MapIterationSucceeded", row.recorded_at, {"name": name, "index": index})
 
     def finish(self) -> None:
         ex = self.execution
@@ -330,6 +353,19 @@ class _Builder:
             self.add(kind, ex.ended_at, self.payload("output", ex.output))
         else:
             self.add(kind, ex.ended_at, _failure(ex))
+
+
+#: One state entry: its name, where it ran, and when it was entered.
+_Key = tuple[str, tuple[int, ...] | None, datetime | None]
+
+
+def _path(row: HistoryEvent) -> tuple[int, ...] | None:
+    """Where a row's state ran (None: recorded before paths were)."""
+    return None if row.path is None else tuple(row.path)
+
+
+def _key(row: HistoryEvent) -> _Key:
+    return (row.state_name or "", _path(row), row.entered_at)
 
 
 def _items_length(data: Any, path: str | None) -> int | None:

@@ -156,6 +156,8 @@ class NewHistoryEvent:
         attempt: retry attempt, 0 for the first try. Default 0.
         entered_at: when the state was entered. Default none.
         recorded_at: when the event happened. Default: the checkpoint's ``now``.
+        path: where the state ran: the branch or iteration index at each
+            Parallel/Map level (``()`` at the top). Default none.
     """
 
     event_type: str
@@ -168,6 +170,7 @@ class NewHistoryEvent:
     attempt: int = 0
     entered_at: datetime | None = None
     recorded_at: datetime | None = None
+    path: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -237,6 +240,8 @@ class HistoryEvent:
     attempt: int
     entered_at: datetime | None
     recorded_at: datetime
+    #: Branch or iteration index at each Parallel/Map level (None: not recorded).
+    path: Any = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -36,6 +36,7 @@ def row(
         state_type=fields.pop("state_type", None), input={}, output=fields.pop("output", None),
         error=fields.pop("error", None), cause=fields.pop("cause", None),
         attempt=fields.pop("attempt", 0), entered_at=at(entered), recorded_at=at(done),
+        path=fields.pop("path", None),
     )  # fmt: skip
 
 
@@ -138,3 +139,50 @@ def test_a_running_execution_has_no_end_event_and_an_aborted_one_says_so() -> No
     assert types(RETRY, running, []) == ["ExecutionStarted"]
     aborted = execution(ExecutionStatus.ABORTED, error="Stop")
     assert types(RETRY, aborted, []) == ["ExecutionStarted", "ExecutionAborted"]
+
+
+MAP = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemProcessor": {
+                "StartAt": "Work",
+                "States": {"Work": {"Type": "Task", "Resource": "work", "End": True}},
+            },
+            "End": True,
+        }
+    },
+}
+
+
+def test_recorded_paths_give_each_iteration_its_own_index_in_any_order() -> None:
+    # Given iterations that finished out of order (1 before 0), each row with its path
+    rows = [
+        row(1, "StateSucceeded", "Work", 0, 1, path=[1]),
+        row(2, "StateSucceeded", "Work", 0, 2, path=[0]),
+        row(3, "StateSucceeded", "Each", 0, 2, path=[]),
+    ]
+    builder = _Builder(
+        execution=execution(ExecutionStatus.SUCCEEDED),
+        states=describe_states(MAP),
+        role_arn=None,
+        region="r",
+        data=True,
+    )
+    events = builder.build(rows)
+    iterations = [
+        (e["type"], e[key]["index"])
+        for e in events
+        for key in ("mapIterationStartedEventDetails", "mapIterationSucceededEventDetails")
+        if key in e
+    ]
+    # Then each iteration is started and succeeds under its own index, and the two
+    # entries of Work (same name, same entry time) are two entries, not a retry
+    assert iterations == [
+        ("MapIterationStarted", 1),
+        ("MapIterationSucceeded", 1),
+        ("MapIterationStarted", 0),
+        ("MapIterationSucceeded", 0),
+    ]
+    assert [e["type"] for e in events].count("TaskStateEntered") == 2

@@ -29,6 +29,9 @@ from typing import Any
 
 import pytest
 
+from orchestrator.client import ExecutionFilter, Orchestrator
+from orchestrator.settings import Settings
+from tests.aws.conftest import Stack
 from tests.aws.test_boto3 import all_events, create, wait_for
 
 pytestmark = pytest.mark.slow
@@ -158,8 +161,13 @@ def test_the_parallel_sample(sfn: Any) -> None:
         assert inner[exited]["type"] == "TaskStateExited"
 
 
-def test_the_map_sample(sfn: Any) -> None:
+def test_the_map_sample(sfn: Any, stack: Stack) -> None:
     done, events = run(sfn, "map-sample", MAP, MAP_INPUT)
+    # (each stored row says which iteration it ran in)
+    client = Orchestrator(Settings(database_url=stack.database_url))
+    (execution,) = client.executions(ExecutionFilter(state_machine="map-sample")).items
+    paths = [(r.state_name, r.path) for r in client.execution(execution.id).history()]
+    assert paths == [("SayWord", [0]), ("SayWord", [1]), ("SayWord", [2]), ("PiratesSay", [])]
     assert json.loads(done["output"]) == MAP_INPUT["ThingsPiratesSay"]
     iteration = [
         "MapIterationStarted",

@@ -143,9 +143,8 @@ class AwsResources(Part):
         return row
 
     def _lock(self, conn: Connection, state_machine_id: int) -> Row[Any] | None:
-        query = select(A).where(A.state_machine_id == state_machine_id)
-        if self._db.dialect.name == "postgresql":
-            query = query.with_for_update()
+        # FOR UPDATE on PostgreSQL; SQLite's write transaction already holds the lock.
+        query = select(A).where(A.state_machine_id == state_machine_id).with_for_update()
         return conn.execute(query).first()
 
 

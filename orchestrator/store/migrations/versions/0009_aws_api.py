@@ -5,7 +5,9 @@ Revises: 0006_express
 Create Date: 2026-12-06
 
 A new table ``aws_state_machines``, one row per state machine created or
-touched through the AWS JSON API (``orchestrator/aws``).
+touched through the AWS JSON API (``orchestrator/aws``), and ``history.path``:
+where each state ran (the branch or iteration index at each Parallel/Map level),
+so the AWS history can name each Map iteration's index.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def _json() -> sa.types.TypeEngine[object]:
 
 
 def upgrade() -> None:
-    """Create ``aws_state_machines``."""
+    """Create ``aws_state_machines``; add ``history.path``."""
     op.create_table(
         "aws_state_machines",
         sa.Column("state_machine_id", sa.Integer(), nullable=False),
@@ -48,7 +50,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("state_machine_id", name=op.f("pk_aws_state_machines")),
     )
 
+    with op.batch_alter_table("history") as batch:
+        batch.add_column(sa.Column("path", _json(), nullable=True))
+
 
 def downgrade() -> None:
-    """Drop ``aws_state_machines``."""
+    """Drop ``history.path`` and ``aws_state_machines``."""
+    with op.batch_alter_table("history") as batch:
+        batch.drop_column("path")
     op.drop_table("aws_state_machines")
