@@ -114,9 +114,16 @@ def _signature(
     region: str,
     service: str,
 ) -> str:
-    from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-    from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-    from botocore.credentials import Credentials  # type: ignore[import-untyped]
+    try:
+        from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
+        from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+        from botocore.credentials import Credentials  # type: ignore[import-untyped]
+    except ImportError:
+        raise AwsError(
+            "InternalFailure",
+            "access keys are set but botocore is not installed: pip install 'orchestrator[aws]'",
+            500,
+        ) from None
 
     request: Any = AWSRequest(
         method=method, url=url, data=body, headers={name: headers.get(name, "") for name in signed}

@@ -136,9 +136,21 @@ def test_create_start_describe_and_history_with_paging(sfn: Any) -> None:
     assert backwards == list(reversed(events))
     bare = all_events(sfn, started["executionArn"], includeExecutionData=False)
     assert "input" not in bare[0]["executionStartedEventDetails"]
-    # and ListExecutions filters by status and pages
-    assert [e["name"] for e in sfn.list_executions(stateMachineArn=arn)["executions"]] == ["run-1"]
+    # and ListExecutions filters by status and pages, newest first
+    for name in ("run-2", "run-3"):
+        sfn.start_execution(stateMachineArn=arn, name=name, input='{"n": 1}')
+    first = sfn.list_executions(stateMachineArn=arn, maxResults=2)
+    assert len(first["executions"]) == 2
+    assert "nextToken" in first
+    pages = sfn.get_paginator("list_executions").paginate(
+        stateMachineArn=arn, PaginationConfig={"PageSize": 2}
+    )
+    names = [e["name"] for page in pages for e in page["executions"]]
+    assert sorted(names) == ["run-1", "run-2", "run-3"]
+    assert names[-1] == "run-1"
     assert sfn.list_executions(stateMachineArn=arn, statusFilter="FAILED")["executions"] == []
+    succeeded = sfn.list_executions(stateMachineArn=arn, statusFilter="SUCCEEDED")["executions"]
+    assert "run-1" in [e["name"] for e in succeeded]
 
 
 def test_state_machines_list_in_pages_update_publish_tags_and_delete(sfn: Any) -> None:
