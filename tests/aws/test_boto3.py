@@ -318,9 +318,15 @@ def test_stop_redrive_and_the_machine_of_an_execution(sfn: Any, tmp_path: Path) 
     )
     assert stopped["redriveStatus"] == "REDRIVABLE"
     assert all_events(sfn, started["executionArn"])[-1]["type"] == "ExecutionAborted"
+    first_token = (tmp_path / "token").read_text()
     sfn.redrive_execution(executionArn=started["executionArn"])
     redriven = sfn.describe_execution(executionArn=started["executionArn"])
     assert redriven["redriveCount"] == 1
+    # The redriven Task waits on its token again (the core keeps it); SendTaskFailure fails it
+    sfn.send_task_failure(taskToken=first_token, error="Rejected", cause="no budget")
+    failed = wait_for(sfn, started["executionArn"], status="FAILED")
+    assert (failed["error"], failed["cause"]) == ("Rejected", "no budget")
+    assert all_events(sfn, started["executionArn"])[-2:][0]["type"] == "TaskFailed"
     redriven_list = sfn.list_executions(stateMachineArn=arn, redriveFilter="REDRIVEN")
     assert [e["name"] for e in redriven_list["executions"]] == ["to-stop"]
 
