@@ -37,9 +37,16 @@ _FILTER = {
     "FAILED": (ExecutionStatus.FAILED,),
     "TIMED_OUT": (ExecutionStatus.TIMED_OUT,),
     "ABORTED": (ExecutionStatus.ABORTED,),
-    "PENDING_REDRIVE": (),
+    "PENDING_REDRIVE": (ExecutionStatus.PENDING,),
 }
 _REDRIVABLE = (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED)
+
+
+def aws_status(execution: Execution) -> str:
+    """AWS's status of an execution (a redriven one not picked up yet is PENDING_REDRIVE)."""
+    if execution.status == ExecutionStatus.PENDING and execution.redrive_count:
+        return "PENDING_REDRIVE"
+    return AWS_STATUS[execution.status]
 
 
 def find(aws: Aws, arn: object, field: str = "executionArn") -> Execution:
@@ -155,7 +162,7 @@ def describe_execution(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
             "stateMachineArn": aws.arns.machine(machine),
             "stateMachineVersionArn": _version_arn(aws, execution),
             "name": execution.name,
-            "status": AWS_STATUS[execution.status],
+            "status": aws_status(execution),
             "startDate": epoch(execution.started_at),
             "stopDate": epoch(execution.ended_at) if ended else None,
             "input": dump(execution.input),
@@ -180,7 +187,7 @@ def list_item(aws: Aws, execution: Execution, machine: str) -> dict[str, Any]:
             "stateMachineArn": aws.arns.machine(machine),
             "stateMachineVersionArn": _version_arn(aws, execution),
             "name": execution.name,
-            "status": AWS_STATUS[execution.status],
+            "status": aws_status(execution),
             "startDate": epoch(execution.started_at),
             "stopDate": epoch(execution.ended_at) if ended else None,
             "redriveCount": execution.redrive_count,
@@ -206,10 +213,12 @@ def list_executions(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
     redrive = text(body, "redriveFilter", required=False)
     if redrive not in (None, "REDRIVEN", "NOT_REDRIVEN"):
         raise validation("'redriveFilter' must be REDRIVEN or NOT_REDRIVEN")
+    pending_redrive = body.get("statusFilter") == "PENDING_REDRIVE"
     items = [
         list_item(aws, e, version.state_machine_name)
         for e in page.items
-        if redrive is None or (e.redrive_count > 0) == (redrive == "REDRIVEN")
+        if (redrive is None or (e.redrive_count > 0) == (redrive == "REDRIVEN"))
+        and (not pending_redrive or e.redrive_count > 0)
     ]
     return compact({"executions": items, "nextToken": page.next_cursor})
 
@@ -220,11 +229,7 @@ def _status_filter(body: dict[str, Any]) -> tuple[ExecutionStatus, ...] | None:
         return None
     if wanted not in _FILTER:
         raise validation(f"'statusFilter' must be one of {', '.join(_FILTER)}, not {wanted!r}")
-    return (
-        _FILTER[wanted] or (ExecutionStatus.PENDING,)
-        if wanted == "PENDING_REDRIVE"
-        else _FILTER[wanted]
-    )
+    return _FILTER[wanted]
 
 
 @action("StopExecution")
