@@ -177,6 +177,17 @@ def test_state_machines_list_in_pages_update_publish_tags_and_delete(sfn: Any) -
     version = sfn.describe_state_machine(stateMachineArn=machine_arn("a", 1))
     assert json.loads(version["definition"]) == changed
     assert version["description"] == "v1"
+    # and a start on the version ARN runs that version, after the machine changed again
+    newer = {"StartAt": "Q", "States": {"Q": {"Type": "Pass", "Result": 2, "End": True}}}
+    sfn.update_state_machine(stateMachineArn=arn, definition=json.dumps(newer))
+    pinned = sfn.start_execution(stateMachineArn=machine_arn("a", 1), name="pinned")
+    latest = sfn.start_execution(stateMachineArn=arn, name="latest")
+    assert json.loads(wait_for(sfn, pinned["executionArn"])["output"]) == 1
+    assert json.loads(wait_for(sfn, latest["executionArn"])["output"]) == 2
+    described = sfn.describe_execution(executionArn=pinned["executionArn"])
+    assert described["stateMachineVersionArn"] == machine_arn("a", 1)
+    listed = sfn.list_executions(stateMachineArn=machine_arn("a", 1))["executions"]
+    assert [e["name"] for e in listed] == ["pinned"]
     # and tagged and untagged
     sfn.tag_resource(
         resourceArn=arn, tags=[{"key": "k1", "value": "v1"}, {"key": "k2", "value": "v2"}]
