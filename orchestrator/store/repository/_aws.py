@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, Row, select, update
 
 from orchestrator.store import models as m
 from orchestrator.store.records import AwsMachine
@@ -41,18 +41,8 @@ class AwsResources(Part):
         """Create (or revive after a delete) the AWS facts of a machine; tags are merged."""
         now = utc_now(now)
         with self._db.write() as conn:
-            row = self._lock(conn, state_machine_id)
-            if row is None:
-                conn.execute(
-                    insert(A).values(
-                        state_machine_id=state_machine_id,
-                        role_arn=role_arn,
-                        tags=dict(tags),
-                        published=[],
-                        created_at=now,
-                    )
-                )
-            else:
+            row, created = self._ensure(conn, state_machine_id, now, role_arn=role_arn, tags=tags)
+            if not created:
                 merged = {**({} if row.deleted_at else dict(row.tags or {})), **tags}
                 values: dict[str, Any] = {"role_arn": role_arn, "tags": merged}
                 if row.deleted_at is not None:
@@ -78,7 +68,7 @@ class AwsResources(Part):
         """
         now = utc_now(now)
         with self._db.write() as conn:
-            row = self._ensure(conn, state_machine_id, now)
+            row, _ = self._ensure(conn, state_machine_id, now)
             values: dict[str, Any] = {}
             if role_arn is not None:
                 values["role_arn"] = role_arn
@@ -109,7 +99,7 @@ class AwsResources(Part):
         """
         now = utc_now(now)
         with self._db.write() as conn:
-            row = self._ensure(conn, state_machine_id, now)
+            row, _ = self._ensure(conn, state_machine_id, now)
             published = list(row.published or [])
             if published and published[-1]["version_id"] == version_id:
                 return dict(published[-1])
@@ -127,20 +117,31 @@ class AwsResources(Part):
             )
         return entry
 
-    def _ensure(self, conn: Connection, state_machine_id: int, now: datetime) -> Row[Any]:
-        row = self._lock(conn, state_machine_id)
-        if row is None:
-            conn.execute(
-                insert(A).values(
-                    state_machine_id=state_machine_id,
-                    tags={},
-                    published=[],
-                    created_at=now,
-                )
+    def _ensure(
+        self,
+        conn: Connection,
+        state_machine_id: int,
+        now: datetime,
+        *,
+        role_arn: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> tuple[Row[Any], bool]:
+        """The machine's row, locked, and whether it was created now (with these values).
+
+        The INSERT skips a row that exists (or that a concurrent caller just made).
+        """
+        inserted = conn.execute(
+            self._db.dialect.insert_ignoring(A, "state_machine_id").values(
+                state_machine_id=state_machine_id,
+                role_arn=role_arn,
+                tags=dict(tags or {}),
+                published=[],
+                created_at=now,
             )
-            row = self._lock(conn, state_machine_id)
+        )
+        row = self._lock(conn, state_machine_id)
         assert row is not None
-        return row
+        return row, inserted.rowcount == 1
 
     def _lock(self, conn: Connection, state_machine_id: int) -> Row[Any] | None:
         # FOR UPDATE on PostgreSQL; SQLite's write transaction already holds the lock.
