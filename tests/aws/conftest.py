@@ -84,6 +84,7 @@ class Stack:
             AWS_DEFAULT_REGION=REGION,
             AWS_CONFIG_FILE="/dev/null",
             AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+            AWS_DISABLE_HOST_PREFIX_INJECTION="true",
         )
         return env
 

@@ -132,6 +132,21 @@ def test_the_aws_cli_drives_the_api(stack: Stack) -> None:
         "PassStateExited",
         "ExecutionSucceeded",
     ]
+    # StartSyncExecution from the CLI (AWS_DISABLE_HOST_PREFIX_INJECTION: no "sync-" host)
+    express = cli(
+        "create-state-machine",
+        "--name",
+        "cli-express",
+        "--type",
+        "EXPRESS",
+        "--definition",
+        json.dumps(definition),
+        "--role-arn",
+        "arn:aws:iam::123456789012:role/cli",
+    )
+    synced = cli("start-sync-execution", "--state-machine-arn", express["stateMachineArn"])
+    assert synced["status"] == "SUCCEEDED"
+    assert json.loads(synced["output"]) == {"ok": 1}
     # A missing machine is the CLI's error too (exit status 254, the code on stderr)
     missing = subprocess.run(  # noqa: S603
         [str(aws), "stepfunctions", "describe-state-machine", "--state-machine-arn", arn + "x",
