@@ -5,9 +5,11 @@ the state was entered, its input, output, error and attempt. Each row becomes
 the events AWS shows for it, in AWS's order:
 
 - an entry (``<Type>StateEntered``, plus ``ParallelStateStarted`` /
-  ``MapStateStarted``, and ``TaskScheduled``/``TaskStarted`` or
-  ``LambdaFunctionScheduled``/``LambdaFunctionStarted`` for a Task), placed
-  just before the first event of the state's own work;
+  ``MapStateStarted``), placed just before the first event of the state's own work;
+- each attempt of a Task: ``TaskScheduled``/``TaskStarted`` (or
+  ``LambdaFunctionScheduled``/``LambdaFunctionStarted``) at the time the runner
+  called its handler (``history.started_at``; for a callback answered later, when
+  its token was registered), then ``TaskSucceeded``/``TaskFailed``;
 - its end (``TaskSucceeded``/``TaskFailed``, ``<Type>StateExited``,
   ``ParallelStateSucceeded``/``MapStateSucceeded``, ``...Failed``);
 - rows of one state with the same path and entry time are one entry and its retries;
@@ -132,7 +134,8 @@ class _Builder:
     #: Parallel/Map entries opened before their own row came.
     pending: set[_Key] = field(default_factory=set)
     #: Entries whose last row was a failed attempt that will be retried.
-    retrying: set[_Key] = field(default_factory=set)
+    #: (when the failed attempt ended, for rows that do not say when the next started).
+    retrying: dict[_Key, datetime] = field(default_factory=dict)
     #: Map iterations started: (the Map entry, the iteration index).
     started: set[tuple[_Key, int]] = field(default_factory=set)
     #: Rows without a recorded path (before 0009_aws_api): iterations counted per Map.
@@ -197,7 +200,8 @@ class _Builder:
         info = self.info(row)
         key = _key(row)
         if key in self.retrying:
-            self.retrying.discard(key)
+            failed_at = self.retrying.pop(key)
+            self.schedule(row, info, self.attempt_started(row) or failed_at)
         elif key in self.pending:
             self.pending.discard(key)
         else:
@@ -205,7 +209,7 @@ class _Builder:
             self.enter(row, info)
         self.close(row, info)
         if row.event_type == "StateRetrying":
-            self.retrying.add(key)
+            self.retrying[key] = row.recorded_at
 
     def open_containers(
         self, row: HistoryEvent, info: StateInfo, later: list[HistoryEvent]
@@ -261,7 +265,17 @@ class _Builder:
                 "MapStateStarted", row.entered_at, {"length": length} if length is not None else {}
             )
         elif info.type == "Task":
-            self.schedule(row, info, row.entered_at)
+            self.schedule(row, info, self.attempt_started(row) or row.entered_at)
+
+    def attempt_started(self, row: HistoryEvent) -> datetime | None:
+        """When the attempt's handler was called: recorded on the row by the runner, or
+        (a callback answered in a later advance) when its task token was registered."""
+        if row.started_at is not None:
+            return row.started_at
+        for token in self.tokens:
+            if token.state_name == row.state_name and token.attempt == row.attempt:
+                return token.created_at
+        return None
 
     def schedule(self, row: HistoryEvent, info: StateInfo, when: datetime | None) -> None:
         kind, resource, is_lambda = _resource(info.resource)
@@ -329,8 +343,6 @@ class _Builder:
                 row.recorded_at,
                 {"resourceType": kind, "resource": resource, **failure},
             )
-        if row.event_type == "StateRetrying":
-            self.schedule(row, info, row.recorded_at)
 
     def iteration_end(self, row: HistoryEvent, info: StateInfo) -> None:
         """An end state directly inside a Map iteration ends the iteration."""

@@ -91,8 +91,9 @@ def to_datetime(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def history_row(event: HistoryEvent) -> NewHistoryEvent:
-    """An interpreter history event as a stored history row."""
+def history_row(event: HistoryEvent, started: float | None = None) -> NewHistoryEvent:
+    """An interpreter history event as a stored history row (``started``: when a Task
+    attempt's handler was called, epoch seconds)."""
     return NewHistoryEvent(
         event_type=_EVENT_TYPES.get(event.status, event.status),
         state_name=event.state,
@@ -105,6 +106,7 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
         entered_at=to_datetime(event.entered_at),
         recorded_at=to_datetime(event.exited_at),
         path=tuple(event.path),
+        started_at=None if started is None else to_datetime(started),
     )
 
 
@@ -583,6 +585,8 @@ class _Advance:
         self.steps = 0
         self.budget = _BACKSTOP * runner.settings.max_events_per_execution - execution.last_seq
         self.parked_token = False  # a task token was registered (its answer may be in)
+        # When each Task attempt's handler was called, by (frame path, state), until its row.
+        self.task_started: dict[tuple[tuple[int, ...], str], float] = {}
 
     # lifecycle ---------------------------------------------------------------
 
@@ -630,7 +634,10 @@ class _Advance:
                 max_map_items=self.runner.settings.max_map_items,
             )
             self.cursor = result.cursor  # step returns the new cursor, the old one untouched
-            self.work.history.extend(history_row(e) for e in result.events)
+            self.work.history.extend(
+                history_row(e, self.task_started.pop((e.path, e.state), None))
+                for e in result.events
+            )
             metrics.observe_events(self.repo, self.execution.version_id, self.defn, result.events)
             tracing.state_spans(result.events)
             if self.carry_out(result.command):
@@ -784,6 +791,8 @@ class _Advance:
     def run_tasks(self) -> list[Event]:
         tasks, self.work.tasks = self.work.tasks, []
         self.ensure_lease()
+        now = self.clock.now()
+        self.task_started.update(((tuple(t.path), t.state), now) for t in tasks)
         with self.keep_lease():
             if len(tasks) == 1 or self.runner.max_workers <= 1:
                 events = [self.run_one(t) for t in tasks]

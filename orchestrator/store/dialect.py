@@ -88,6 +88,7 @@ HISTORY_FIELDS = (
     "entered_at",
     "recorded_at",
     "path",
+    "started_at",
 )
 
 
@@ -205,6 +206,7 @@ class Dialect(ABC):
                 "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
                 "recorded_at": (e.recorded_at or now).isoformat(),
                 "path": None if e.path is None else list(e.path),
+                "started_at": None if e.started_at is None else e.started_at.isoformat(),
             }
             for i, e in enumerate(events, start=1)
         ]

@@ -250,6 +250,8 @@ class HistoryEvent(Base):
     #: Where the state ran: the branch or iteration index at each Parallel/Map level
     #: (``[]`` at the top; null in rows written before 0009_aws_api).
     path: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    #: When a Task attempt's handler was called (null for other states, or unknown).
+    started_at: Mapped[datetime | None]
 
 
 class MessageCorrelation(Base):

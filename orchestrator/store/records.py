@@ -158,6 +158,7 @@ class NewHistoryEvent:
         recorded_at: when the event happened. Default: the checkpoint's ``now``.
         path: where the state ran: the branch or iteration index at each
             Parallel/Map level (``()`` at the top). Default none.
+        started_at: when a Task attempt's handler was called. Default none.
     """
 
     event_type: str
@@ -171,6 +172,7 @@ class NewHistoryEvent:
     entered_at: datetime | None = None
     recorded_at: datetime | None = None
     path: tuple[int, ...] | None = None
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +244,8 @@ class HistoryEvent:
     recorded_at: datetime
     #: Branch or iteration index at each Parallel/Map level (None: not recorded).
     path: Any = None
+    #: When a Task attempt's handler was called (None: another state, or not recorded).
+    started_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

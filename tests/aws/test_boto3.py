@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.aws.conftest import ACCOUNT, REGION, ROLE, machine_arn
+from orchestrator.client import ExecutionFilter, Orchestrator
+from orchestrator.settings import Settings
+from tests.aws.conftest import ACCOUNT, REGION, ROLE, Stack, machine_arn
 
 pytestmark = pytest.mark.slow
 
@@ -72,7 +74,7 @@ def all_events(sfn: Any, arn: str, **options: Any) -> list[dict[str, Any]]:
     return [event for page in pages for event in page["events"]]
 
 
-def test_create_start_describe_and_history_with_paging(sfn: Any) -> None:
+def test_create_start_describe_and_history_with_paging(sfn: Any, stack: Stack) -> None:
     # Given a machine created with boto3 (tags, published as version 1)
     created = sfn.create_state_machine(
         name="doubler",
@@ -127,6 +129,12 @@ def test_create_start_describe_and_history_with_paging(sfn: Any) -> None:
     assert events[7]["taskScheduledEventDetails"]["resourceType"] == "lambda"
     assert events[7]["taskScheduledEventDetails"]["resource"] == "invoke"
     assert json.loads(events[-1]["executionSucceededEventDetails"]["output"]) == {"n": 12}
+    # (the worker recorded when it called each Task's handler: that is TaskStarted's time)
+    client = Orchestrator(Settings(database_url=stack.database_url))
+    (stored,) = client.executions(ExecutionFilter(state_machine="doubler")).items
+    rows = client.execution(stored.id).history()
+    assert [r.started_at is not None for r in rows] == [True, True, False]
+    assert events[8]["timestamp"] == rows[1].started_at
     # and paging by 3, reverse order and leaving the data out all agree with it
     paged = sfn.get_execution_history(executionArn=started["executionArn"], maxResults=3)
     assert [e["id"] for e in paged["events"]] == [1, 2, 3]

@@ -36,7 +36,7 @@ def row(
         state_type=fields.pop("state_type", None), input={}, output=fields.pop("output", None),
         error=fields.pop("error", None), cause=fields.pop("cause", None),
         attempt=fields.pop("attempt", 0), entered_at=at(entered), recorded_at=at(done),
-        path=fields.pop("path", None),
+        path=fields.pop("path", None), started_at=fields.pop("started_at", None),
     )  # fmt: skip
 
 
@@ -186,3 +186,20 @@ def test_recorded_paths_give_each_iteration_its_own_index_in_any_order() -> None
         ("MapIterationSucceeded", 0),
     ]
     assert [e["type"] for e in events].count("TaskStateEntered") == 2
+
+
+def test_each_attempt_is_scheduled_and_started_when_its_handler_was_called() -> None:
+    rows = [
+        row(1, "StateRetrying", "Work", 0, 1, error="X", started_at=at(0.5)),
+        row(2, "StateSucceeded", "Work", 0, 4, output={}, started_at=at(3)),
+    ]
+    builder = _Builder(
+        execution=execution(ExecutionStatus.SUCCEEDED),
+        states=describe_states(RETRY),
+        role_arn=None,
+        region="r",
+        data=True,
+    )
+    events = builder.build(rows)
+    started = [e["timestamp"] for e in events if e["type"] in ("TaskScheduled", "TaskStarted")]
+    assert started == [at(0.5).timestamp()] * 2 + [at(3).timestamp()] * 2

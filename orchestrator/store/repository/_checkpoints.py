@@ -403,6 +403,7 @@ def _insert_history(
             "entered_at": e.entered_at,
             "recorded_at": e.recorded_at or now,
             "path": None if e.path is None else list(e.path),
+            "started_at": e.started_at,
         }
         for i, e in enumerate(events)
     ]

@@ -7,7 +7,8 @@ Create Date: 2026-12-06
 A new table ``aws_state_machines``, one row per state machine created or
 touched through the AWS JSON API (``orchestrator/aws``), and ``history.path``:
 where each state ran (the branch or iteration index at each Parallel/Map level),
-so the AWS history can name each Map iteration's index.
+so the AWS history can name each Map iteration's index; and ``history.started_at``:
+when a Task attempt's handler was called (AWS's ``TaskStarted``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def _json() -> sa.types.TypeEngine[object]:
 
 
 def upgrade() -> None:
-    """Create ``aws_state_machines``; add ``history.path``."""
+    """Create ``aws_state_machines``; add ``history.path`` and ``history.started_at``."""
     op.create_table(
         "aws_state_machines",
         sa.Column("state_machine_id", sa.Integer(), nullable=False),
@@ -52,10 +53,12 @@ def upgrade() -> None:
 
     with op.batch_alter_table("history") as batch:
         batch.add_column(sa.Column("path", _json(), nullable=True))
+        batch.add_column(sa.Column("started_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
-    """Drop ``history.path`` and ``aws_state_machines``."""
+    """Drop ``history.started_at``, ``history.path`` and ``aws_state_machines``."""
     with op.batch_alter_table("history") as batch:
+        batch.drop_column("started_at")
         batch.drop_column("path")
     op.drop_table("aws_state_machines")
