@@ -26,6 +26,7 @@ the events AWS shows for it, in AWS's order:
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -140,6 +141,10 @@ class _Builder:
     started: set[tuple[_Key, int]] = field(default_factory=set)
     #: Rows without a recorded path (before 0009_aws_api): iterations counted per Map.
     counted: dict[str, int] = field(default_factory=dict)
+    #: The rows, the positions of each state name's rows, and the row being mapped.
+    rows: list[HistoryEvent] = field(default_factory=list)
+    by_name: dict[str, list[int]] = field(default_factory=dict)
+    position: int = 0
 
     def add(self, kind: str, when: datetime | None, details: dict[str, Any] | None = None) -> None:
         event: dict[str, Any] = {
@@ -168,8 +173,13 @@ class _Builder:
                 **({"roleArn": self.role_arn} if self.role_arn else {}),
             },
         )
+        self.by_name = {}
         for index, row in enumerate(rows):
-            self.row(row, rows[index + 1 :])
+            self.by_name.setdefault(row.state_name or "", []).append(index)
+        self.rows = rows
+        for index, row in enumerate(rows):
+            self.position = index
+            self.row(row)
         self.waiting()
         self.finish()
         return self.events
@@ -177,13 +187,19 @@ class _Builder:
     def waiting(self) -> None:
         """A Task parked on its token (first attempt): entered, scheduled and started.
 
-        Its retries were scheduled with the failed attempt before them.
+        A retry that waits has its entry already: only its attempt is added.
         """
         for token in self.tokens:
-            if token.status != TaskTokenStatus.WAITING or token.attempt:
+            if token.status != TaskTokenStatus.WAITING:
                 continue
+            retried = next((k for k in self.retrying if k[0] == token.state_name), None)
+            if token.attempt and retried is None:
+                continue
+            if retried is not None:
+                del self.retrying[retried]
             info = self.states.get(token.state_name) or StateInfo(type="Task")
-            self.add("TaskStateEntered", token.created_at, {"name": token.state_name})
+            if retried is None:
+                self.add("TaskStateEntered", token.created_at, {"name": token.state_name})
             kind, resource, _ = _resource(info.resource)
             scheduled = {"resourceType": kind, "resource": resource, "region": self.region}
             self.add("TaskScheduled", token.created_at, {**scheduled, "parameters": "{}"})
@@ -194,7 +210,7 @@ class _Builder:
         found = self.states.get(name)
         return found or StateInfo(type=row.state_type or "Task")
 
-    def row(self, row: HistoryEvent, later: list[HistoryEvent]) -> None:
+    def row(self, row: HistoryEvent) -> None:
         if row.state_name is None:
             return
         info = self.info(row)
@@ -205,27 +221,17 @@ class _Builder:
         elif key in self.pending:
             self.pending.discard(key)
         else:
-            self.open_containers(row, info, later)
+            self.open_containers(row, info)
             self.enter(row, info)
         self.close(row, info)
         if row.event_type == "StateRetrying":
             self.retrying[key] = row.recorded_at
 
-    def open_containers(
-        self, row: HistoryEvent, info: StateInfo, later: list[HistoryEvent]
-    ) -> None:
+    def open_containers(self, row: HistoryEvent, info: StateInfo) -> None:
         """Enter the Parallel/Map states around ``row`` (outermost first) and its iterations."""
         path = _path(row)
         for level, outer in enumerate(info.containers):
-            where = None if path is None else path[:level]
-            parent = next(
-                (
-                    r
-                    for r in later
-                    if r.state_name == outer and (where is None or _path(r) == where)
-                ),
-                None,
-            )
+            parent = self.parent(outer, None if path is None else path[:level])
             if parent is None:
                 continue
             key = _key(parent)
@@ -235,6 +241,15 @@ class _Builder:
             owner = self.states[outer]
             if owner.type == "Map":
                 self.iteration_start(row, key, level, owner)
+
+    def parent(self, name: str, where: tuple[int, ...] | None) -> HistoryEvent | None:
+        """The first row after the current one of the container ``name`` at ``where``."""
+        indexes = self.by_name.get(name, [])
+        for index in indexes[bisect.bisect_right(indexes, self.position) :]:
+            found = self.rows[index]
+            if where is None or _path(found) == where:
+                return found
+        return None
 
     def iteration_start(
         self, row: HistoryEvent, map_key: _Key, level: int, owner: StateInfo
