@@ -111,7 +111,8 @@ class Deployment:
             "postgres",
             [
                 str(bin_dir / "postgres"), "-D", str(data), "-p", "5432",
-                "-k", str(self.pg_socket), "-c", f"listen_addresses={self.lab.ip('db')}",
+                "-k", str(self.pg_socket),
+                "-c", f"listen_addresses={self.lab.ip('db')},{self.lab.ip('ledger')}",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=200", "-c", "shared_buffers=64MB",
             ],
@@ -289,6 +290,9 @@ class Scenario:
             "ORCHESTRATOR_RECOVERY_GRACE_SECONDS": "8",
             "ORCHESTRATOR_SWEEP_INTERVAL_SECONDS": "2",
             "ORCHESTRATOR_HANDLER_MODULES": "tests.multihost.ledger_handlers",
+            # The ledger is the test's instrument, not the system under test: it is
+            # reached at the db host's second address, which a cut of db spares.
+            "MULTIHOST_LEDGER_URL": self.deployment.host_url(self.database, host="ledger"),
         }
 
     def start_worker(self, host: str, *, concurrency: int = 2, **env: str) -> Proc:
