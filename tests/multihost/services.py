@@ -214,8 +214,14 @@ class Deployment:
 
     # -- one scenario -------------------------------------------------------------
 
-    def scenario(self, name: str, *, sources: int) -> Scenario:
-        """A fresh database with ``sources`` finished source executions; nothing running yet."""
+    def scenario(
+        self, name: str, *, sources: int, broker_env: dict[str, str] | None = None
+    ) -> Scenario:
+        """A fresh database with ``sources`` finished source executions; nothing running yet.
+
+        ``broker_env`` replaces the broker settings of every process (default: Redis
+        through the Sentinels).
+        """
         database = f"mh_{name}_{uuid.uuid4().hex[:6]}"
         self.query("postgres", f"CREATE DATABASE {database}")
         upgrade(self.local_url(database))
@@ -240,7 +246,7 @@ class Deployment:
             client = self.redis_client(master)
             client.flushall()
             client.close()
-        return Scenario(self, database, sources)
+        return Scenario(self, database, sources, broker_env=dict(broker_env or {}))
 
 
 def _ledger_ddl() -> str:
@@ -262,6 +268,7 @@ class Scenario:
     workers: dict[str, Proc] = field(default_factory=dict)
     extra: list[Proc] = field(default_factory=list)
     samples: list[tuple[float, int]] = field(default_factory=list)
+    broker_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:
@@ -293,6 +300,7 @@ class Scenario:
             # The ledger is the test's instrument, not the system under test: it is
             # reached at the db host's second address, which a cut of db spares.
             "MULTIHOST_LEDGER_URL": self.deployment.host_url(self.database, host="ledger"),
+            **self.broker_env,
         }
 
     def start_worker(self, host: str, *, concurrency: int = 2, **env: str) -> Proc:

@@ -26,6 +26,7 @@ that file as JSON lines (the README's "Operating on several hosts" quotes them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -37,6 +38,12 @@ from typing import Any
 import pytest
 
 from tests.multihost.harness import proxy_command
+from tests.multihost.rabbit import (
+    RABBIT_HOSTS,
+    RabbitCluster,
+    RabbitUnavailable,
+    rabbitmq_installed,
+)
 from tests.multihost.services import LEASE_SECONDS, Deployment, Scenario
 
 #: Executions per scenario (the issue's 5,000 unless the environment says otherwise).
@@ -314,3 +321,61 @@ def test_the_redis_primary_dies(deployed: Deployment) -> None:
         new_master = deployed.master()
         if new_master is not None and old is not None and not deployed.redis[old].alive():
             deployed.start_redis_on(old, replica_of=deployed.lab.ip(new_master))
+
+
+def test_rabbitmq_quorum_queues_lose_a_node(deployed: Deployment) -> None:
+    """Scenario 6: a 3-node RabbitMQ cluster, quorum queues, the leader's node killed."""
+    why = rabbitmq_installed()
+    if why is not None:
+        if os.environ.get("CI"):
+            raise RabbitUnavailable(why)
+        pytest.skip(why)
+    cluster = RabbitCluster(deployed.lab)
+    t_boot = time.time()
+    try:
+        cluster.start()
+        boot_s = time.time() - t_boot
+        broker = {
+            "ORCHESTRATOR_BROKER_URL": cluster.broker_url(),
+            "ORCHESTRATOR_BROKER_TRANSPORT_OPTIONS": "{}",
+            "ORCHESTRATOR_BROKER_QUORUM_QUEUES": "true",
+        }
+        s = deployed.scenario("quorum", sources=BATCH, broker_env=broker)
+        try:
+            s.start()
+            report = started(s)
+            leaders = cluster.quorum_leaders("r1")
+            assert {"critical", "default", "low"} <= set(leaders), leaders
+            victim = next(h for h in RABBIT_HOSTS if cluster.node(h) == leaders["default"])
+            survivor = next(h for h in RABBIT_HOSTS if h != victim)
+            rss = cluster.rss_mib()
+            t_fault = time.time()
+            cluster.kill(victim)
+            # The two nodes left elect a new leader of the queue (a quorum of 3).
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(RuntimeError, KeyError):
+                    if cluster.quorum_leaders(survivor)["default"] not in ("", leaders["default"]):
+                        break
+                assert time.monotonic() < deadline, "no new leader of the default queue"
+                time.sleep(0.5)
+            t_elected = time.time()
+            t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
+            verdict = check_guarantees(s, report["batch_id"], in_flight=2 * IN_FLIGHT_PER_HOST)
+            record(
+                "6 RabbitMQ quorum queues, leader node killed",
+                {
+                    "executions": s.total,
+                    "killed": victim,
+                    "cluster_boot_s": round(boot_s, 1),
+                    "rss_mib_per_node": rss,
+                    "new_leader_s": round(t_elected - t_fault, 1),
+                    "longest_stall_s": round(s.longest_gap(t_fault), 1),
+                    "all_ended_after_fault_s": round(t_end - t_fault, 1),
+                    "repeated_effects": len(verdict["repeated_effects"]),
+                },
+            )
+        finally:
+            s.stop()
+    finally:
+        cluster.stop()
