@@ -124,3 +124,29 @@ def test_a_group_claim_cut_before_its_commit_does_not_lock_its_executions_for_go
     finally:
         cut.close()
         direct.close()
+
+
+def idle_timeout(repo: Repository) -> str:
+    with repo.engine.connect() as conn:
+        return str(conn.exec_driver_sql("SHOW idle_in_transaction_session_timeout").scalar())
+
+
+def test_a_repository_from_settings_ends_transactions_idle_for_a_lease(postgres_url: str) -> None:
+    repo = Repository.from_settings(Settings(database_url=postgres_url, lease_seconds=7))
+    try:
+        assert idle_timeout(repo) == "7s"
+    finally:
+        repo.close()
+
+
+def test_a_shorter_timeout_already_set_is_kept(postgres_url: str) -> None:
+    url = make_url(postgres_url).update_query_dict(
+        {"options": "-c idle_in_transaction_session_timeout=2000"}
+    )
+    repo = Repository.from_settings(
+        Settings(database_url=url.render_as_string(hide_password=False), lease_seconds=7)
+    )
+    try:
+        assert idle_timeout(repo) == "2s"
+    finally:
+        repo.close()
