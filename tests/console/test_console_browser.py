@@ -123,12 +123,35 @@ def test_a_failed_execution_shows_its_failed_state_in_red_with_its_error(
     screenshot(browser, "execution-failed")
 
 
-@pytest.mark.xfail(
-    reason="after the session-3 merges (group commit, client) the batch page's progress bar "
-    "no longer renders for a distributed batch within 60 s; passed on the console branch. "
-    "To fix first next session (closing note of session 3).",
-    strict=False,
-)
+def test_a_view_left_before_its_answers_arrive_does_not_replace_the_next_one(
+    browser: Any, served: tuple[Served, TestClient]
+) -> None:
+    # Given every request of the page takes a second (Chromium's network emulation)
+    server, client = served
+    create_machine(client, "checks", CHECK)
+    failed = start(client, "checks", {"ok": False}, name="bad-order")
+    login(browser, server)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 1000, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+    # When the executions list is opened and left before its answers arrive
+    browser.get(f"{server.url}/console/#/executions?status=FAILED")
+    browser.get(f"{server.url}/console/#/executions/{failed['id']}")
+
+    # Then the list's late answers neither fill nor replace the execution's page
+    # (they did: "Cannot read properties of null" replaced the page, which then never drew)
+    wait(
+        browser,
+        lambda d: d.find_elements(by("CSS_SELECTOR"), '#graph g.state[data-state="Broken"]'),
+        "the execution's graph",
+    )
+    assert browser.find_elements(by("ID"), "error") == []
+    assert browser.find_element(by("ID"), "execution-error").text == "NotOk"
+
+
 def test_a_running_batch_moves_and_the_pause_button_pauses_it_on_a_real_worker(
     browser: Any,
     cluster: Cluster,  # noqa: F811

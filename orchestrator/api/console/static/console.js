@@ -45,8 +45,12 @@ function duration(from, to) {
 }
 
 class Unauthorized extends Error {}
+// Thrown by api() when the route changed while the request was out: the answer belongs to a
+// view that is gone, and must neither fill the new view's elements nor replace it with an error.
+class Left extends Error {}
 
 async function api(path, options = {}) {
+  const mine = generation;
   const headers = Object.assign({}, options.headers || {});
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -62,6 +66,7 @@ async function api(path, options = {}) {
   }
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
+  if (mine !== generation) throw new Left();
   if (!response.ok) throw new Error(body && body.detail ? body.detail : `HTTP ${response.status}`);
   return body;
 }
@@ -97,7 +102,7 @@ function poll(fn) {
       await fn();
       document.getElementById("live").classList.remove("stale");
     } catch (error) {
-      if (error instanceof Unauthorized) return;
+      if (error instanceof Unauthorized || error instanceof Left) return;
       document.getElementById("live").classList.add("stale");
     }
     if (mine === generation) timer = setTimeout(tick, POLL_MS);
@@ -116,7 +121,7 @@ async function act(label, fn, after) {
     notice(`${label}: done`, false);
     if (after) await after(result);
   } catch (error) {
-    if (!(error instanceof Unauthorized)) notice(`${label}: ${error.message}`, true);
+    if (!(error instanceof Unauthorized || error instanceof Left)) notice(`${label}: ${error.message}`, true);
   }
 }
 
@@ -417,6 +422,7 @@ async function batchView(id) {
 
 async function route() {
   generation += 1;
+  const mine = generation;
   clearTimeout(timer);
   const [path, params] = query(location.hash.replace(/^#/, "") || "/executions");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
@@ -431,7 +437,10 @@ async function route() {
     else if (parts[0] === "batches") await batchesView();
     else await executionsView(params);
   } catch (error) {
-    if (!(error instanceof Unauthorized)) show(h("p", {class: "error", id: "error"}, error.message));
+    // Only the current view may show its error: an old one's late failure must not replace it.
+    if (mine === generation && !(error instanceof Unauthorized || error instanceof Left)) {
+      show(h("p", {class: "error", id: "error"}, error.message));
+    }
   }
 }
 
