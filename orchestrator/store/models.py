@@ -220,6 +220,9 @@ class Execution(Base):
     #: died before committing anything (the runner fails it past
     #: ``ORCHESTRATOR_MAX_STEP_ATTEMPTS``). A server default, so raw inserts get 0.
     claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: The execution's OpenTelemetry trace context (W3C ``traceparent``/``tracestate``),
+    #: the parent of every advance's span; set once, by the first traced advance.
+    trace_context: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
 
 class HistoryEvent(Base):

@@ -80,6 +80,8 @@ class Execution:
     #: Claims since the last checkpoint (each a worker that took it up and has not
     #: committed since); 0 once a step commits.
     claim_count: int = 0
+    #: The OpenTelemetry trace context every advance's span joins (W3C headers), or None.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
