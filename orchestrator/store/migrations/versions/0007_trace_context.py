@@ -1,7 +1,7 @@
 """The trace context of an execution: the parent of every advance's span.
 
 Revision ID: 0007_trace_context
-Revises: 0005_task_tokens
+Revises: 0006_express
 Create Date: 2026-12-06
 
 ``executions.trace_context`` (JSON, nullable) holds the W3C trace context
@@ -18,7 +18,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0007_trace_context"
-down_revision: str | Sequence[str] | None = "0005_task_tokens"
+down_revision: str | Sequence[str] | None = "0006_express"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
