@@ -6,8 +6,9 @@ Two kinds of series:
   process did the work): executions by machine and status, started and ended;
   each running or paused batch's executions by status; queue depths; expired leases;
 - recorded by the runtime as it works (:mod:`orchestrator.runtime.metrics`): state
-  durations, handler errors, recoveries. With ``ORCHESTRATOR_METRICS_DIR`` shared by
-  the workers and the API, they are summed over every process (multiprocess mode).
+  durations, handler errors, recoveries, lease take-overs. With
+  ``ORCHESTRATOR_METRICS_DIR`` shared by the workers and the API, they are summed
+  over every process (multiprocess mode).
 """
 
 from __future__ import annotations

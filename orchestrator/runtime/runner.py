@@ -444,6 +444,8 @@ class Runner:
                 raise
             return stored or self.repo.get_execution(execution.id)
         machine = metrics.machine_name(self.repo, execution.version_id)
+        if execution.claim_count > 1:  # claimed again with no checkpoint since: a take-over
+            metrics.count_takeover(machine)
         with (
             log_context(
                 execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
