@@ -16,7 +16,7 @@ from orchestrator.runtime import metrics as runtime_metrics
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import Repository
-from tests.api.conftest import FLAKY, create_machine, make_client, start  # noqa: F401  # fixtures
+from tests.api.conftest import DOUBLE, FLAKY, create_machine, make_client, start  # noqa: F401
 from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
     Cluster,
     cluster,
@@ -187,3 +187,32 @@ def test_a_sweeper_recovery_and_the_lease_takeover_after_it_are_counted(
     assert (sample(after, takeovers, state_machine="orphaned") or 0) == (
         sample(before, takeovers, state_machine="orphaned") or 0
     ) + 1
+
+
+def test_a_running_batchs_progress_and_the_queue_it_fills_are_series(
+    sqlite_url: str,
+    redis_db: RedisDB,  # noqa: F811
+    make_client: Callable[..., TestClient],  # noqa: F811
+) -> None:
+    # Given a distributed batch of three published executions and no worker
+    settings = Settings(database_url=sqlite_url, broker_url=redis_db.url, api_token=TOKEN)
+    client = make_client(settings, headers=BEARER)
+    create_machine(client, "doubler", DOUBLE)
+    for n in range(3):
+        start(client, "doubler", {"n": n}, name=f"source-{n}")
+    answer = client.post(
+        "/batches",
+        json={
+            "state_machine": "doubler",
+            "filter": {"state_machine": "doubler", "name_prefix": "source-"},
+            "name_prefix": "again",
+            "priority": "low",
+        },
+    )
+    assert answer.status_code == 202, answer.text
+
+    # Then /metrics shows its executions by status and the depth of its queue
+    text = client.get("/metrics").text
+    batch_id = answer.json()["id"]
+    assert sample(text, "orchestrator_batch_executions", batch_id=batch_id, status="PENDING") == 3
+    assert sample(text, "orchestrator_queue_depth", queue="low") == 3
