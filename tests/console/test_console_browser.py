@@ -15,7 +15,9 @@ from pydantic import SecretStr
 
 from orchestrator.graph import COLOURS, Outcome
 from orchestrator.settings import Settings
+from tests.api import handlers
 from tests.api.conftest import create_machine, make_client, start  # noqa: F401  # fixtures
+from tests.api.test_tasks import CALLBACK
 from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
     Cluster,
     cluster,
@@ -121,6 +123,51 @@ def test_a_failed_execution_shows_its_failed_state_in_red_with_its_error(
     assert "StateFailed" in timeline
     assert "Broken" in timeline
     screenshot(browser, "execution-failed")
+
+
+def test_a_waiting_task_token_is_shown_and_answered_from_the_execution_page(
+    browser: Any, served: tuple[Served, TestClient]
+) -> None:
+    # Given an execution waiting on a .waitForTaskToken Task
+    server, client = served
+    create_machine(client, "approvals", CALLBACK)
+    waiting = start(client, "approvals", {"order": 1})
+    token = handlers.tokens[waiting["id"]]
+
+    # When its page is open, the waiting token is shown
+    login(browser, server)
+    browser.get(f"{server.url}/console/#/executions/{waiting['id']}")
+    row = wait(
+        browser,
+        lambda d: d.find_elements(
+            by("CSS_SELECTOR"), '#task-tokens tr[data-token-state="Approve"]'
+        ),
+        "the token's row",
+    )[0]
+    assert row.get_attribute("data-token-status") == "WAITING"
+    assert token not in browser.page_source
+    screenshot(browser, "execution-task-token-waiting")
+
+    # And the form sends the task's success with its output
+    browser.find_element(by("ID"), "token-input").send_keys(token)
+    browser.find_element(by("ID"), "token-output").send_keys('{"ok": true}')
+    browser.find_element(by("ID"), "send-success").click()
+
+    # Then the execution succeeds with it, and the token is shown as used
+    wait(browser, lambda d: "SUCCEEDED" in d.find_element(by("ID"), "title").text, "SUCCEEDED")
+    wait(
+        browser,
+        lambda d: d.find_elements(
+            by("CSS_SELECTOR"), '#task-tokens tr[data-token-status="SUCCEEDED"]'
+        ),
+        "the token to show SUCCEEDED",
+    )
+    assert client.get(f"/executions/{waiting['id']}").json()["output"] == {
+        "order": 1,
+        "approval": {"ok": True},
+    }
+    assert browser.find_element(by("ID"), "notice").text == "Task success: done"
+    screenshot(browser, "execution-task-token-answered")
 
 
 def test_a_view_left_before_its_answers_arrive_does_not_replace_the_next_one(

@@ -285,15 +285,49 @@ function executionActions(id, refresh) {
       act("Message", () => api("/messages", {method: "POST",
         body: {key: key.value, value: parse(value.value), data: parse(data.value)}}), refresh);
     }}, key, value, data, h("button", {class: "action", type: "submit"}, "Send message")),
+    taskTokenForm(refresh),
     h("p", {id: "notice", class: "notice"}));
+}
+
+// Answer a .waitForTaskToken Task: the token is pasted (the store keeps only its hash).
+function taskTokenForm(refresh) {
+  const token = h("input", {name: "token", id: "token-input", placeholder: "task token"});
+  const output = h("input", {name: "output", id: "token-output", placeholder: 'output (JSON), e.g. {"ok": true}'});
+  const error = h("input", {name: "error", id: "token-error", placeholder: "error (on failure)"});
+  const cause = h("input", {name: "cause", id: "token-cause", placeholder: "cause (on failure)"});
+  const parse = (text) => (text === "" ? null : JSON.parse(text));
+  const send = (label, path, body) => act(label,
+    () => api(path, {method: "POST", body: Object.assign({token: token.value.trim()}, body())}), refresh);
+  return h("form", {class: "filters", id: "task-token", onsubmit: (event) => event.preventDefault()},
+    token, output, error, cause,
+    h("button", {class: "action", type: "button", id: "send-success",
+      onclick: () => send("Task success", "/tasks/success", () => ({output: parse(output.value)}))},
+    "Send task success"),
+    h("button", {class: "action danger", type: "button", id: "send-failure",
+      onclick: () => send("Task failure", "/tasks/failure",
+        () => ({error: error.value || null, cause: cause.value || null}))},
+    "Send task failure"));
+}
+
+function taskTokens(items) {
+  if (!items.length) return h("p", {class: "muted", id: "task-tokens"}, "No task tokens.");
+  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
+  return h("div", {style: "overflow-x:auto"}, h("table", {id: "task-tokens"},
+    h("tr", {}, ["State", "Status", "Token", "Heartbeat", "Times out", "Error"].map((t) => h("th", {}, t))),
+    items.map((t) => h("tr", {"data-token-state": t.state, "data-token-status": t.status,
+      title: `attempt ${t.attempt}, handed out ${when(t.created_at)}${t.completed_at ? `, ended ${when(t.completed_at)}` : ""}`},
+    h("td", {}, t.state), h("td", {}, status(t.status)), h("td", {class: "muted"}, `${t.hash}…`),
+    h("td", {}, t.heartbeat_seconds ? `${time(t.heartbeat_at) || "none"} (every ${t.heartbeat_seconds} s)` : ""),
+    h("td", {}, time(t.timeout_at)),
+    h("td", {class: t.error ? "error" : ""}, t.error || "")))));
 }
 
 async function executionView(id) {
   const path = `/executions/${encodeURIComponent(id)}`;
   const render = async () => {
-    const [e, history, svg, chained] = await Promise.all([
+    const [e, history, svg, chained, tokens] = await Promise.all([
       api(path), api(`${path}/history`), api(`/console/api${path}/graph.svg`),
-      api(`/console/api${path}/chained`)]);
+      api(`/console/api${path}/chained`), api(`/console/api${path}/task-tokens`)]);
     fill("title", `${e.name} `, status(e.status));
     const graph = svgNode(svg);
     // A click on a state opens its input, output, error and cause.
@@ -306,6 +340,7 @@ async function executionView(id) {
     fill("facts-box", executionFacts(e, chained.items));
     fill("timeline-box", timeline(history.items));
     fill("states-box", stateDetails(history.items));
+    fill("tokens-box", taskTokens(tokens.items));
     fill("io", json(e.input), h("h2", {}, "Output"), json(e.output));
     return e;
   };
@@ -318,6 +353,7 @@ async function executionView(id) {
       h("div", {}, legend(), h("div", {class: "graph", id: "graph"}),
         h("h2", {}, "Timeline"), h("div", {id: "timeline-box"})),
       h("div", {}, h("div", {id: "facts-box"}), executionActions(id, refresh),
+        h("h2", {}, "Task tokens"), h("div", {id: "tokens-box"}),
         h("h2", {}, "States"), h("div", {id: "states-box"}),
         h("h2", {}, "Input"), h("div", {id: "io"}))));
   await refresh();
