@@ -100,6 +100,8 @@ class Execution:
     claim_count: int = 0
     #: ``STANDARD`` or ``EXPRESS`` (no history rows, only the final row).
     execution_type: str = "STANDARD"
+    #: The OpenTelemetry trace context every advance's span joins (W3C headers), or None.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
