@@ -1607,11 +1607,14 @@ def _jexec_fail(run: _Run, state: State, frame: dict[str, Any], path: FramePath)
 def _jexec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, TaskState)
     ctx = run.context(frame, state)
+    callback = _task_token(run, state, frame)
+    if callback is not None:  # $states.context.Task.Token, as $$.Task.Token in JSONPath
+        ctx["Task"] = {"Token": callback}
     scope = _scope_of(run, state, frame, context=ctx)
     data = _template(state.has_arguments, state.arguments, frame["in"], scope, "Arguments")
     timeout = _number(state, "TimeoutSeconds", scope, state.timeout_seconds, 1)
     heartbeat = _number(state, "HeartbeatSeconds", scope, state.heartbeat_seconds, 1)
-    token = run.dispatch(frame, TASK)
+    token = run.dispatch(frame, TASK, **({} if callback is None else {"tt": callback}))
     return RunTask(
         path=path,
         token=token,
@@ -1622,6 +1625,7 @@ def _jexec_task(run: _Run, state: State, frame: dict[str, Any], path: FramePath)
         attempt=sum(frame.get("rc", ())),
         timeout_seconds=None if timeout is None else float(timeout),
         heartbeat_seconds=None if heartbeat is None else float(heartbeat),
+        task_token=callback,
     )
 
 
