@@ -86,6 +86,7 @@ HISTORY_FIELDS = (
     "attempt",
     "entered_at",
     "recorded_at",
+    "assigned",
 )
 
 
@@ -183,6 +184,7 @@ class Dialect(ABC):
                 "attempt": e.attempt,
                 "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
                 "recorded_at": (e.recorded_at or now).isoformat(),
+                "assigned": e.assigned,
             }
             for i, e in enumerate(events, start=1)
         ]
