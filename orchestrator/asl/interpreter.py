@@ -1471,6 +1471,9 @@ class _NoRandom(random.Random):
         raise AssertionError("this state's expressions call neither $random nor $uuid")
 
 
+_NO_RANDOM = _NoRandom()
+
+
 def _new_uuid(rng: random.Random) -> Callable[[], str]:
     return lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4))
 
@@ -1485,21 +1488,33 @@ def _scope_of(
     context: dict[str, Any] | None = None,
 ) -> jsonata.Scope:
     """``$states`` and the variables of a JSONata state (one per state and phase)."""
-    rng = run.rng if state.draws else _NoRandom()
+    if state.draws:
+        rng = run.rng
+        new_uuid = _new_uuid(rng)
+    else:
+        rng, new_uuid = _NO_RANDOM, _no_uuid
     if context is None:
         # Most expressions never read $states.context: build it (times, names) only
         # for states that do.
-        context = run.context(frame, state) if state.uses_context else {}
+        context = run.context(frame, state) if state.uses_context else _NO_CONTEXT
     return jsonata.Scope(
         input=frame["in"],
-        context=dict(context),
+        context=dict(context) if context else _NO_CONTEXT,
         result=result,
         error_output=error_output,
-        variables=frame.get("vars") or {},
+        variables=frame.get("vars") or _NO_CONTEXT,
         rng=rng,
-        new_uuid=_new_uuid(rng),
+        new_uuid=new_uuid,
         limits=run.expression_limits,
     )
+
+
+#: The (never changed) empty context and variables of a JSONata state that reads none.
+_NO_CONTEXT: dict[str, Any] = {}
+
+
+def _no_uuid() -> str:
+    raise AssertionError("this state's expressions call neither $random nor $uuid")
 
 
 def _template(given: bool, template: Any, default: Any, scope: jsonata.Scope, name: str) -> Any:
