@@ -492,7 +492,9 @@ def _plain(text: str) -> tuple[str, ...] | None:
         return None
     start, variable, rest = match.groups()
     names = tuple(rest.split(".")[1:])
-    if variable is not None and (variable in _WORDS or is_function_name(variable)):
+    # A variable shadows a JSONata function of its name ($count), but the lambdas the
+    # prelude binds ($random, ...) shadow the variable: those go to the engine.
+    if variable is not None and (variable in _WORDS or variable in _PRELUDE):
         return None
     if any(name in _WORDS for name in names):
         return None
