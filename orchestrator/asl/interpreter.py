@@ -420,6 +420,7 @@ def step(
     root = cursor["root"] = _own_frame(cursor["root"])
     run = _Run(cursor, now=now, static=context or _NO_CONTEXT, rng=rng, tokens=task_tokens)
     run.max_map_items = max_map_items
+    run.batch = min(STEP_BATCH, max_events - int(cursor.get("ev", 0)))
     if expression_timeout_ms != _DEFAULT_TIMEOUT_MS:
         run.expression_limits = dataclasses.replace(
             jsonata.DEFAULT_LIMITS, timeout_ms=expression_timeout_ms
@@ -440,6 +441,8 @@ def step(
 
 
 _DEFAULT_TIMEOUT_MS = jsonata.DEFAULT_LIMITS.timeout_ms
+#: Transitions of a Map's or Parallel's children one step may take (see ``_Run.more``).
+STEP_BATCH = 64
 _WAITS = (WaitUntil, WaitForMessage)
 _ENDS = (Succeeded, Failed)
 
@@ -605,12 +608,15 @@ class _Run:
 
     __slots__ = (
         "_rng",
+        "batch",
         "cursor",
         "events",
         "expression_limits",
         "max_map_items",
+        "moves",
         "now",
         "owned",
+        "seeded",
         "static",
         "tokens",
     )
@@ -629,6 +635,8 @@ class _Run:
         self.events: list[HistoryEvent] = []
         self.expression_limits = jsonata.DEFAULT_LIMITS
         self.max_map_items = MAX_MAP_ITEMS
+        # Transitions inside a Map/Parallel this step may still take (see ``more``).
+        self.batch, self.moves, self.seeded = 0, 0, False
         # Frames and groups copied in this step (by id): ``step`` copies the cursor's
         # frames as it reaches them, so a Map of 10,000 items costs the frames one
         # step touches, not all of them. Only objects this step made are in here, and
@@ -659,8 +667,27 @@ class _Run:
             ident = execution.get("Id", "") if isinstance(execution, Mapping) else ""
             cursor = self.cursor
             seed = f"{cursor.get('seed', '')}|{ident}|{cursor.get('seq', 0)}|"
-            self._rng = random.Random(f"{seed}{cursor.get('ev', 0)}|{self.now!r}")  # noqa: S311
+            # The events of this step so far count: a state met after others in one
+            # step (see ``more``) draws what it would draw in a step of its own.
+            events = int(cursor.get("ev", 0)) + len(self.events)
+            self._rng = random.Random(f"{seed}{events}|{self.now!r}")  # noqa: S311
+            self.seeded = True
         return self._rng
+
+    def more(self) -> bool:
+        """Whether a Map/Parallel may take another transition in this step.
+
+        A step of a Map or Parallel copies the group's lists of items, results and
+        frames once (its cursor is left untouched), so one transition per step costs
+        in proportion to the items: a 1,000-item Map took 0.5x the transitions/s of
+        a chain. Up to ``batch`` transitions of its children ride in one step; each
+        is exactly what a step of its own would do (same order, same tokens, same
+        draws: the batch ends after a state that drew from the step's seeded
+        generator). ``batch`` stops short of the event limit, so an execution fails
+        at the same event as it would one transition per step.
+        """
+        self.moves += 1
+        return self.moves < self.batch and not self.seeded
 
     def rng_for(self, template: Any) -> random.Random | None:
         """The rng when ``template`` draws random numbers, else None (no generator made)."""
@@ -968,6 +995,8 @@ class _Run:
                     return self.fail_state(state, frame, path, *failure)
                 continue
             command = self.drive(_child_machine(state, index), child, (*path, index))
+            if command is CONTINUE and self.more():
+                continue  # this position again: the same child, or the next once it ends
             if command is not IDLE:
                 return command
             position += 1
