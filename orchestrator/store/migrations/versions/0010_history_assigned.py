@@ -1,7 +1,7 @@
 """History shows what each state assigned: ``history.assigned``.
 
 Revision ID: 0010_history_assigned
-Revises: 0005_task_tokens
+Revises: 0006_express
 Create Date: 2026-12-06
 
 A nullable JSON column holding the workflow variables a state assigned (name ->
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_history_assigned"
-down_revision: str | Sequence[str] | None = "0005_task_tokens"
+down_revision: str | Sequence[str] | None = "0006_express"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
