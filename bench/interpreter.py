@@ -171,20 +171,37 @@ def baseline_loop(transitions: int) -> Callable[[], int]:
 CASES = ("a", "b", "c", "d")
 
 
-def rates(seconds: float) -> dict[str, float]:
-    """Transitions (or history events) per second of each case."""
-    clock = FakeClock()
-    out: dict[str, float] = {}
-    cases: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {
+def cases() -> dict[str, tuple[dict[str, Any], Any, dict[str, Any]]]:
+    """Each case: (definition, input, handlers)."""
+    return {
         "a": (chain(), {"n": 1}, {}),
         "b": (big_map(), {"items": list(range(1000))}, {}),
         "c": (retrying(), {"x": 1}, {"flaky": flaky_handler()}),
         "d": (jsonata_chain(), {"n": 1}, {}),
     }
-    for name in CASES:
-        source, data, handlers = cases[name]
+
+
+def rates(seconds: float) -> dict[str, float]:
+    """Transitions (or history events) per second of each case."""
+    clock = FakeClock()
+    out: dict[str, float] = {}
+    for name, (source, data, handlers) in cases().items():
         out[name], _ = measure(_runner(asl.load(source), data, handlers, clock), seconds)
     return out
+
+
+def fixed_runs(case: str, runs: int) -> None:
+    """Exactly ``runs`` executions of one case, for an instruction counter.
+
+    Under ``valgrind --tool=callgrind`` the count of instructions does not move with the
+    machine's load; the difference between two run counts is the cost of the extra runs.
+    """
+    source, data, handlers = cases()[case]
+    definition = asl.load(source)
+    work = _runner(definition, data, handlers, FakeClock())
+    work()  # compile caches, imports: paid by both run counts alike
+    transitions = sum(work() for _ in range(runs))
+    print(f"({case}) {runs} executions, {transitions} transitions")
 
 
 def _runner(
@@ -221,7 +238,12 @@ def main() -> None:
     parser.add_argument("--against", metavar="DIR", help="another version's code (see above)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds with --against")
     parser.add_argument("--json", action="store_true", help="print the rates as JSON only")
+    parser.add_argument("--case", choices=CASES, help="run one case --runs times, no timing")
+    parser.add_argument("--runs", type=int, default=100, help="executions with --case")
     args = parser.parse_args()
+    if args.case:
+        fixed_runs(args.case, args.runs)
+        return
     global TIMER
     TIMER = time.process_time if args.clock == "cpu" else time.perf_counter
     if args.against:

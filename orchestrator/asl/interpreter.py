@@ -825,8 +825,11 @@ class _Run:
         if state.language == JSONATA:
             return _finish_jsonata(self, state, frame, path, result)
         try:
-            result = _selected(state, result, ctx, self)
-            assigned = self.assignments(state.assign, result, ctx, frame)
+            if state.result_selector is not None:
+                result = _selected(state, result, ctx, self)
+            assigned = (
+                None if state.assign is None else self.assignments(state.assign, result, ctx, frame)
+            )
             output = _placed(state, frame["in"], result, ctx)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
@@ -938,7 +941,7 @@ class _Run:
         if found is not None:  # e.g. an in-process handler returned NaN, a set or a date
             cause = f"The result of the Task is not JSON {describe(found)}"
             return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
-        ctx = self.context(frame, state) if _needs_context(state) else None
+        ctx = self.context(frame, state) if state.uses_context else None
         return self.finish(state, frame, event.path, event.output, ctx)
 
     def on_task_failed(self, state: State, frame: dict[str, Any], event: Event) -> Command:
@@ -960,7 +963,7 @@ class _Run:
         if found is not None:
             cause = f"The message is not JSON {describe(found)}"
             return self.fail_state(state, frame, event.path, errors.RUNTIME, cause)
-        ctx = self.context(frame, state) if _needs_context(state) else None
+        ctx = self.context(frame, state) if state.uses_context else None
         return self.finish(state, frame, event.path, event.data, ctx)
 
     def on_message_timeout(self, state: State, frame: dict[str, Any], event: Event) -> Command:
@@ -1023,7 +1026,7 @@ class _Run:
     def join(self, state: State, frame: dict[str, Any], path: FramePath) -> Command:
         results = frame.pop("ch")["res"]
         frame["ph"] = READY
-        ctx = self.context(frame, state) if _needs_context(state) else None
+        ctx = self.context(frame, state) if state.uses_context else None
         return self.finish(state, frame, path, results, ctx)
 
 
@@ -1078,12 +1081,10 @@ def _child_machine(state: State, index: int) -> Definition:
 # --- data flow --------------------------------------------------------------------
 
 
-def _needs_context(state: State) -> bool:
-    return state.uses_context
-
-
 def _input(state: State, raw: Any, ctx: dict[str, Any] | None, run: _Run) -> Any:
     """InputPath then Parameters: the effective input of a state."""
+    if state.parameters is None and state.input_path == "$":
+        return raw
     data = raw if state.input_path == "$" else select(_path(state.input_path), raw, ctx)
     if state.parameters is not None:
         data = state.parameters.render(data, ctx, rng=run.rng_for(state.parameters))
@@ -1132,7 +1133,7 @@ def _read(path: Path, data: Any, ctx: Any, field: str) -> Any:
 
 def _exec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, PassState)
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     result = state.result if state.has_result else data
     return run.finish(state, frame, path, result, ctx)
@@ -1140,7 +1141,7 @@ def _exec_pass(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
 
 def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, ChoiceState)
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     target, assign = state.default, state.assign
     for index, rule in enumerate(state.choices):
@@ -1159,7 +1160,7 @@ def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath
 
 
 def _exec_succeed(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     return run.transition(state, frame, path, output, target=None)
@@ -1343,7 +1344,7 @@ def _shown(value: Any) -> str:
 
 def _exec_wait(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, WaitState)
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     until = _wait_until(state, data, ctx, frame["at"])
     assigned = run.assignments(state.assign, data, ctx, frame)
@@ -1386,7 +1387,7 @@ def _wait_until(state: WaitState, data: Any, ctx: Any, entered: float) -> float:
 
 def _exec_message(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, MessageState)
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     value = data
     if state.correlation_value_path is not None:
@@ -1406,7 +1407,7 @@ def _exec_message(run: _Run, state: State, frame: dict[str, Any], path: FramePat
 
 def _exec_parallel(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -> Command:
     assert isinstance(state, ParallelState)
-    ctx = run.context(frame, state) if _needs_context(state) else None
+    ctx = run.context(frame, state) if state.uses_context else None
     data = _input(state, frame["in"], ctx, run)
     count = len(state.branches)
     _open(run, frame, [data] * count, maximum=0, limits=None)
