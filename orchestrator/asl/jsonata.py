@@ -175,7 +175,9 @@ class _Call:
     """The state of one evaluation that the AWS functions read."""
 
     scope: Scope
-    failure: _FunctionError | None = None
+    #: What an AWS function failed with (its message: holding the exception would tie
+    #: the scope into a reference cycle through its traceback).
+    failure: str | None = None
 
 
 _CURRENT: ContextVar[_Call | None] = ContextVar("orchestrator_jsonata_call", default=None)
@@ -625,7 +627,7 @@ def _run(expression: _Expression, scope: Scope, field: str) -> Any:
             result = json.loads(text_result)
     except ValueError as exc:
         failure = call.failure if call is not None else None
-        reason = str(failure) if failure is not None else _engine_message(exc)
+        reason = failure if failure is not None else _engine_message(exc)
         raise _query_error(
             expression.text, field, f"threw an error during evaluation. {reason}"
         ) from None
@@ -702,7 +704,7 @@ def _host(function: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
         try:
             return function(call.scope, *args)
         except _FunctionError as exc:
-            call.failure = exc
+            call.failure = str(exc)
             raise
 
     return host
