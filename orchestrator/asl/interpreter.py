@@ -770,7 +770,22 @@ class _Run:
         assigned: Assigned | None = None,
     ) -> Command:
         shown = assigned[0] if assigned is not None else None
-        self.record(state, frame, path, "succeeded", output=output, assigned=shown)
+        counts = frame.get("rc")
+        self.events.append(  # record(), inlined: one per transition
+            _history_event(
+                path,
+                state,
+                "succeeded",
+                frame["in"],
+                sum(counts) if counts else 0,
+                frame["at"],
+                self.now,
+                output,
+                None,
+                None,
+                shown,
+            )
+        )
         target = target if target is not None else state.next
         now = self.now
         if target is None:
@@ -830,7 +845,16 @@ class _Run:
             assigned = (
                 None if state.assign is None else self.assignments(state.assign, result, ctx, frame)
             )
-            output = _placed(state, frame["in"], result, ctx)
+            # _placed(), inlined: ResultPath, then OutputPath.
+            steps = state.result_path
+            if steps is None:
+                output = frame["in"]
+            elif not steps:
+                output = result
+            else:
+                output = put(frame["in"], steps, result, text=state.result_path_text)
+            if state.output_path != "$":
+                output = select(_path(state.output_path), output, ctx)
         except StatesError as exc:
             return self.fail_state(state, frame, path, exc.name, exc.cause)
         return self.transition(state, frame, path, output, assigned=assigned)
@@ -1154,7 +1178,7 @@ def _exec_choice(run: _Run, state: State, frame: dict[str, Any], path: FramePath
             f"No Choice rule matched and no Default in state '{state.name}'",
         )
     # The matched rule's Assign, or the state's own when the Default is taken.
-    assigned = run.assignments(assign, data, ctx, frame)
+    assigned = None if assign is None else run.assignments(assign, data, ctx, frame)
     output = data if state.output_path == "$" else select(_path(state.output_path), data, ctx)
     return run.transition(state, frame, path, output, target=target, assigned=assigned)
 
