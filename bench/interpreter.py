@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/interpreter.py [--seconds 2] [--clock wall|cpu]
     .venv/bin/python bench/interpreter.py --against DIR [--rounds 5] [--seconds 1]
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/interpreter.py --case a --runs 220
 
 ``--clock cpu`` counts this process's CPU time instead of wall time: on a machine
 shared with other work it is the figure "on one core" (wall time counts the time the
@@ -21,6 +23,10 @@ its ``orchestrator`` package (``git archive REF orchestrator | tar -x -C DIR``).
 versions run the same cases in child processes, alternating round by round, and the
 script prints each one's median and the ratio, which a shared machine's load moves
 far less than the rates.
+
+``--case X --runs N`` runs one case N times without timing, for an instruction
+counter: the difference between two run counts under callgrind is the cost of the
+extra runs, whatever the machine's load.
 """
 
 from __future__ import annotations
