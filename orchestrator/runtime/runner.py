@@ -104,6 +104,7 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
         attempt=event.attempt,
         entered_at=to_datetime(event.entered_at),
         recorded_at=to_datetime(event.exited_at),
+        assigned=event.assigned,
     )
 
 

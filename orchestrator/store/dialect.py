@@ -87,6 +87,7 @@ HISTORY_FIELDS = (
     "attempt",
     "entered_at",
     "recorded_at",
+    "assigned",
 )
 
 
@@ -203,6 +204,7 @@ class Dialect(ABC):
                 "attempt": e.attempt,
                 "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
                 "recorded_at": (e.recorded_at or now).isoformat(),
+                "assigned": e.assigned,
             }
             for i, e in enumerate(events, start=1)
         ]

@@ -250,6 +250,8 @@ class HistoryEvent(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     entered_at: Mapped[datetime | None]
     recorded_at: Mapped[datetime]
+    #: The workflow variables the state assigned (name -> value), or null.
+    assigned: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
 
 class MessageCorrelation(Base):
