@@ -105,6 +105,7 @@ def history_row(event: HistoryEvent, started: float | None = None) -> NewHistory
         attempt=event.attempt,
         entered_at=to_datetime(event.entered_at),
         recorded_at=to_datetime(event.exited_at),
+        assigned=event.assigned,
         path=tuple(event.path),
         started_at=None if started is None else to_datetime(started),
     )

@@ -87,6 +87,7 @@ HISTORY_FIELDS = (
     "attempt",
     "entered_at",
     "recorded_at",
+    "assigned",
     "path",
     "started_at",
 )
@@ -205,6 +206,7 @@ class Dialect(ABC):
                 "attempt": e.attempt,
                 "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
                 "recorded_at": (e.recorded_at or now).isoformat(),
+                "assigned": e.assigned,
                 "path": None if e.path is None else list(e.path),
                 "started_at": None if e.started_at is None else e.started_at.isoformat(),
             }

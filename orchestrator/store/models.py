@@ -250,6 +250,8 @@ class HistoryEvent(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     entered_at: Mapped[datetime | None]
     recorded_at: Mapped[datetime]
+    #: The workflow variables the state assigned (name -> value), or null.
+    assigned: Mapped[Any] = mapped_column(JSONType, nullable=True)
     #: Where the state ran: the branch or iteration index at each Parallel/Map level
     #: (``[]`` at the top; null in rows written before 0009_aws_api).
     path: Mapped[Any] = mapped_column(JSONType, nullable=True)

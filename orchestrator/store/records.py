@@ -158,6 +158,7 @@ class NewHistoryEvent:
         attempt: retry attempt, 0 for the first try. Default 0.
         entered_at: when the state was entered. Default none.
         recorded_at: when the event happened. Default: the checkpoint's ``now``.
+        assigned: the workflow variables the state assigned (name -> value). Default none.
         path: where the state ran: the branch or iteration index at each
             Parallel/Map level (``()`` at the top). Default none.
         started_at: when a Task attempt's handler was called. Default none.
@@ -173,6 +174,7 @@ class NewHistoryEvent:
     attempt: int = 0
     entered_at: datetime | None = None
     recorded_at: datetime | None = None
+    assigned: dict[str, Any] | None = None
     path: tuple[int, ...] | None = None
     started_at: datetime | None = None
 
@@ -244,6 +246,8 @@ class HistoryEvent:
     attempt: int
     entered_at: datetime | None
     recorded_at: datetime
+    #: The workflow variables the state assigned (name -> value), or None.
+    assigned: dict[str, Any] | None = None
     #: Branch or iteration index at each Parallel/Map level (None: not recorded).
     path: Any = None
     #: When a Task attempt's handler was called (None: another state, or not recorded).

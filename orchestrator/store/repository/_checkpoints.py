@@ -402,6 +402,7 @@ def _insert_history(
             "attempt": e.attempt,
             "entered_at": e.entered_at,
             "recorded_at": e.recorded_at or now,
+            "assigned": e.assigned,
             "path": None if e.path is None else list(e.path),
             "started_at": e.started_at,
         }
