@@ -184,6 +184,7 @@ class Execution(Base):
         Index("ix_executions_machine_status_started", "state_machine_id", "status", "started_at"),
         Index("ix_executions_machine_started", "state_machine_id", "started_at", "id"),
         Index("ix_executions_status_lease", "status", "lease_expires_at"),
+        Index("ix_executions_map_run_item", "map_run_id", "item_index"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -220,6 +221,62 @@ class Execution(Base):
     #: died before committing anything (the runner fails it past
     #: ``ORCHESTRATOR_MAX_STEP_ATTEMPTS``). A server default, so raw inserts get 0.
     claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: A Distributed Map's child: its parent execution, its Map Run and item (batch) index.
+    parent_execution_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    map_run_id: Mapped[str | None] = mapped_column(String(36))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+
+
+class MapRun(Base):
+    """One entry into a Distributed Map state: its children, counts and progress.
+
+    The ``*_count`` columns per status are kept by a trigger on ``executions``
+    (migration ``0008_map_runs``), in the same transaction as the child's change.
+    """
+
+    __tablename__ = "map_runs"
+    __table_args__ = (UniqueConstraint("parent_execution_id", "dispatch_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    parent_execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
+    #: Frame path and dispatch token of the Map state (``0/2:17``): one Map Run each.
+    dispatch_key: Mapped[str] = mapped_column(String(255))
+    #: Frame path and state name (``0/2:Fan out``): finds the run a redrive reopens.
+    state_key: Mapped[str] = mapped_column(String(255))
+    state_name: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(String(255))
+    #: The children's version: the ItemProcessor stored as a derived state machine.
+    version_id: Mapped[int] = mapped_column(ForeignKey("state_machine_versions.id"))
+    execution_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=0)
+    tolerated_failure_percentage: Mapped[float | None] = mapped_column(Float)
+    tolerated_failure_count: Mapped[int | None] = mapped_column(Integer)
+    #: Children (items or batches) the reader found; known before any is created.
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    #: Children created so far (the reader's position: the next item index).
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Children made claimable (not held back by MaxConcurrency).
+    released_count: Mapped[int] = mapped_column(Integer, default=0)
+    feeding_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    running_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    succeeded_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    timed_out_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    aborted_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: The ResultWriter (resource, parameters, writer config) as evaluated, or null.
+    result_writer: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    #: The parent's redrive count when this run was opened (a redrive reopens it once).
+    parent_redrive_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(256))
+    cause: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
 
 
 class HistoryEvent(Base):
@@ -331,6 +388,7 @@ class TaskToken(Base):
 __all__ = [
     "JSONType",
     "Base",
+    "MapRun",
     "Batch",
     "Execution",
     "HistoryEvent",
