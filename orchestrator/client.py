@@ -339,14 +339,17 @@ class Orchestrator:
     def sweep(self, *, limit: int = 500) -> dict[str, Any]:
         """Fire due timers and re-publish stalled executions (what beat runs)."""
         from orchestrator.distributed.sweeper import sweep
+        from orchestrator.runtime.maprun import settle_running
 
-        return sweep(
+        done = sweep(
             settings=self.settings,
             repository=self.repository,
             publish=self.publisher,
             depths=self.depths,
             limit=limit,
         )
+        done["map_runs_ended"] = settle_running(self.runner, self.publisher)
+        return done
 
     # -- batches -------------------------------------------------------------------------
 

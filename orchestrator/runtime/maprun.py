@@ -335,7 +335,12 @@ class MapRunner:
         out: list[Any] = []
         size = 2
         for child in self.children(run.id):
-            for value in mapitems.transform(child.output, transformation):
+            values = (
+                mapitems.transform(child.output, transformation)
+                if str(child.status) == "SUCCEEDED"
+                else [{"Error": child.error, "Cause": child.cause}]  # a tolerated failure
+            )
+            for value in values:
                 size += len(json.dumps(value, separators=(",", ":")).encode()) + 1
                 if size > limit:
                     raise StatesError(
@@ -395,7 +400,7 @@ def settle_running(runner: Runner, publisher: ChildPublisher, *, limit: int = 10
     Returns:
         How many runs ended.
     """
-    maps = runner.map_runs
+    maps = MapRunner(runner)
     maps.publisher = publisher
     ended = 0
     for run in runner.repo.map_runs.list_map_runs(status=RUNNING, limit=limit):
