@@ -33,13 +33,15 @@ from orchestrator.batch.result import BatchProgress, BatchResult
 from orchestrator.distributed.broker import BrokerReport
 from orchestrator.distributed.publish import Depths, Publisher
 from orchestrator.errors import MessageRefused, StateMachineNotFound
-from orchestrator.handles import BatchHandle, ExecutionHandle
+from orchestrator.handles import BatchHandle, ExecutionHandle, MapRunHandle
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import (
     Batch,
     Execution,
     ExecutionFilter,
     HistoryEvent,
+    MapChild,
+    MapRun,
     Page,
     Repository,
     StateMachineInfo,
@@ -369,6 +371,24 @@ class Orchestrator:
         """Where a batch stands (see :meth:`BatchHandle.describe`)."""
         return self.batch(batch_id).describe()
 
+    # -- map runs -------------------------------------------------------------------------
+
+    def map_run(self, map_run_id: str) -> MapRunHandle:
+        """A handle on one Map Run of a Distributed Map (nothing is read until asked)."""
+        return MapRunHandle(self, map_run_id)
+
+    def map_runs(
+        self,
+        *,
+        execution_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[MapRun]:
+        """Map Runs, newest first: of one parent execution and/or in one status."""
+        return self.repository.map_runs.list_map_runs(
+            parent_execution_id=execution_id, status=status, limit=limit
+        )
+
     # -- the broker -----------------------------------------------------------------------
 
     def broker_report(self, *, ping_timeout: float | None = None) -> BrokerReport:
@@ -463,6 +483,9 @@ __all__ = [
     "ExecutionFilter",
     "ExecutionHandle",
     "HistoryEvent",
+    "MapChild",
+    "MapRun",
+    "MapRunHandle",
     "MessageRefused",
     "Orchestrator",
     "Page",
