@@ -96,6 +96,7 @@ def _result(
     failed: bool,
 ) -> Event:
     writer = command.writer or {}
+    output: Any
     try:
         if writer.get("Resource"):
             output = mapitems.write_results(
