@@ -19,7 +19,7 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from typing import IO, Any
 
 from orchestrator.asl import errors as asl_errors
@@ -80,7 +80,9 @@ def raw_items(command: RunMap, settings: Settings) -> Iterator[Any]:
     params = reader.get("Parameters") or {}
     config = reader.get("ReaderConfig") or {}
     limit = config.get("MaxItems")
-    source = _objects(settings, params) if reader["Resource"] == LIST_OBJECTS else None
+    source: Generator[Any, None, None] | None = None
+    if reader["Resource"] == LIST_OBJECTS:
+        source = _objects(settings, params)
     if source is None:
         bucket, key = _bucket_key(params, "Key")
         source = _read_object(settings, bucket, key, config)
@@ -93,6 +95,8 @@ def raw_items(command: RunMap, settings: Settings) -> Iterator[Any]:
         raise
     except (OSError, ValueError) as exc:
         raise ItemsFailed(f"the ItemReader failed: {type(exc).__name__}: {exc}") from None
+    finally:
+        source.close()  # closes the object now, not when the generator is collected
 
 
 def _bucket_key(params: Any, key_field: str) -> tuple[str, str]:
@@ -106,7 +110,7 @@ def _bucket_key(params: Any, key_field: str) -> tuple[str, str]:
 
 def _read_object(
     settings: Settings, bucket: str, key: str, config: dict[str, Any]
-) -> Iterator[Any]:
+) -> Generator[Any, None, None]:
     kind = config.get("InputType")
     where = f"s3://{bucket}/{key}"
     try:
@@ -131,13 +135,14 @@ def _text(handle: IO[bytes]) -> io.TextIOWrapper:
 
 
 def _jsonl(handle: IO[bytes], where: str) -> Iterator[Any]:
-    for number, line in enumerate(_text(handle), start=1):
-        if not line.strip():
-            continue
-        try:
-            yield json.loads(line)
-        except ValueError as exc:
-            raise ItemsFailed(f"{where} line {number} is not JSON: {exc}") from None
+    with _text(handle) as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield json.loads(line)
+            except ValueError as exc:
+                raise ItemsFailed(f"{where} line {number} is not JSON: {exc}") from None
 
 
 def _json_array(handle: IO[bytes], where: str) -> Iterator[Any]:
@@ -183,19 +188,19 @@ def _skip(text: str, position: int) -> int:
 
 def _csv(handle: IO[bytes], where: str, config: dict[str, Any]) -> Iterator[dict[str, str]]:
     delimiter = CSV_DELIMITERS.get(config.get("CSVDelimiter", "COMMA"), ",")
-    rows = csv.reader(_text(handle), delimiter=delimiter)
     headers = config.get("CSVHeaders") if config.get("CSVHeaderLocation") == "GIVEN" else None
-    for number, row in enumerate(rows, start=1):
-        if headers is None:
-            headers = row
-            continue
-        if not row:
-            continue
-        if len(row) != len(headers):
-            raise ItemsFailed(
-                f"{where} line {number} has {len(row)} fields, the header has {len(headers)}"
-            )
-        yield dict(zip(headers, row, strict=True))
+    with _text(handle) as text:
+        for number, row in enumerate(csv.reader(text, delimiter=delimiter), start=1):
+            if headers is None:
+                headers = row
+                continue
+            if not row:
+                continue
+            if len(row) != len(headers):
+                raise ItemsFailed(
+                    f"{where} line {number} has {len(row)} fields, the header has {len(headers)}"
+                )
+            yield dict(zip(headers, row, strict=True))
 
 
 def _manifest(settings: Settings, handle: IO[bytes], where: str) -> Iterator[Any]:
@@ -214,7 +219,7 @@ def _manifest(settings: Settings, handle: IO[bytes], where: str) -> Iterator[Any
             yield from _csv(data, f"s3://{bucket}/{key}", config)
 
 
-def _objects(settings: Settings, params: Any) -> Iterator[dict[str, Any]]:
+def _objects(settings: Settings, params: Any) -> Generator[dict[str, Any], None, None]:
     """s3:listObjectsV2: one item per object under ``Prefix``, as AWS lists them."""
     bucket, prefix = _bucket_key(params, "Prefix")
     fs = _filesystem(settings)
