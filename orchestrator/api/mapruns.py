@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, Field
 
 from orchestrator.api.context import ApiContext, context
-from orchestrator.api.schemas import NO_NUL
+from orchestrator.api.schemas import NO_NUL, ErrorOut
 from orchestrator.client import MapChild, MapRun
 
 Ctx = Annotated[ApiContext, Depends(context)]
@@ -111,7 +111,7 @@ def list_map_runs(
     return MapRunList(items=[MapRunOut.of(run) for run in runs])
 
 
-@router.get("/{map_run_id}", summary="Show a Map Run")
+@router.get("/{map_run_id}", summary="Show a Map Run", responses={404: {"model": ErrorOut}})
 def get_map_run(
     map_run_id: MapRunId,
     ctx: Ctx,
