@@ -163,16 +163,21 @@ class Orchestrator:
 
     # -- state machines ------------------------------------------------------------
 
-    def create_state_machine(self, name: str, definition: Any) -> StateMachine:
+    def create_state_machine(
+        self, name: str, definition: Any, *, machine_type: str = "STANDARD"
+    ) -> StateMachine:
         """Validate and store a definition (a new version only if it changed).
+
+        ``machine_type``: ``STANDARD`` or ``EXPRESS`` (fixed at creation, as on AWS).
 
         Raises:
             InvalidName: a name AWS would refuse.
             DefinitionInvalid: the definition has problems (each with its JSON pointer).
+            StateMachineTypeNotSupported: the machine exists with another type.
         """
         from orchestrator.statemachine import StateMachine
 
-        return StateMachine.create(name, definition, client=self)
+        return StateMachine.create(name, definition, client=self, machine_type=machine_type)
 
     def state_machine(self, name: str, version: int | None = None) -> StateMachine:
         """A stored state machine, its newest version unless ``version`` is given.

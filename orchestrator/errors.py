@@ -74,6 +74,13 @@ class ExecutionAlreadyExists(OrchestratorError):
         self.name = name
 
 
+class StateMachineTypeNotSupported(OrchestratorError, ValueError):
+    """An operation the state machine's type does not allow (AWS's name for it).
+
+    ``start_sync`` on a STANDARD machine, or creating a machine again under another type.
+    """
+
+
 class ConfigurationError(OrchestratorError):
     """Settings that cannot work."""
 
@@ -233,6 +240,7 @@ __all__ = [
     "PayloadTooLarge",
     "Problem",
     "StateMachineNotFound",
+    "StateMachineTypeNotSupported",
     "StatesError",
     "TaskDoesNotExist",
     "TaskTimedOut",

@@ -79,11 +79,15 @@ class ExecutionHandle:
     def wait(self, timeout: float | None = None, *, poll: float = 0.2) -> Execution:
         """Block until the execution has ended; return it.
 
+        It reads the execution after 1 ms, then ever less often, every ``poll``
+        seconds at most: a short execution is seen ending soon after it ends.
+
         Raises:
             ExecutionNotFound: no execution has this id.
             TimeoutError: ``timeout`` seconds passed first (the message has its status).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
+        pause = min(0.001, poll)
         while True:
             execution = self.describe()
             if execution.status in TERMINAL_STATUSES:
@@ -92,7 +96,8 @@ class ExecutionHandle:
                 raise TimeoutError(
                     f"execution {self.id} is still {execution.status} after {timeout} s"
                 )
-            time.sleep(poll)
+            time.sleep(pause)
+            pause = min(pause * 1.5, poll)
 
 
 class BatchHandle:

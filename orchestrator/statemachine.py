@@ -10,6 +10,10 @@ Machine-scoped work lives here (start, start_async, execute_batch, execute_bulk,
 list/count); work on one execution or one batch by id lives on the handles of
 :class:`~orchestrator.client.Orchestrator`. The free functions at the end are
 thin conveniences over a client (the shared one unless parts are given).
+
+Just over 600 lines: every way to start an execution (start, start_async,
+start_sync, batches, bulk) is machine-scoped and documented here; the batch
+entry points are thin and the next split would take them to ``batch/``.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from orchestrator.errors import (
     InvalidName,
     MessageRefused,
     StateMachineNotFound,
+    StateMachineTypeNotSupported,
 )
 from orchestrator.handlers import input_transformers
 from orchestrator.settings import Settings
@@ -130,6 +135,11 @@ class StateMachine:
         """This version's number (1, 2, ...)."""
         return self.version_record.version
 
+    @property
+    def machine_type(self) -> str:
+        """``STANDARD`` or ``EXPRESS`` (AWS's state machine type)."""
+        return self.version_record.machine_type
+
     # -- definitions ----------------------------------------------------------
 
     @classmethod
@@ -141,24 +151,33 @@ class StateMachine:
         repository: Repository | None = None,
         settings: Settings | None = None,
         client: Orchestrator | None = None,
+        machine_type: str = "STANDARD",
     ) -> StateMachine:
         """Validate and store a definition; the same definition again makes no new version.
+
+        ``machine_type`` is AWS's state machine type, fixed at creation: ``STANDARD``
+        (every state in the history, exactly-once commits) or ``EXPRESS`` (only the
+        final row, at least once; no ``.sync`` or ``.waitForTaskToken`` Tasks).
 
         Raises:
             InvalidName: ``name`` is not 1-80 characters without whitespace, control
                 characters or any of ``<>{}[]?*"#%\\^|~`$&,;:/`` (AWS's rule).
-            DefinitionInvalid: the definition has problems (each with its JSON pointer).
+            DefinitionInvalid: the definition has problems (each with its JSON pointer),
+                or ``machine_type`` is neither STANDARD nor EXPRESS.
+            StateMachineTypeNotSupported: the machine exists with another type.
         """
         check_name(name, "state machine name")
         client = client or client_for(repository=repository, settings=settings)
         limit = client.settings.definition_max_bytes
         if isinstance(definition, str):  # refuse a huge text before parsing it
             _check_definition_size(len(definition.encode("utf-8", "replace")), limit)
-        raw, problems = asl.parse(definition)
+        raw, problems = asl.parse(definition, machine_type=machine_type)
         if problems or raw is None:
             raise asl.DefinitionInvalid(problems)
         _check_definition_size(len(encode(raw.raw, field="definition").encode()), limit)
-        _, version, _ = client.repository.create_or_get_version(name, raw.raw)
+        _, version, _ = client.repository.create_or_get_version(
+            name, raw.raw, machine_type=machine_type
+        )
         return cls(version, client=client)
 
     @classmethod
@@ -251,6 +270,37 @@ class StateMachine:
             with publish_labels(state_machine=self.name, batch_id=None):
                 (publisher or self.client.publisher)([execution.id], priority)
         return execution
+
+    def start_sync(
+        self,
+        input: Any = None,
+        *,
+        name: str | None = None,
+        priority: str | int = "default",
+        on_worker: bool = False,
+        timeout: float | None = None,
+    ) -> Execution:
+        """Run an EXPRESS execution to its end and return it (AWS's StartSyncExecution).
+
+        The execution's ``status`` (SUCCEEDED, FAILED, TIMED_OUT), ``output``,
+        ``error`` and ``cause`` are its outcome; it records no history. It runs in
+        this process, or with ``on_worker=True`` on a Celery worker while this call
+        waits for its end (at most ``timeout`` seconds, if given).
+
+        Raises:
+            StateMachineTypeNotSupported: the machine is STANDARD (AWS refuses
+                StartSyncExecution on a STANDARD machine too).
+            TimeoutError: ``on_worker`` and ``timeout`` passed before it ended.
+        """
+        if self.machine_type != "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                f"start_sync runs EXPRESS state machines only; {self.name!r} is "
+                f"{self.machine_type} (use start or start_async)"
+            )
+        if not on_worker:
+            return self.start(input, name=name, priority=priority)
+        execution = self.start_async(input, name=name, priority=priority)
+        return self.client.execution(execution.id).wait(timeout)
 
     def _create(
         self,

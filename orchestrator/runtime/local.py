@@ -147,8 +147,17 @@ class ExecutionResult:
     waiting_for: list[WaitForMessage] = field(default_factory=list)
 
 
+#: Carries out one RunTask command and returns the event to step with.
+TaskCall = Callable[[RunTask], Event]
+
+
 class _Driver:
-    """Carries out commands for one execution until it ends or can only wait."""
+    """Carries out commands for one execution until it ends or can only wait.
+
+    Also the engine of EXPRESS executions (``runtime/express.py``): they pass their
+    id and context, the step options of the settings, a task call of their own,
+    and ``keep_history=False`` (an EXPRESS execution records no history).
+    """
 
     def __init__(
         self,
@@ -157,33 +166,70 @@ class _Driver:
         clock: Clock,
         rng: random.Random | None,
         max_workers: int,
+        *,
+        keep_history: bool = True,
+        step_options: Mapping[str, Any] | None = None,
+        call: TaskCall | None = None,
+        max_steps: int | None = None,
     ) -> None:
         self.defn, self.resolver, self.clock, self.rng = defn, resolver, clock, rng
         self.max_workers = max_workers
+        self.keep_history = keep_history
+        self.step_options = dict(step_options or {})
+        self.call = call or (lambda t: run_task(t, self.resolver, self.execution_id))
+        self.max_steps = max_steps
         self.history: list[HistoryEvent] = []
         self.tasks: list[RunTask] = []
         self.timers: list[tuple[float, int, TimerFired]] = []
         self.waiting: list[WaitForMessage] = []
         self.events: list[Event] = []
+        self.execution_id = ""
 
-    def run(self, data: Any, name: str) -> ExecutionResult:
+    def run(
+        self,
+        data: Any,
+        name: str,
+        *,
+        execution_id: str | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
         now = self.clock.now()
-        execution_id = str(uuid.uuid4())
-        self.execution_id = execution_id
+        self.execution_id = execution_id or str(uuid.uuid4())
         cursor = start(self.defn, data, now=now)
-        context = execution_context(
-            execution_id=execution_id, name=name, input=data, start_time=now
-        )
+        if context is None:
+            context = execution_context(
+                execution_id=self.execution_id, name=name, input=data, start_time=now
+            )
+        steps = 0
         while True:
+            steps += 1
+            if self.max_steps is not None and steps > self.max_steps:
+                return self.runaway(cursor)
             event = self.events.pop() if self.events else None
             result = step(
-                self.defn, cursor, event, now=self.clock.now(), context=context, rng=self.rng
+                self.defn,
+                cursor,
+                event,
+                now=self.clock.now(),
+                context=context,
+                rng=self.rng,
+                **self.step_options,
             )
             cursor = result.cursor  # step leaves its input alone and returns the new cursor
-            self.history.extend(result.events)
+            if self.keep_history:
+                self.history.extend(result.events)
             outcome = self.carry_out(result.command, cursor)
             if outcome is not None:
                 return outcome
+
+    def runaway(self, cursor: dict[str, Any]) -> ExecutionResult:
+        cause = (
+            f"the execution took {self.max_steps} steps without ending; "
+            "a state machine that loops never ends"
+        )
+        return ExecutionResult(
+            status="FAILED", error=errors.RUNTIME, cause=cause, history=self.history, cursor=cursor
+        )
 
     def carry_out(self, command: Any, cursor: dict[str, Any]) -> ExecutionResult | None:
         if isinstance(command, Continue):
@@ -210,7 +256,17 @@ class _Driver:
         from orchestrator.runtime.localmap import ChildOutcome, run_map_in_memory
 
         def child(data: Any, name: str) -> ChildOutcome:
-            driver = _Driver(command.processor, self.resolver, self.clock, self.rng, 1)
+            driver = _Driver(
+                command.processor,
+                self.resolver,
+                self.clock,
+                self.rng,
+                1,
+                keep_history=self.keep_history,
+                step_options=self.step_options,
+                call=self.call,
+                max_steps=self.max_steps,
+            )
             result = driver.run(data, name)
             return ChildOutcome(result.status, result.output, result.error, result.cause)
 
@@ -244,9 +300,9 @@ class _Driver:
     def run_tasks(self) -> list[Event]:
         tasks, self.tasks = self.tasks, []
         if len(tasks) == 1 or self.max_workers <= 1:
-            return [run_task(t, self.resolver, self.execution_id) for t in tasks]
+            return [self.call(t) for t in tasks]
         with ThreadPoolExecutor(max_workers=min(self.max_workers, len(tasks))) as pool:
-            return list(pool.map(lambda t: run_task(t, self.resolver, self.execution_id), tasks))
+            return list(pool.map(self.call, tasks))
 
     def finished(self, command: Any, cursor: dict[str, Any]) -> ExecutionResult:
         if isinstance(command, Succeeded):

@@ -50,6 +50,7 @@ from orchestrator.runtime.callbacks import (
     waiting_key,
 )
 from orchestrator.runtime.clock import Clock, SystemClock
+from orchestrator.runtime.express import is_express, run_express
 from orchestrator.runtime.leases import LeaseKeeper
 from orchestrator.runtime.local import run_task
 from orchestrator.runtime.maprun import MapRunner
@@ -264,12 +265,50 @@ class Runner:
         waiting = list(claimed) if len(claimed) > 1 else []
         for execution_id in waiting:
             self.lease_keeper().hold(execution_id)
+        express = [e for e in claimed.values() if is_express(e)]
         try:
-            self._advance_group(execution_ids, claimed, _Group(sent), outcome, transient)
+            if express:  # run in memory, ended in one statement (runtime/express.py)
+                self._advance_express(express, outcome, transient)
+                done = {e.id for e in express}
+                execution_ids = [i for i in execution_ids if i not in done]
+                claimed = {i: e for i, e in claimed.items() if i not in done}
+            if execution_ids and not outcome.retry:
+                self._advance_group(execution_ids, claimed, _Group(sent), outcome, transient)
+            elif outcome.retry:
+                for execution_id in execution_ids:
+                    if execution_id in claimed:
+                        self._release_quietly(execution_id)
+                        outcome.retry.append(execution_id)
+                    else:
+                        outcome.executions.setdefault(execution_id, None)
         finally:
             for execution_id in waiting:
                 self.lease_keeper().drop(execution_id)
         return outcome
+
+    def _advance_express(
+        self,
+        executions: list[Execution],
+        outcome: GroupOutcome,
+        transient: Callable[[BaseException], bool],
+    ) -> None:
+        """EXPRESS executions of a message: run in memory, their ends stored together."""
+        try:
+            stored = run_express(self, executions)
+        except Exception as exc:
+            if not (transient(exc) or is_transient(exc)):
+                raise
+            for execution in executions:
+                self._release_quietly(execution.id)
+            outcome.retry = [e.id for e in executions]
+            outcome.cause = exc
+            return
+        for execution, row in zip(executions, stored, strict=True):
+            if row is None:
+                log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
+                row = self.repo.get_execution(execution.id)
+            outcome.executions[execution.id] = row
+        self.children_ended([row for row in stored if row is not None])
 
     def _advance_group(
         self,
@@ -328,9 +367,17 @@ class Runner:
                 outcome.executions[execution_id] = self.repo.get_execution(execution_id)
             else:
                 outcome.executions[execution_id] = row
-        for row in stored:
-            if row is not None:
-                self.child_ended(row)
+        self.children_ended([row for row in stored if row is not None])
+
+    def children_ended(self, executions: Sequence[Execution]) -> None:
+        """:meth:`child_ended` for a group: each Map Run among them is settled once."""
+        seen: set[str] = set()
+        for execution in executions:
+            if not execution.status.is_terminal:
+                continue
+            if execution.map_run_id is not None and execution.map_run_id not in seen:
+                seen.add(execution.map_run_id)
+                self.child_ended(execution)
 
     def child_ended(self, execution: Execution) -> None:
         """After a final commit: settle the Map Run of a Distributed Map's child.
@@ -417,6 +464,15 @@ class Runner:
     def _advance_claimed(
         self, execution: Execution, claimed_at: float, group: _Group | None = None
     ) -> Execution | None:
+        if is_express(execution):
+            try:
+                stored = run_express(self, [execution])[0]
+            except BaseException:
+                self._release_quietly(execution.id)
+                raise
+            if stored is not None:
+                self.child_ended(stored)
+            return stored or self.repo.get_execution(execution.id)
         machine = metrics.machine_name(self.repo, execution.version_id)
         with (
             log_context(

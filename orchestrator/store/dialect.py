@@ -45,6 +45,7 @@ from sqlalchemy import (
     Row,
     Select,
     Table,
+    TextualSelect,
     Update,
     bindparam,
     column,
@@ -146,6 +147,16 @@ class Dialect(ABC):
         only for statements whose second run is harmless even if the first committed.
         """
 
+    def run_alone_rows(
+        self,
+        engine: Engine,
+        transaction: Transaction[list[Row[Any]]],
+        statement: Executable,
+        params: dict[str, Any],
+    ) -> list[Row[Any]]:
+        """:meth:`run_alone` returning every row, never retried: a transaction here."""
+        return transaction(lambda conn: list(conn.execute(statement, params).all()))
+
     @abstractmethod
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """The checkpoint UPDATE ``stored`` and its history INSERT as one statement.
@@ -166,6 +177,15 @@ class Dialect(ABC):
         chunk_size: int,
     ) -> dict[str, str]:
         """Insert PENDING execution rows, skipping names that exist; return name -> id created."""
+
+    def end_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """One statement that ends several EXPRESS executions, or None (one UPDATE each).
+
+        It takes ``rows`` (a JSON array of ``{"id", "status", "output", "error",
+        "cause"}``, the outputs already JSON), ``owner`` and ``now``, and returns every
+        execution column of the rows it ended (those whose lease ``owner`` still holds).
+        """
+        return None
 
     @staticmethod
     def history_param(events: Sequence[NewHistoryEvent], now: datetime) -> list[dict[str, Any]]:
@@ -220,9 +240,24 @@ class PostgresDialect(Dialect):
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def run_alone_rows(
+        self,
+        engine: Engine,
+        transaction: Transaction[list[Row[Any]]],
+        statement: Executable,
+        params: dict[str, Any],
+    ) -> list[Row[Any]]:
+        """In autocommit mode, every row: one round trip. Not retried (it may have committed)."""
+        with engine.connect() as conn:
+            return _autocommitted_rows(conn, statement, params)
+
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """``WITH stored AS (UPDATE ...), logged AS (INSERT ... FROM stored) SELECT ...``."""
         return _logged_checkpoint(stored, columns)
+
+    def end_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """``UPDATE executions ... FROM jsonb_to_recordset(:rows)``: one round trip."""
+        return _end_many(clock.server)
 
     def insert_executions(
         self,
@@ -240,7 +275,15 @@ class PostgresDialect(Dialect):
         the time a bulk start spends in the database call.
         """
         created: dict[str, str] = {}
-        fields = ("id", "name", "input", "priority", "batch_id", "source_execution_id")
+        fields = (
+            "id",
+            "name",
+            "input",
+            "priority",
+            "batch_id",
+            "source_execution_id",
+            "execution_type",
+        )
         for start in range(0, len(rows), chunk_size):
             chunk = rows[start : start + chunk_size]
             data = [{f: v[f] for f in fields} | {"state": v["source_state_name"]} for v in chunk]
@@ -323,6 +366,14 @@ def dialect_for(engine: Engine) -> Dialect:
 def _autocommitted(
     conn: Connection, statement: Executable, params: dict[str, Any]
 ) -> Row[Any] | None:
+    """Run one statement on a psycopg2 connection switched to autocommit meanwhile."""
+    rows = _autocommitted_rows(conn, statement, params)
+    return rows[0] if rows else None
+
+
+def _autocommitted_rows(
+    conn: Connection, statement: Executable, params: dict[str, Any]
+) -> list[Row[Any]]:
     """Run one statement on a psycopg2 connection switched to autocommit meanwhile.
 
     The driver's own flag, not SQLAlchemy's AUTOCOMMIT isolation level: that one
@@ -332,11 +383,11 @@ def _autocommitted(
     assert raw is not None
     raw.autocommit = True
     try:
-        row = conn.execute(statement, params).first()
+        rows = list(conn.execute(statement, params).all())
         # A no-op for the driver (the statement committed itself), but it ends
         # the connection's transaction as every write here does.
         conn.commit()
-        return row
+        return rows
     finally:
         if not conn.invalidated:
             try:
@@ -369,18 +420,41 @@ def _logged_checkpoint(stored_update: Update, columns: tuple[str, ...]) -> Selec
     return select(*(stored.c[name] for name in columns)).add_cte(logged.cte("logged"))
 
 
+@cache
+def _end_many(server_clock: bool) -> TextualSelect:
+    """Built once per clock; the lease test reads PostgreSQL's clock or ``:now``."""
+    now = "now()" if server_clock else ":now"
+    returning = ", ".join(f"e.{c.name}" for c in _EXECUTIONS.c)
+    sql = f"""
+    UPDATE executions AS e SET
+        status = r.status, output = r.output, error = r.error, cause = r.cause,
+        ended_at = :now, updated_at = :now, lease_owner = NULL, lease_expires_at = NULL,
+        wake_pending = false, revision = e.revision + 1, claim_count = 0
+    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+        id text, status text, output jsonb, error text, cause text)
+    WHERE e.id = r.id AND e.status = 'RUNNING' AND e.lease_owner = :owner
+        AND e.lease_expires_at >= {now}
+    RETURNING {returning}
+    """  # noqa: S608  # only constant SQL is formatted in; the values are bound
+    return (
+        text(sql)
+        .bindparams(bindparam("now", type_=_EXECUTIONS.c.updated_at.type))
+        .columns(*_EXECUTIONS.c)
+    )
+
+
 #: PostgreSQL bulk create (see ``PostgresDialect.insert_executions``).
 _BULK_INSERT = text(
     """
     INSERT INTO executions (
         id, state_machine_id, version_id, name, status, input, priority, batch_id,
         source_execution_id, source_state_name, started_at, updated_at,
-        revision, last_seq, wake_pending, redrive_count)
+        revision, last_seq, wake_pending, redrive_count, execution_type)
     SELECT r.id, :machine, :version, r.name, :status, r.input, r.priority, r.batch_id,
-        r.source_execution_id, r.state, :now, :now, 0, 0, false, 0
+        r.source_execution_id, r.state, :now, :now, 0, 0, false, 0, r.execution_type
     FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
         id text, name text, input jsonb, priority integer, batch_id text,
-        source_execution_id text, state text)
+        source_execution_id text, state text, execution_type text)
     ON CONFLICT (state_machine_id, name) DO NOTHING
     RETURNING id, name
     """

@@ -118,6 +118,8 @@ class StateMachine(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(80), unique=True)
     created_at: Mapped[datetime]
+    #: ``STANDARD`` or ``EXPRESS`` (AWS's state machine type); fixed at creation.
+    type: Mapped[str] = mapped_column(String(16), server_default=text("'STANDARD'"))
 
 
 class StateMachineVersion(Base):
@@ -221,6 +223,10 @@ class Execution(Base):
     #: died before committing anything (the runner fails it past
     #: ``ORCHESTRATOR_MAX_STEP_ATTEMPTS``). A server default, so raw inserts get 0.
     claim_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: ``STANDARD`` (history, exactly-once commits) or ``EXPRESS`` (only the final
+    #: row, at-least-once): copied from the machine at start, or chosen by a
+    #: Distributed Map for its children, so the runner picks its path per execution.
+    execution_type: Mapped[str] = mapped_column(String(16), server_default=text("'STANDARD'"))
     #: A Distributed Map's child: its parent execution, its Map Run and item (batch) index.
     parent_execution_id: Mapped[str | None] = mapped_column(String(36), index=True)
     map_run_id: Mapped[str | None] = mapped_column(String(36))

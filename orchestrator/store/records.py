@@ -43,6 +43,8 @@ class Version:
     definition: Any
     definition_hash: str
     created_at: datetime
+    #: The machine's type: ``STANDARD`` or ``EXPRESS``.
+    machine_type: str = "STANDARD"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,6 +82,8 @@ class Execution:
     #: Claims since the last checkpoint (each a worker that took it up and has not
     #: committed since); 0 once a step commits.
     claim_count: int = 0
+    #: ``STANDARD`` or ``EXPRESS`` (no history rows, only the final row).
+    execution_type: str = "STANDARD"
     #: A Distributed Map's child: its parent, its Map Run and its item (batch) index.
     parent_execution_id: str | None = None
     map_run_id: str | None = None
@@ -99,6 +103,7 @@ class NewExecution:
         source_execution_id: the execution it was chained from. Default none.
         source_state_name: the source's state whose output is the input.
             Default none (the source's final output).
+        execution_type: ``STANDARD`` or ``EXPRESS``. Default none: the machine's type.
     """
 
     name: str
@@ -108,6 +113,7 @@ class NewExecution:
     batch_id: str | None = None
     source_execution_id: str | None = None
     source_state_name: str | None = None
+    execution_type: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -183,6 +189,24 @@ class Checkpoint:
     correlations: Sequence[NewCorrelation] = ()
     lease_seconds: float | None = None
     may_have_waits: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionEnd:
+    """The final row of an EXPRESS execution (see ``Repository.end_many``).
+
+    Attributes:
+        execution_id: the execution.
+        status: SUCCEEDED, FAILED or TIMED_OUT.
+        output: the output (SUCCEEDED). Default null.
+        error, cause: the ASL error (FAILED, TIMED_OUT). Default none.
+    """
+
+    execution_id: str
+    status: ExecutionStatus
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

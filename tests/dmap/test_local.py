@@ -255,3 +255,30 @@ def test_an_inline_map_refuses_the_distributed_fields() -> None:
     with pytest.raises(DefinitionInvalid) as caught:
         orchestrator.asl.load(definition)
     assert "/States/Fan/ItemBatcher" in str(caught.value)
+
+
+def test_express_children_keep_only_their_final_row(client: Orchestrator) -> None:
+    # Given a Distributed Map whose children are EXPRESS
+    sm = client.create_state_machine("fast", machine(execution_type="EXPRESS"))
+
+    # When it runs
+    done = sm.start([{"n": n} for n in range(4)])
+
+    # Then the children ended through the EXPRESS path: final rows, no history, no cursor
+    assert done.status == "SUCCEEDED"
+    assert done.output == [{"n": n} for n in range(4)]
+    with client.repository.engine.connect() as conn:
+        rows = list(
+            conn.execute(
+                text(
+                    "SELECT e.execution_type, e.status, e.cursor, "
+                    "(SELECT count(*) FROM history h WHERE h.execution_id = e.id) AS events "
+                    "FROM executions e WHERE e.map_run_id IS NOT NULL"
+                )
+            )
+        )
+    assert {(r.execution_type, r.status, r.cursor, r.events) for r in rows} == {
+        ("EXPRESS", "SUCCEEDED", None, 0)
+    }
+    (run,) = client.map_runs()
+    assert (run.execution_type, run.succeeded_count) == ("EXPRESS", 4)

@@ -215,6 +215,8 @@ class Repository:
 
     check_checkpoint = _Delegate("checkpoints", Checkpoints.check_checkpoint)
     checkpoint_many = _Delegate("checkpoints", Checkpoints.checkpoint_many)
+    check_end = _Delegate("checkpoints", Checkpoints.check_end)
+    end_many = _Delegate("checkpoints", Checkpoints.end_many)
 
     # -- waits -------------------------------------------------------------------
     claim_due_timers = _Delegate("waits", Waits.claim_due_timers)

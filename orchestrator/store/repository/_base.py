@@ -89,6 +89,13 @@ class Database:
         """
         return self.dialect.run_alone(self.engine, self.transaction, statement, params, retry=retry)
 
+    def statement_rows(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+        """Run one writing statement as a transaction of its own; return every row.
+
+        One round trip on PostgreSQL (autocommit); never run twice.
+        """
+        return self.dialect.run_alone_rows(self.engine, self.transaction, statement, params)
+
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A read-only connection; its transaction is rolled back on exit."""

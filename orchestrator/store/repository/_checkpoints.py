@@ -12,8 +12,9 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.store import payloads
 from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
+from orchestrator.store.engine import json_dumps
 from orchestrator.store.errors import LeaseLost
-from orchestrator.store.records import Checkpoint, Execution, NewHistoryEvent
+from orchestrator.store.records import Checkpoint, Execution, ExecutionEnd, NewHistoryEvent
 from orchestrator.store.repository._base import (
     EXECUTION_COLUMNS,
     EXT,
@@ -129,6 +130,58 @@ class Checkpoints(Part):
             ]
         return [None if row is None else execution_record(row) for row in rows]
 
+    def check_end(self, end: ExecutionEnd) -> str:
+        """Refuse an EXPRESS end whose payloads cannot be stored; return its output as JSON.
+
+        Raises:
+            PayloadTooLarge, PayloadInvalid: the output or error cannot be stored.
+        """
+        payloads.check_text(end.error, field="error", max_chars=ERROR_MAX_CHARS)
+        return payloads.encode(end.output, field="output", limit=self._db.payload_max_bytes)
+
+    def end_many(
+        self,
+        ends: Sequence[ExecutionEnd],
+        owner: str,
+        *,
+        encoded: Sequence[str] | None = None,
+        now: datetime | None = None,
+    ) -> list[Execution | None]:
+        """Store the final rows of EXPRESS executions ``owner`` holds: one statement.
+
+        An EXPRESS execution has no history and no checkpoint but its end: status,
+        output, error and cause, ``ended_at``; its lease is released. On PostgreSQL
+        this is one ``UPDATE ... FROM jsonb_to_recordset`` (one round trip for the
+        whole message); on SQLite one UPDATE each, in one transaction.
+
+        Args:
+            ends: the final rows; each must have passed :meth:`check_end`.
+            owner: the lease owner.
+            encoded: each end's output as :meth:`check_end` returned it (encoded
+                once); default: encoded here.
+            now: the time. Default: now (leases are then read by PostgreSQL's clock).
+
+        Returns:
+            For each end in order: the execution as stored, or None (lease lost:
+            stopped, or taken over after this worker's lease ran out).
+        """
+        if not ends:
+            return []
+        clock = self._db.dialect.lease_clock(now)
+        statement = self._db.dialect.end_many(clock)
+        if statement is None:
+            steps = [(end.execution_id, owner, _final_step(end)) for end in ends]
+            return self.checkpoint_many(steps, now=now)
+        texts = encoded if encoded is not None else [self.check_end(end) for end in ends]
+        rows = ",".join(
+            f'{{"id":{json_dumps(end.execution_id)},"status":{json_dumps(ExecutionStatus(end.status).value)},"output":{text},"error":{json_dumps(end.error)},"cause":{json_dumps(end.cause)}}}'
+            for end, text in zip(ends, texts, strict=True)
+        )
+        params = {"rows": f"[{rows}]", "owner": owner, "now": utc_now(now)}
+        stored = self._db.statement_rows(statement, params)
+        by_id = {row.id: execution_record(row) for row in stored}
+        return [by_id.get(end.execution_id) for end in ends]
+
     def _one_of_many(
         self, execution_id: str, owner: str, step: Checkpoint, now: datetime, clock: LeaseClock
     ) -> Execution | None:
@@ -231,6 +284,18 @@ class Checkpoints(Part):
             payloads.encode(timer.payload, field=f"timers[{i}].payload", limit=limit)
         for i, corr in enumerate(step.correlations):
             payloads.canonical(corr.value, field=f"correlations[{i}].value")
+
+
+def _final_step(end: ExecutionEnd) -> Checkpoint:
+    """An EXPRESS end as a checkpoint (where one statement cannot end them all)."""
+    return Checkpoint(
+        cursor=None,
+        status=end.status,
+        output=end.output,
+        error=end.error,
+        cause=end.cause,
+        may_have_waits=False,
+    )
 
 
 #: Which UPDATE a checkpoint needs (see ``_update``).

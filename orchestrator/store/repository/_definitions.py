@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, Select, func, insert, select
 
-from orchestrator.errors import StateMachineNotFound
+from orchestrator.errors import StateMachineNotFound, StateMachineTypeNotSupported
 from orchestrator.store import models as m
 from orchestrator.store import payloads
 from orchestrator.store.records import StateMachineInfo, Version
@@ -18,21 +18,35 @@ class Definitions(Part):
     """State machines and their versions."""
 
     def create_or_get_version(
-        self, name: str, definition: Any, *, now: datetime | None = None
+        self,
+        name: str,
+        definition: Any,
+        *,
+        machine_type: str = "STANDARD",
+        now: datetime | None = None,
     ) -> tuple[StateMachineInfo, Version, bool]:
         """Store ``definition`` as the next version of ``name``, unless it is stored already.
 
-        Creates the state machine on first use. The same definition (equal as
-        JSON) returns the version that holds it.
+        Creates the state machine on first use, of ``machine_type`` (``STANDARD``
+        or ``EXPRESS``; a machine's type never changes, as on AWS). The same
+        definition (equal as JSON) returns the version that holds it.
 
         Returns:
             The machine, the version, and whether the version was created now.
+
+        Raises:
+            StateMachineTypeNotSupported: the machine exists with another type.
         """
         text = payloads.canonical(definition, field="definition")
         definition_hash = payloads.digest(text)
         now = utc_now(now)
         with self._db.write() as conn:
-            machine_id, created_at = self._lock_machine(conn, name, now)
+            machine_id, created_at, stored_type = self._lock_machine(conn, name, now, machine_type)
+            if stored_type != machine_type:
+                raise StateMachineTypeNotSupported(
+                    f"state machine {name!r} is {stored_type}; its type cannot become "
+                    f"{machine_type} (create a machine of another name)"
+                )
             row = conn.execute(
                 _version_query().where(
                     m.StateMachineVersion.state_machine_id == machine_id,
@@ -48,20 +62,22 @@ class Definitions(Part):
         )
         return info, _version(row), created
 
-    def _lock_machine(self, conn: Connection, name: str, now: datetime) -> tuple[int, datetime]:
+    def _lock_machine(
+        self, conn: Connection, name: str, now: datetime, machine_type: str
+    ) -> tuple[int, datetime, str]:
         conn.execute(
             self._db.dialect.insert_ignoring(m.StateMachine, "name").values(
-                name=name, created_at=now
+                name=name, created_at=now, type=machine_type
             )
         )
         # The row lock serialises concurrent version numbering for this machine
         # on PostgreSQL; SQLite's write lock already does.
         row = conn.execute(
-            select(m.StateMachine.id, m.StateMachine.created_at)
+            select(m.StateMachine.id, m.StateMachine.created_at, m.StateMachine.type)
             .where(m.StateMachine.name == name)
             .with_for_update()
         ).one()
-        return row.id, row.created_at
+        return row.id, row.created_at, row.type
 
     def _insert_version(
         self, conn: Connection, machine_id: int, definition: Any, digest: str, now: datetime
@@ -147,6 +163,7 @@ def _version_query() -> Select[Any]:
         v.definition,
         v.definition_hash,
         v.created_at,
+        m.StateMachine.type.label("machine_type"),
     ).join(m.StateMachine, m.StateMachine.id == v.state_machine_id)
 
 

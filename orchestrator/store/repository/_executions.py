@@ -68,6 +68,7 @@ class Executions(Part):
         source_state_name: str | None = None,
         claim_as: str | None = None,
         lease_seconds: float = 60.0,
+        execution_type: str | None = None,
         now: datetime | None = None,
     ) -> tuple[Execution, bool]:
         """Create a PENDING execution of ``version``, idempotent on its name.
@@ -82,6 +83,9 @@ class Executions(Part):
         owner's lease of ``lease_seconds`` (default 60): an in-process start
         saves the separate claim transaction. An existing execution is
         returned as it is, unclaimed.
+
+        ``execution_type`` (``STANDARD`` or ``EXPRESS``) defaults to the
+        machine's type; a Distributed Map picks its children's.
 
         Returns:
             The execution and whether it was created now.
@@ -100,6 +104,7 @@ class Executions(Part):
             batch_id=batch_id,
             source_execution_id=source_execution_id,
             source_state_name=source_state_name,
+            execution_type=execution_type,
         )
         now = utc_now(now)
         row = self._execution_row(version, new, now, field="input")
@@ -203,6 +208,7 @@ class Executions(Part):
             "last_seq": 0,
             "wake_pending": False,
             "redrive_count": 0,
+            "execution_type": _execution_type(new.execution_type or version.machine_type),
         }
 
     # -- reading executions --------------------------------------------------
@@ -318,3 +324,13 @@ class Executions(Part):
 def _history_columns() -> list[Any]:
     h = m.HistoryEvent
     return [c for c in h.__table__.c if c.name != "id"]
+
+
+#: The execution types (AWS's): STANDARD keeps history; EXPRESS only its final row.
+EXECUTION_TYPES = ("STANDARD", "EXPRESS")
+
+
+def _execution_type(value: str) -> str:
+    if value not in EXECUTION_TYPES:
+        raise ValueError(f"execution_type must be STANDARD or EXPRESS, not {value!r}")
+    return value

@@ -414,6 +414,7 @@ def _child_row(
         "wake_pending": False,
         "redrive_count": 0,
         "claim_count": 0,
+        "execution_type": run.execution_type,
         "parent_execution_id": run.parent_execution_id,
         "map_run_id": run.id,
         "item_index": index,

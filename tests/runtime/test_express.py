@@ -1,0 +1,266 @@
+"""EXPRESS executions: run in memory, only the final row stored, at least once.
+
+On PostgreSQL and SQLite (``database_url``). The worker-side behaviour (a SIGKILLed
+worker, ``start_sync`` through a worker) is in ``tests/distributed/test_express_worker.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+
+from orchestrator.asl import DefinitionInvalid
+from orchestrator.errors import StateMachineTypeNotSupported
+from orchestrator.statemachine import StateMachine
+from orchestrator.store import NewExecution, Repository
+from orchestrator.types import ExecutionStatus
+
+from .conftest import Env
+from .test_commits import FIVE_STATES
+
+#: The bench's 3-state machine: Pass, Task, Succeed.
+THREE_STATES: dict[str, Any] = {
+    "StartAt": "Prepare",
+    "States": {
+        "Prepare": {"Type": "Pass", "Result": 1, "ResultPath": "$.prepared", "Next": "Work"},
+        "Work": {"Type": "Task", "Resource": "work", "ResultPath": "$.work", "Next": "Done"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+
+
+def express(env: Env, name: str, definition: Any, **settings: Any) -> StateMachine:
+    """An EXPRESS machine on the test's store, advanced by the test's handlers."""
+    created = StateMachine.create(
+        name,
+        definition,
+        repository=env.repo,
+        settings=env.with_settings(**settings),
+        machine_type="EXPRESS",
+    )
+    return env.bind(created, **settings)
+
+
+def pending(env: Env, machine: StateMachine, count: int, prefix: str = "x") -> list[str]:
+    """``count`` PENDING executions of ``machine``, created but not advanced."""
+    rows = [NewExecution(name=f"{prefix}-{i}", input={"i": i}) for i in range(count)]
+    created = dict(env.repo.create_executions_bulk(machine.version_record, rows).created)
+    return [created[f"{prefix}-{i}"] for i in range(count)]
+
+
+@contextmanager
+def statements(repo: Repository) -> Iterator[list[str]]:
+    """Collect every SQL statement sent on the repository's engine while inside."""
+    sent: list[str] = []
+
+    def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    event.listen(repo.engine, "before_cursor_execute", before_execute)
+    try:
+        yield sent
+    finally:
+        event.remove(repo.engine, "before_cursor_execute", before_execute)
+
+
+def test_an_express_execution_stores_its_end_and_no_history(env: Env) -> None:
+    # Given an EXPRESS machine whose Task doubles its input
+    calls: list[Any] = []
+    env.handlers.register("work", lambda data: calls.append(data) or {"n": 2 * data["i"]})
+    machine = express(env, "exp", THREE_STATES)
+
+    # When it runs
+    done = machine.start_sync({"i": 21})
+
+    # Then the final row holds the outcome, and no state left a history row
+    assert machine.machine_type == "EXPRESS"
+    assert done.execution_type == "EXPRESS"
+    assert done.status == ExecutionStatus.SUCCEEDED
+    assert done.output == {"i": 21, "prepared": 1, "work": {"n": 42}}
+    assert done.ended_at is not None
+    assert done.ended_at >= done.started_at
+    assert done.lease_owner is None
+    assert env.repo.history(done.id) == []
+    assert env.repo.get_execution(done.id) == done
+    assert calls == [{"i": 21, "prepared": 1}]
+
+
+def test_a_failed_express_execution_stores_its_error_and_cause(env: Env) -> None:
+    def boom(data: Any) -> Any:
+        raise ValueError("no good")
+
+    env.handlers.register("work", boom)
+    machine = express(env, "exp-fail", THREE_STATES)
+
+    done = machine.start_sync({"i": 1})
+
+    assert done.status == ExecutionStatus.FAILED
+    assert (done.error, done.cause) == ("ValueError", "no good")
+    assert done.output is None
+    assert env.repo.history(done.id) == []
+
+
+def test_an_express_output_over_the_limit_fails_the_execution(env: Env) -> None:
+    env.handlers.register("work", lambda data: "x" * 300_000)
+    machine = express(env, "exp-big", THREE_STATES)
+
+    done = machine.start_sync({"i": 1})
+
+    assert done.status == ExecutionStatus.FAILED
+    assert done.error == "States.DataLimitExceeded"
+
+
+def test_a_standard_machine_refuses_start_sync(env: Env) -> None:
+    env.handlers.register("work", lambda data: {})
+    machine = env.machine("std", THREE_STATES)
+
+    with pytest.raises(StateMachineTypeNotSupported, match="EXPRESS state machines only"):
+        machine.start_sync({"i": 1})
+    assert env.repo.count_executions(machine._filter(None, {})) == 0
+
+
+def test_a_machine_keeps_its_type_and_express_refuses_callbacks(env: Env) -> None:
+    express(env, "typed", THREE_STATES)
+    with pytest.raises(StateMachineTypeNotSupported, match="'typed' is EXPRESS"):
+        env.machine("typed", THREE_STATES)
+    callback = {
+        "StartAt": "Ask",
+        "States": {"Ask": {"Type": "Task", "Resource": "work.waitForTaskToken", "End": True}},
+    }
+    with pytest.raises(DefinitionInvalid, match="/States/Ask/Resource"):
+        express(env, "callback", callback)
+    with pytest.raises(DefinitionInvalid, match="unknown machine type"):
+        StateMachine.create("odd", THREE_STATES, repository=env.repo, machine_type="FAST")
+
+
+def test_a_message_of_express_and_standard_executions_takes_each_its_path(env: Env) -> None:
+    # Given PENDING executions of an EXPRESS and of a STANDARD machine in one message
+    env.handlers.register("work", lambda data: {"ok": True})
+    fast = pending(env, express(env, "fast", FIVE_STATES), 3, "f")
+    slow = pending(env, env.machine("slow", FIVE_STATES), 3, "s")
+    ids = [fast[0], slow[0], fast[1], slow[1], fast[2], slow[2]]
+
+    # When one runner advances the message
+    outcome = env.runner().advance_many(ids)
+
+    # Then every execution ended; only the STANDARD ones wrote history
+    assert not outcome.errors
+    assert not outcome.retry
+    for execution_id in ids:
+        stored = outcome.executions[execution_id]
+        assert stored is not None
+        assert stored.status == ExecutionStatus.SUCCEEDED
+        assert stored.output["work"] == {"ok": True}
+    assert all(env.repo.history(i) == [] for i in fast)
+    assert all(len(env.repo.history(i)) == 5 for i in slow)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_an_express_message_costs_two_statements_whatever_its_size(env: Env) -> None:
+    # Given an EXPRESS machine, warmed (its definition is parsed and cached)
+    env.handlers.register("work", lambda data: {"ok": True})
+    machine = express(env, "cheap", FIVE_STATES)
+    runner = env.runner()
+    runner.advance_many(pending(env, machine, 1, "warm"))
+    ids = pending(env, machine, 20)
+
+    # When a message of twenty is advanced
+    with statements(env.repo) as sent:
+        outcome = runner.advance_many(ids)
+
+    # Then one statement claimed them and one stored their ends
+    assert len(sent) == 2, sent
+    assert sent[0].startswith("UPDATE executions SET")
+    assert "jsonb_to_recordset" in sent[1]
+    assert all(outcome.executions[i].status == ExecutionStatus.SUCCEEDED for i in ids)  # type: ignore[union-attr]
+
+
+def test_an_express_execution_stopped_meanwhile_stays_aborted(env: Env) -> None:
+    # Given an EXPRESS execution whose Task stops it (another process's stop)
+    machine = express(env, "stopped", THREE_STATES)
+
+    def stop_myself(data: Any, ctx: Any) -> Any:
+        env.repo.stop_execution(ctx.execution_id, error="Stopped", cause="by the test")
+        return {"late": True}
+
+    env.handlers.register("work", stop_myself)
+    [execution_id] = pending(env, machine, 1)
+
+    # When it runs to its end
+    env.runner().advance(execution_id)
+
+    # Then the stop stands: the end found no lease and wrote nothing
+    stored = env.repo.get_execution(execution_id)
+    assert stored.status == ExecutionStatus.ABORTED
+    assert stored.output is None
+
+
+def test_an_express_execution_left_by_a_dead_worker_runs_again_from_the_start(
+    env: Env,
+) -> None:
+    # Given an EXPRESS execution claimed by a worker that died (its lease ran out)
+    calls: list[Any] = []
+    env.handlers.register("work", lambda data: calls.append(data) or {"ok": True})
+    machine = express(env, "again", THREE_STATES)
+    [execution_id] = pending(env, machine, 1)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    assert env.repo.claim(execution_id, "dead-worker", lease_seconds=1, now=past) is not None
+
+    # When recovery advances it
+    recovered = env.runner().recover(grace_seconds=0)
+
+    # Then it ran from its start, once here, and ended with its final row only
+    assert recovered == [execution_id]
+    stored = env.repo.get_execution(execution_id)
+    assert stored.status == ExecutionStatus.SUCCEEDED
+    assert calls == [{"i": 0, "prepared": 1}]
+    assert env.repo.history(execution_id) == []
+
+
+def test_an_express_execution_whose_workers_keep_dying_fails(env: Env) -> None:
+    env.handlers.register("work", lambda data: {"ok": True})
+    machine = express(env, "dying", THREE_STATES)
+    [execution_id] = pending(env, machine, 1)
+    past = datetime.now(UTC) - timedelta(minutes=5)
+    for attempt in range(env.settings.max_step_attempts):
+        claimed = env.repo.claim(
+            execution_id,
+            f"dead-{attempt}",
+            lease_seconds=1,
+            now=past + timedelta(seconds=attempt * 2),
+        )
+        assert claimed is not None
+
+    stored = env.runner().advance(execution_id)
+
+    assert stored is not None
+    assert stored.status == ExecutionStatus.FAILED
+    assert stored.error == "States.Runtime"
+    assert "MAX_STEP_ATTEMPTS" in (stored.cause or "")
+    assert env.repo.history(execution_id) == []
+
+
+def test_a_child_of_a_standard_machine_may_be_express(env: Env) -> None:
+    # Given a STANDARD machine, and one execution of it created as EXPRESS (a
+    # Distributed Map's EXPRESS child)
+    env.handlers.register("work", lambda data: {"ok": True})
+    machine = env.machine("parent", THREE_STATES)
+    child, _ = env.repo.create_execution(
+        machine.version_record, name="child", input={"i": 3}, execution_type="EXPRESS"
+    )
+    standard, _ = env.repo.create_execution(machine.version_record, name="std", input={"i": 4})
+
+    # When both are advanced
+    env.runner().advance_many([child.id, standard.id])
+
+    # Then the path was chosen per execution
+    assert child.execution_type == "EXPRESS"
+    assert standard.execution_type == "STANDARD"
+    assert env.repo.history(child.id) == []
+    assert len(env.repo.history(standard.id)) == 3
+    assert env.repo.get_execution(child.id).status == ExecutionStatus.SUCCEEDED
