@@ -236,8 +236,9 @@ class Execution(Base):
 class MapRun(Base):
     """One entry into a Distributed Map state: its children, counts and progress.
 
-    The ``*_count`` columns per status are kept by a trigger on ``executions``
-    (migration ``0008_map_runs``), in the same transaction as the child's change.
+    The ``*_count`` columns per status are exact once the run's pending deltas
+    (``map_run_deltas``, written by a trigger on ``executions`` in the child's own
+    transaction) are folded in; the repository folds them under the row's lock.
     """
 
     __tablename__ = "map_runs"
@@ -283,6 +284,25 @@ class MapRun(Base):
     started_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     stopped_at: Mapped[datetime | None]
+
+
+class MapRunDelta(Base):
+    """One child's change of status, counted for its Map Run (written by a trigger).
+
+    Append-only, so a child's transaction never waits for the Map Run row: the
+    repository sums and deletes these into ``map_runs`` under that row's lock.
+    """
+
+    __tablename__ = "map_run_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    map_run_id: Mapped[str] = mapped_column(String(36), index=True)
+    pending: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    timed_out: Mapped[int] = mapped_column(Integer)
+    aborted: Mapped[int] = mapped_column(Integer)
 
 
 class HistoryEvent(Base):
@@ -395,6 +415,7 @@ __all__ = [
     "JSONType",
     "Base",
     "MapRun",
+    "MapRunDelta",
     "Batch",
     "Execution",
     "HistoryEvent",

@@ -244,3 +244,23 @@ def test_redrive_of_a_partly_failed_map_run_reruns_only_failed_and_aborted_child
     assert not succeeded_first & set(again)
     assert {"5", "6"} <= set(again)
     assert set(cluster.ledger()) == {str(n) for n in range(20)}
+
+
+def test_express_children_on_workers_end_with_only_their_final_rows(cluster: Cluster) -> None:
+    cluster.workers(1, concurrency=2)
+    sm = cluster.client.create_state_machine("fast", machine(execution_type="EXPRESS"))
+    parent = sm.start_async([{"n": n} for n in range(300)])
+    handle = cluster.client.execution(parent.id)
+    cluster.wait(lambda: handle.describe().status.is_terminal, timeout=120, what="the parent")
+    done = handle.describe()
+    assert done.status == "SUCCEEDED", (done.error, done.cause)
+    assert done.output == [{"n": n} for n in range(300)]
+    assert cluster.run().succeeded_count == 300
+    with cluster.client.repository.engine.connect() as conn:
+        events = conn.execute(
+            text(
+                "SELECT count(*) FROM history h JOIN executions e ON e.id = h.execution_id "
+                "WHERE e.map_run_id IS NOT NULL"
+            )
+        ).scalar_one()
+    assert events == 0

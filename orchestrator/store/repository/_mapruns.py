@@ -10,12 +10,13 @@ decides, on the locked run row, whether the run ended and how many to let go.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, delete, func, or_, select, update
 
 from orchestrator.store import models as m
 from orchestrator.store import payloads
@@ -36,6 +37,9 @@ from orchestrator.types import (
 )
 
 MR = m.MapRun
+MD = m.MapRunDelta
+#: The delta columns, and the Map Run counters they fold into.
+_DELTAS = ("pending", "running", "succeeded", "failed", "timed_out", "aborted")
 RUNNING, SUCCEEDED, ABORTED = MapRunStatus.RUNNING, MapRunStatus.SUCCEEDED, MapRunStatus.ABORTED
 #: Until when a held child's lease runs (never, in practice).
 HOLD_UNTIL = datetime(9000, 1, 1, tzinfo=UTC)
@@ -101,7 +105,7 @@ class MapRuns(Part):
         """One Map Run, or None."""
         with self._db.read() as conn:
             row = conn.execute(_select().where(MR.id == map_run_id)).first()
-        return None if row is None else _record(row)
+            return None if row is None else _counted(conn, [_record(row)])[0]
 
     def find_map_run(self, parent_execution_id: str, dispatch_key: str) -> MapRun | None:
         """The Map Run of one dispatch of a Map state, or None."""
@@ -112,7 +116,7 @@ class MapRuns(Part):
                     MR.dispatch_key == dispatch_key,
                 )
             ).first()
-        return None if row is None else _record(row)
+            return None if row is None else _counted(conn, [_record(row)])[0]
 
     def last_map_run(self, parent_execution_id: str, state_key: str) -> MapRun | None:
         """The newest Map Run a parent opened at one Map state (a redrive reopens it)."""
@@ -123,7 +127,7 @@ class MapRuns(Part):
                 .order_by(MR.started_at.desc(), MR.id.desc())
                 .limit(1)
             ).first()
-        return None if row is None else _record(row)
+            return None if row is None else _counted(conn, [_record(row)])[0]
 
     def list_map_runs(
         self,
@@ -139,7 +143,7 @@ class MapRuns(Part):
         if status is not None:
             query = query.where(MR.status == status)
         with self._db.read() as conn:
-            return [_record(row) for row in conn.execute(query)]
+            return _counted(conn, [_record(row) for row in conn.execute(query)])
 
     def add_map_children(
         self,
@@ -167,9 +171,7 @@ class MapRuns(Part):
         for index, data in inputs:
             payloads.encode(data, field=f"items[{index}]", limit=limit)
         with self._db.write() as conn:
-            run = _record(
-                conn.execute(_select().where(MR.id == map_run_id).with_for_update()).one()
-            )
+            run = _locked(conn, map_run_id)
             room = len(inputs)
             if run.max_concurrency:
                 room = max(0, run.max_concurrency - (run.released_count - run.ended))
@@ -224,9 +226,7 @@ class MapRuns(Part):
         """
         now = utc_now(now)
         with self._db.write() as conn:
-            run = _record(
-                conn.execute(_select().where(MR.id == map_run_id).with_for_update()).one()
-            )
+            run = _locked(conn, map_run_id)
             if run.status != RUNNING:
                 return MapRunSettlement(map_run=run, released=[], ended_now=False)
             decision = decide(run)
@@ -253,7 +253,7 @@ class MapRuns(Part):
                     .where(MR.id == map_run_id)
                     .values(released_count=MR.released_count + len(released), updated_at=now)
                 )
-            run = _record(conn.execute(_select().where(MR.id == map_run_id)).one())
+            run = _locked(conn, map_run_id)
             priority = conn.execute(
                 select(EX.priority).where(EX.id == run.parent_execution_id)
             ).scalar_one()
@@ -316,9 +316,7 @@ class MapRuns(Part):
         now = utc_now(now)
         hold = {}
         with self._db.write() as conn:
-            run = _record(
-                conn.execute(_select().where(MR.id == map_run_id).with_for_update()).one()
-            )
+            run = _locked(conn, map_run_id)
             if run.max_concurrency:
                 hold = {"lease_owner": hold_owner(map_run_id), "lease_expires_at": HOLD_UNTIL}
             reopened = conn.execute(
@@ -383,6 +381,42 @@ class MapRuns(Part):
                 .limit(limit)
             )
             return [MapChild(**row._mapping) for row in rows]
+
+
+def _locked(conn: Connection, map_run_id: str) -> MapRun:
+    """Lock a run's row, fold its pending deltas into its counts, and return it."""
+    conn.execute(select(MR.id).where(MR.id == map_run_id).with_for_update()).one()
+    columns = [getattr(MD, name) for name in _DELTAS]
+    gone = conn.execute(delete(MD).where(MD.map_run_id == map_run_id).returning(*columns)).all()
+    if gone:
+        sums = {name: sum(int(row[i]) for row in gone) for i, name in enumerate(_DELTAS)}
+        counters = {f"{name}_count": getattr(MR, f"{name}_count") + n for name, n in sums.items()}
+        conn.execute(update(MR).where(MR.id == map_run_id).values(counters))
+    return _record(conn.execute(_select().where(MR.id == map_run_id)).one())
+
+
+def _counted(conn: Connection, runs: list[MapRun]) -> list[MapRun]:
+    """Runs with the deltas not folded yet added to their counts (a read, no lock)."""
+    if not runs:
+        return runs
+    sums = conn.execute(
+        select(MD.map_run_id, *(func.sum(getattr(MD, name)) for name in _DELTAS))
+        .where(MD.map_run_id.in_([run.id for run in runs]))
+        .group_by(MD.map_run_id)
+    ).all()
+    found = {row[0]: row[1:] for row in sums}
+    out = []
+    for run in runs:
+        extra = found.get(run.id)
+        if extra is None:
+            out.append(run)
+            continue
+        changes = {
+            f"{name}_count": getattr(run, f"{name}_count") + int(extra[i] or 0)
+            for i, name in enumerate(_DELTAS)
+        }
+        out.append(dataclasses.replace(run, **changes))
+    return out
 
 
 def _child_row(

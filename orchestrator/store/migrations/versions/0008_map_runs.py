@@ -11,7 +11,11 @@ the reader's position, counts per status, the result writer). ``executions`` gai
 The counts per status are kept by a trigger on ``executions`` (after an UPDATE of
 ``status`` of a row with a ``map_run_id``), so every way a child changes status
 (claim, checkpoint, group commit, stop, redrive) counts, exactly once, in the
-transaction that changed it. Inserts are counted by the code that inserts children.
+transaction that changed it. The trigger appends a row to ``map_run_deltas``
+rather than updating ``map_runs``: a child's transaction then never waits for the
+run's row (two transactions each holding children and wanting the run's row would
+deadlock). The repository folds the deltas into ``map_runs`` under its lock.
+Inserts are counted by the code that inserts children.
 """
 
 from __future__ import annotations
@@ -56,26 +60,29 @@ _COLUMNS = {
 
 
 def _delta(old: str, new: str) -> str:
-    """SET clauses moving one child from ``old``'s counter to ``new``'s."""
-    parts = []
+    """An INSERT of one row of deltas moving a child from ``old``'s counter to ``new``'s."""
+    columns, values = [], []
     for column in dict.fromkeys(_COLUMNS.values()):
         statuses = ", ".join(f"'{s}'" for s, c in _COLUMNS.items() if c == column)
-        parts.append(
-            f"{column} = {column} + (CASE WHEN {new}.status IN ({statuses}) THEN 1 ELSE 0 END)"
+        columns.append(column.removesuffix("_count"))
+        values.append(
+            f"(CASE WHEN {new}.status IN ({statuses}) THEN 1 ELSE 0 END)"
             f" - (CASE WHEN {old}.status IN ({statuses}) THEN 1 ELSE 0 END)"
         )
-    return ", ".join(parts)
+    names, deltas = ", ".join(columns), ", ".join(values)
+    # Built from the constants above only (no input reaches it).
+    return f"INSERT INTO map_run_deltas (map_run_id, {names}) VALUES (NEW.map_run_id, {deltas})"  # noqa: S608
 
 
 # Built from the constants above only (no input reaches it).
 _PG_FUNCTION = f"""
 CREATE FUNCTION map_run_child_status() RETURNS trigger AS $$
 BEGIN
-    UPDATE map_runs SET {_delta("OLD", "NEW")} WHERE id = NEW.map_run_id;
+    {_delta("OLD", "NEW")};
     RETURN NULL;
 END;
 $$ LANGUAGE plpgsql
-"""  # noqa: S608
+"""
 
 _PG_TRIGGER = """
 CREATE TRIGGER map_run_child_status AFTER UPDATE OF status ON executions
@@ -87,9 +94,9 @@ _SQLITE_TRIGGER = f"""
 CREATE TRIGGER map_run_child_status AFTER UPDATE OF status ON executions
 FOR EACH ROW WHEN NEW.map_run_id IS NOT NULL AND OLD.status IS NOT NEW.status
 BEGIN
-    UPDATE map_runs SET {_delta("OLD", "NEW")} WHERE id = NEW.map_run_id;
+    {_delta("OLD", "NEW")};
 END
-"""  # noqa: S608
+"""
 
 
 def upgrade() -> None:
@@ -145,6 +152,18 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_map_runs_parent_execution_id"), "map_runs", ["parent_execution_id"])
+    big = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    op.create_table(
+        "map_run_deltas",
+        sa.Column("id", big, nullable=False),
+        sa.Column("map_run_id", sa.String(length=36), nullable=False),
+        *(
+            sa.Column(name, sa.Integer(), nullable=False)
+            for name in ("pending", "running", "succeeded", "failed", "timed_out", "aborted")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_map_run_deltas")),
+    )
+    op.create_index(op.f("ix_map_run_deltas_map_run_id"), "map_run_deltas", ["map_run_id"])
     with op.batch_alter_table("executions") as batch:
         batch.add_column(sa.Column("parent_execution_id", sa.String(length=36), nullable=True))
         batch.add_column(sa.Column("map_run_id", sa.String(length=36), nullable=True))
@@ -172,5 +191,7 @@ def downgrade() -> None:
         batch.drop_column("item_index")
         batch.drop_column("map_run_id")
         batch.drop_column("parent_execution_id")
+    op.drop_index(op.f("ix_map_run_deltas_map_run_id"), table_name="map_run_deltas")
+    op.drop_table("map_run_deltas")
     op.drop_index(op.f("ix_map_runs_parent_execution_id"), table_name="map_runs")
     op.drop_table("map_runs")
