@@ -213,28 +213,38 @@ class MapRunner:
         return found
 
     def _feed(self, run: MapRun, command: RunMap) -> None:
-        """Create the children not created yet, a chunk per transaction, and publish them."""
+        """Create the children not created yet, a chunk per transaction, and publish them.
+
+        The first chunk is published at once (the workers start); later ones are
+        published when they fill 64 messages of ``executions_per_message`` ids, since a
+        smaller publish spreads its ids thinner (one message costs what ten ids do).
+        """
         machine_id, _ = self._version_of(run)
         size = self.settings.map_children_per_chunk
+        full = 64 * self.settings.executions_per_message
         chunk: list[tuple[int, Any]] = []
+        ready: list[str] = []
+        first = True
         for index, data in enumerate(mapitems.child_inputs(command, self.settings)):
             if index < run.created_count:
                 continue
             chunk.append((index, data))
             if len(chunk) >= size:
-                self._add(run, chunk, machine_id)
+                ready += self.repo.map_runs.add_map_children(
+                    run.id, chunk, state_machine_id=machine_id
+                )
                 chunk = []
+                if first or len(ready) >= full:
+                    self._publish(ready, run.priority)
+                    ready, first = [], False
         if chunk:
-            self._add(run, chunk, machine_id)
+            ready += self.repo.map_runs.add_map_children(run.id, chunk, state_machine_id=machine_id)
+        self._publish(ready, run.priority)
         self.repo.map_runs.finish_feeding(run.id)
 
     def _version_of(self, run: MapRun) -> tuple[int, int]:
         version = self.repo.get_version_by_id(run.version_id)
         return version.state_machine_id, version.id
-
-    def _add(self, run: MapRun, chunk: list[tuple[int, Any]], machine_id: int) -> None:
-        released = self.repo.map_runs.add_map_children(run.id, chunk, state_machine_id=machine_id)
-        self._publish(released, run.priority)
 
     def _publish(self, ids: Sequence[str], priority: int) -> None:
         if ids and self.publisher is not None:
