@@ -282,3 +282,26 @@ def test_express_children_keep_only_their_final_row(client: Orchestrator) -> Non
     }
     (run,) = client.map_runs()
     assert (run.execution_type, run.succeeded_count) == ("EXPRESS", 4)
+
+
+def test_execute_bulk_runs_machines_that_hold_a_distributed_map(client: Orchestrator) -> None:
+    sm = client.create_state_machine("bulk", machine())
+    result = sm.execute_bulk([[1, 2], [3]], name_prefix="b", mode="local")
+    progress = result.wait(timeout=60, poll=0.05)
+    assert progress.by_status == {"SUCCEEDED": 2}
+    parents = [client.execution(r.parent_execution_id).describe() for r in client.map_runs()]
+    assert sorted(p.output for p in parents) == [[1, 2], [3]]
+
+
+def test_a_jsonata_distributed_map_selects_items_with_its_expressions(
+    client: Orchestrator,
+) -> None:
+    definition = machine(
+        Items="{% $states.input.xs %}",
+        ItemSelector={"v": "{% $states.context.Map.Item.Value * 10 %}"},
+    )
+    definition["QueryLanguage"] = "JSONata"
+    sm = client.create_state_machine("jsonata", definition)
+    done = sm.start({"xs": [1, 2]})
+    assert done.status == "SUCCEEDED", done.cause
+    assert done.output == [{"v": 10}, {"v": 20}]
