@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, Any
@@ -146,7 +147,8 @@ class MapRunner:
         run = self.repo.map_runs.find_map_run(execution.id, key)
         if run is None:
             try:
-                run = self._open(execution, command, key)
+                with keep_lease():  # reading a large object may outlast the lease
+                    run = self._open(execution, command, key)
             except StatesError as exc:
                 return TaskFailed(
                     path=command.path, token=command.token, error=exc.name, cause=exc.cause
@@ -291,16 +293,14 @@ class MapRunner:
 
     def _run_here(self, run: MapRun) -> MapRun:
         """Run the children in this process until the run ends (or only waits remain)."""
-        ready = self._local_ready
-        ready.extend(
-            i for i in self.repo.map_runs.claimable_children(run.id, limit=10**9) if i not in ready
-        )
+        claimable = self.repo.map_runs.claimable_children(run.id, limit=10**9)
+        ready = deque(dict.fromkeys([*self._local_ready, *claimable]))
         width = min(LOCAL_WORKERS, run.max_concurrency or LOCAL_WORKERS)
         futures: set[Future[list[str]]] = set()
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="map-run") as pool:
             while True:
-                while ready:
-                    futures.add(pool.submit(self._advance_child, ready.pop(0), run.id))
+                while ready and len(futures) < 2 * width:
+                    futures.add(pool.submit(self._advance_child, ready.popleft(), run.id))
                 if not futures:
                     break
                 done, futures = wait(futures, return_when=FIRST_COMPLETED)

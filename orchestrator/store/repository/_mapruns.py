@@ -185,7 +185,11 @@ class MapRuns(Part):
                 update(MR)
                 .where(MR.id == map_run_id)
                 .values(
-                    created_count=MR.created_count + len(inputs),
+                    # The position: after the last item of the chunk (a second feeder
+                    # that took over the parent re-adds nothing and moves nothing back).
+                    created_count=max(run.created_count, inputs[-1][0] + 1)
+                    if inputs
+                    else run.created_count,
                     pending_count=MR.pending_count + len(created),
                     released_count=MR.released_count + len(released),
                     updated_at=now,
