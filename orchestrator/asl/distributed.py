@@ -105,8 +105,6 @@ def parse(
     reader = _reader(raw.get("ItemReader"), p, out) if "ItemReader" in raw else None
     batcher = _batcher(raw.get("ItemBatcher"), p, out) if "ItemBatcher" in raw else None
     writer = _writer(raw.get("ResultWriter"), p, out) if "ResultWriter" in raw else None
-    if reader is not None and "ItemsPath" in raw:
-        p.add("ItemsPath", "a Map with an 'ItemReader' reads its items there, not 'ItemsPath'")
     return DistributedMap(
         execution_type=out.execution_type,
         label=label if isinstance(label, str) else None,
