@@ -33,8 +33,8 @@ from tests.dmap.work import machine
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-#: Items of the kill test (the issue's scenario has 10,000; set DMAP_KILL_ITEMS for it).
-KILL_ITEMS = int(os.environ.get("DMAP_KILL_ITEMS", "2000"))
+#: Items of the kill test (the issue's 10,000; DMAP_KILL_ITEMS changes it).
+KILL_ITEMS = int(os.environ.get("DMAP_KILL_ITEMS", "10000"))
 LEASE = 4
 
 
