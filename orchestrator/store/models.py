@@ -227,6 +227,9 @@ class Execution(Base):
     #: row, at-least-once): copied from the machine at start, or chosen by a
     #: Distributed Map for its children, so the runner picks its path per execution.
     execution_type: Mapped[str] = mapped_column(String(16), server_default=text("'STANDARD'"))
+    #: The execution's OpenTelemetry trace context (W3C ``traceparent``/``tracestate``),
+    #: the parent of every advance's span; set once, by the first traced advance.
+    trace_context: Mapped[Any] = mapped_column(JSONType, nullable=True)
     #: A Distributed Map's child: its parent execution, its Map Run and item (batch) index.
     parent_execution_id: Mapped[str | None] = mapped_column(String(36), index=True)
     map_run_id: Mapped[str | None] = mapped_column(String(36))

@@ -84,6 +84,8 @@ class Execution:
     claim_count: int = 0
     #: ``STANDARD`` or ``EXPRESS`` (no history rows, only the final row).
     execution_type: str = "STANDARD"
+    #: The OpenTelemetry trace context every advance's span joins (W3C headers), or None.
+    trace_context: dict[str, str] | None = None
     #: A Distributed Map's child: its parent, its Map Run and its item (batch) index.
     parent_execution_id: str | None = None
     map_run_id: str | None = None

@@ -124,7 +124,9 @@ class Repository:
     @classmethod
     def from_settings(cls, settings: Settings) -> Repository:
         """Open the database of ``settings.database_url``; ``close()`` disposes of it."""
-        engine = make_engine(settings.database_url)
+        # A transaction idle for a whole lease has lost its client (a network cut
+        # mid-transaction): the server ends it, so its row locks do not outlive it.
+        engine = make_engine(settings.database_url, idle_transaction_seconds=settings.lease_seconds)
         repo = cls(engine, payload_max_bytes=settings.payload_max_bytes)
         repo._owns_engine = True
         return repo
@@ -170,6 +172,7 @@ class Repository:
     claim_many = _Delegate("runs", Runs.claim_many)
     renew_lease = _Delegate("runs", Runs.renew_lease)
     release = _Delegate("runs", Runs.release)
+    set_trace_context = _Delegate("runs", Runs.set_trace_context)
     expired_leases = _Delegate("runs", Runs.expired_leases)
     take_stalled = _Delegate("runs", Runs.take_stalled)
     purge_ended = _Delegate("runs", Runs.purge_ended)

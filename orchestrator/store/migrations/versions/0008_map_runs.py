@@ -1,7 +1,7 @@
 """Map Runs: one per entry into a Distributed Map state, and the children's links.
 
 Revision ID: 0008_map_runs
-Revises: 0006_express
+Revises: 0007_trace_context
 Create Date: 2026-12-06
 
 A new table ``map_runs`` (parent execution, state, the children's version, limits,
@@ -27,7 +27,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0008_map_runs"
-down_revision: str | Sequence[str] | None = "0006_express"
+down_revision: str | Sequence[str] | None = "0007_trace_context"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
