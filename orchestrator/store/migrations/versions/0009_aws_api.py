@@ -1,7 +1,7 @@
 """The AWS API's own facts about a state machine: role ARN, tags, published versions.
 
 Revision ID: 0009_aws_api
-Revises: 0010_history_assigned
+Revises: 0008_map_runs
 Create Date: 2026-12-06
 
 A new table ``aws_state_machines``, one row per state machine created or
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009_aws_api"
-down_revision: str | Sequence[str] | None = "0010_history_assigned"
+down_revision: str | Sequence[str] | None = "0008_map_runs"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
