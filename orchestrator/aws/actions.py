@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from orchestrator.aws import definitions, executions, history, machines
+from orchestrator.aws import definitions, executions, history, machines, mapruns
 from orchestrator.aws.context import ACTIONS, Aws
 
 #: The modules whose actions the table holds (imported for their registrations).
-MODULES = (definitions, executions, history, machines)
+MODULES = (definitions, executions, history, machines, mapruns)
 
 __all__ = ["ACTIONS", "MODULES", "Aws"]

@@ -199,7 +199,9 @@ def list_item(aws: Aws, execution: Execution, machine: str) -> dict[str, Any]:
 def list_executions(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
     """A machine's executions, newest first (``statusFilter``, ``redriveFilter``, paging)."""
     if body.get("mapRunArn") is not None:
-        raise validation("'mapRunArn': Map Runs are not built on this server yet")
+        from orchestrator.aws.mapruns import list_children
+
+        return list_children(aws, body)
     version, number = aws.machine(text(body, "stateMachineArn"))
     flt = ExecutionFilter(
         state_machine=version.state_machine_name,
