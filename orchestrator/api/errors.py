@@ -45,6 +45,7 @@ from orchestrator.errors import (
     PayloadInvalid,
     PayloadTooLarge,
     StateMachineNotFound,
+    StateMachineTypeNotSupported,
     TaskDoesNotExist,
     TaskTimedOut,
 )
@@ -57,6 +58,7 @@ _STATUS: Final[Mapping[type[OrchestratorError], int]] = {
     StateMachineNotFound: 404,
     BatchNotFound: 404,
     ExecutionAlreadyExists: 409,
+    StateMachineTypeNotSupported: 409,
     PayloadTooLarge: 413,
     PayloadInvalid: 422,
     InvalidName: 422,
