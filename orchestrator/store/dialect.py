@@ -153,8 +153,10 @@ class Dialect(ABC):
         transaction: Transaction[list[Row[Any]]],
         statement: Executable,
         params: dict[str, Any],
+        *,
+        retry: bool = False,
     ) -> list[Row[Any]]:
-        """:meth:`run_alone` returning every row, never retried: a transaction here."""
+        """:meth:`run_alone` returning every row (here: a transaction, retried before COMMIT)."""
         return transaction(lambda conn: list(conn.execute(statement, params).all()))
 
     @abstractmethod
@@ -246,10 +248,18 @@ class PostgresDialect(Dialect):
         transaction: Transaction[list[Row[Any]]],
         statement: Executable,
         params: dict[str, Any],
+        *,
+        retry: bool = False,
     ) -> list[Row[Any]]:
-        """In autocommit mode, every row: one round trip. Not retried (it may have committed)."""
-        with engine.connect() as conn:
-            return _autocommitted_rows(conn, statement, params)
+        """In autocommit mode, every row: one round trip (see :meth:`run_alone` for ``retry``)."""
+        for attempt in (1, 2):
+            try:
+                with engine.connect() as conn:
+                    return _autocommitted_rows(conn, statement, params)
+            except DBAPIError as error:
+                if not retry or attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """``WITH stored AS (UPDATE ...), logged AS (INSERT ... FROM stored) SELECT ...``."""
