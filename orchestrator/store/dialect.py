@@ -189,6 +189,17 @@ class Dialect(ABC):
         """
         return None
 
+    def ended_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """One statement ending several executions with their history, or None.
+
+        It takes ``rows`` (a JSON array of ``{"id", "owner", "cursor", "state",
+        "status", "nrows", "output", "error", "cause"}``), ``history`` (a JSON array
+        of :meth:`history_param` rows, each with the ``id`` of its execution) and
+        ``now``; it returns every execution column of the rows it ended (those
+        whose lease their owner still holds) and appends their history.
+        """
+        return None
+
     @staticmethod
     def history_param(events: Sequence[NewHistoryEvent], now: datetime) -> list[dict[str, Any]]:
         """``p_history`` of :meth:`logged_checkpoint`: the events as JSON rows."""
@@ -268,6 +279,10 @@ class PostgresDialect(Dialect):
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """``UPDATE executions ... FROM jsonb_to_recordset(:rows)``: one round trip."""
         return _end_many(clock.server)
+
+    def ended_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """``WITH stored AS (UPDATE ... FROM rows), logged AS (INSERT history)``: one round trip."""
+        return _ended_many(clock.server)
 
     def insert_executions(
         self,
@@ -445,6 +460,61 @@ def _end_many(server_clock: bool) -> TextualSelect:
     WHERE e.id = r.id AND e.status = 'RUNNING' AND e.lease_owner = :owner
         AND e.lease_expires_at >= {now}
     RETURNING {returning}
+    """  # noqa: S608  # only constant SQL is formatted in; the values are bound
+    return (
+        text(sql)
+        .bindparams(bindparam("now", type_=_EXECUTIONS.c.updated_at.type))
+        .columns(*_EXECUTIONS.c)
+    )
+
+
+#: The PostgreSQL types of the history fields, as ``jsonb_to_recordset`` reads them.
+_HISTORY_SQL_TYPES = {
+    "event_type": "text",
+    "state_name": "text",
+    "state_type": "text",
+    "input": "jsonb",
+    "output": "jsonb",
+    "error": "text",
+    "cause": "text",
+    "attempt": "integer",
+    "entered_at": "timestamptz",
+    "recorded_at": "timestamptz",
+}
+
+
+@cache
+def _ended_many(server_clock: bool) -> TextualSelect:
+    """Built once per clock: a group commit of final checkpoints as one statement."""
+    now = "now()" if server_clock else ":now"
+    columns = [c.name for c in _EXECUTIONS.c]
+    returning = ", ".join(f"e.{name}" for name in columns)
+    history = ", ".join(HISTORY_FIELDS)
+    types = ", ".join(f"{name} {_HISTORY_SQL_TYPES[name]}" for name in HISTORY_FIELDS)
+    sql = f"""
+    WITH r AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            id text, owner text, cursor jsonb, state text, status text, nrows integer,
+            output jsonb, error text, cause text)
+    ), stored AS (
+        UPDATE executions AS e SET
+            cursor = r.cursor, current_state = r.state, status = r.status,
+            revision = e.revision + 1, updated_at = :now, last_seq = e.last_seq + r.nrows,
+            claim_count = 0, lease_owner = NULL, lease_expires_at = NULL, wake_pending = false,
+            output = r.output, error = r.error, cause = r.cause, ended_at = :now
+        FROM r
+        WHERE e.id = r.id AND e.status = 'RUNNING' AND e.lease_owner = r.owner
+            AND e.lease_expires_at >= {now}
+        RETURNING {returning}
+    ), logged AS (
+        INSERT INTO history (execution_id, seq, {history})
+        SELECT s.id, s.last_seq - r.nrows + h.n, {", ".join(f"h.{n}" for n in HISTORY_FIELDS)}
+        FROM stored AS s
+        JOIN r ON r.id = s.id
+        JOIN jsonb_to_recordset(CAST(:history AS jsonb)) AS h(id text, n integer, {types})
+            ON h.id = s.id
+    )
+    SELECT {", ".join(columns)} FROM stored
     """  # noqa: S608  # only constant SQL is formatted in; the values are bound
     return (
         text(sql)
