@@ -1,10 +1,14 @@
 """Shared fixtures: a clean environment, and fresh databases on real services.
 
 PostgreSQL: a template database is migrated once per session; every test gets
-its own ``CREATE DATABASE ... TEMPLATE`` copy, dropped afterwards (in the
-background, so the drop overlaps the next test). Names are random, so parallel
-runs do not collide. ``--postgres-url`` points at the server (any database on
-it; it is used for ``CREATE DATABASE``). SQLite: the migrated template file is
+a database of its own, a ``CREATE DATABASE ... TEMPLATE`` copy. When the test
+ends the copy is emptied (its other connections ended, every table truncated)
+and reused by a later test, if its schema still matches the template's;
+otherwise it is dropped in the background. ``DROP DATABASE`` waits for a
+checkpoint (one to several seconds here), so reusing saves most of the suite's
+database time. Names are random, so parallel runs do not collide.
+``--postgres-url`` points at the server (any database on it; it is used for
+``CREATE DATABASE``). SQLite: the migrated template file is
 copied per test into ``tmp_path``.
 
 Without a PostgreSQL server the PostgreSQL tests are skipped locally and fail
@@ -145,6 +149,119 @@ def postgres_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     server.close()
 
 
+class DatabasePool:
+    """Migrated databases handed to one test at a time, emptied between tests.
+
+    A database comes back to the pool only if, once emptied, it is the same as
+    the template: same schema fingerprint (tables, columns, indexes, triggers,
+    functions, the migration revision) and no per-database settings. Anything
+    else (a test that migrated down, altered a table or set a parameter) is
+    dropped, so no test sees another's leftovers.
+    """
+
+    _FINGERPRINT = sql.SQL(
+        """
+        SELECT md5(string_agg(item, '|' ORDER BY item)) FROM (
+          SELECT 'column:' || table_name || '.' || column_name || ':' || data_type
+                 || ':' || coalesce(column_default, '') AS item
+            FROM information_schema.columns WHERE table_schema = 'public'
+          UNION ALL
+          SELECT 'index:' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+          UNION ALL
+          SELECT 'trigger:' || tgname FROM pg_trigger WHERE NOT tgisinternal
+          UNION ALL
+          SELECT 'function:' || proname FROM pg_proc p
+            JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+          UNION ALL
+          SELECT 'revision:' || version_num FROM orchestrator_alembic_version
+          UNION ALL
+          SELECT 'setting:' || array_to_string(s.setconfig, ',') FROM pg_db_role_setting s
+            JOIN pg_database d ON d.oid = s.setdatabase WHERE d.datname = current_database()
+        ) AS schema_items
+        """
+    )
+
+    def __init__(self, server: PostgresServer, template: str) -> None:
+        self._server = server
+        self._template = template
+        self._free: list[str] = []
+        self._expected = self._fingerprint(template)
+
+    def acquire(self) -> str:
+        """A clean migrated database's name (reused or newly copied)."""
+        if self._free:
+            return self._free.pop()
+        name = _unique("orch_test")
+        self._server.create(name, template=self._template)
+        return name
+
+    def release(self, name: str) -> None:
+        """Empty ``name`` for the next test, or drop it if it no longer matches."""
+        try:
+            reusable = self._empty(name)
+        except psycopg2.Error:
+            reusable = False
+        if reusable:
+            self._free.append(name)
+        else:
+            self._server.drop_later(name)
+
+    def close(self) -> None:
+        """Drop the pooled databases."""
+        while self._free:
+            self._server.drop_later(self._free.pop())
+
+    def _connect(self, name: str) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(self._server.url(name))
+        conn.autocommit = True
+        return conn
+
+    def _fingerprint(self, name: str) -> str:
+        conn = self._connect(name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(self._FINGERPRINT)
+                row = cur.fetchone()
+                return str(row[0]) if row else ""
+        finally:
+            conn.close()
+
+    def _empty(self, name: str) -> bool:
+        conn = self._connect(name)
+        try:
+            with conn.cursor() as cur:
+                # Refuse new connections while emptying, and end the test's leftovers
+                # (a worker subprocess's pool, an abandoned transaction holding locks).
+                cur.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                cur.execute(self._FINGERPRINT)
+                row = cur.fetchone()
+                if row is None or row[0] != self._expected:
+                    return False
+                cur.execute(
+                    "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                    "AND tablename <> 'orchestrator_alembic_version'"
+                )
+                tables = [r[0] for r in cur.fetchall()]
+                if tables:
+                    cur.execute(
+                        sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                            sql.SQL(", ").join(sql.Identifier(t) for t in tables)
+                        )
+                    )
+                # A backend that raced in before the TRUNCATE's lock is ended too.
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+                row = cur.fetchone()
+                return row is not None and row[0] == 0
+        finally:
+            conn.close()
+
+
 @pytest.fixture(scope="session")
 def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
     """Name of a database migrated to head, to copy per test."""
@@ -154,12 +271,22 @@ def postgres_template(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_now(name)
 
 
+@pytest.fixture(scope="session")
+def postgres_pool(
+    postgres_server: PostgresServer, postgres_template: str
+) -> Iterator[DatabasePool]:
+    """Migrated databases reused from test to test (emptied in between)."""
+    pool = DatabasePool(postgres_server, postgres_template)
+    yield pool
+    pool.close()
+
+
 @pytest.fixture
-def postgres_url(postgres_server: PostgresServer, postgres_template: str) -> Iterator[str]:
-    """URL of a fresh, migrated PostgreSQL database for this test only."""
-    name = _unique("orch_test")
-    yield postgres_server.create(name, template=postgres_template)
-    postgres_server.drop_later(name)
+def postgres_url(postgres_server: PostgresServer, postgres_pool: DatabasePool) -> Iterator[str]:
+    """URL of a clean, migrated PostgreSQL database for this test only."""
+    name = postgres_pool.acquire()
+    yield postgres_server.url(name)
+    postgres_pool.release(name)
 
 
 @pytest.fixture
