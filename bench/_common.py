@@ -120,7 +120,7 @@ def worker(
     """
     command = [
         sys.executable, "-m", "celery", "-A", "orchestrator", "worker",
-        "-Q", ",".join(queues), "-P", "prefork", "-c", str(concurrency), "-l", os.environ.get("BENCH_WORKER_LOG_LEVEL", "WARNING"),
+        "-Q", ",".join(queues), "-P", "prefork", "-c", str(concurrency), "-l", "WARNING",
         "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip",
     ]  # fmt: skip
     if not heartbeat:
