@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> None:
     """Measure and print."""
     from orchestrator.celery import create_app
     from orchestrator.client import Orchestrator
-    from orchestrator.distributed.tasks import publish_runs
+    from orchestrator.distributed.publish import publish_runs
     from orchestrator.settings import Settings
     from orchestrator.statemachine import StateMachine
     from orchestrator.store import NewExecution, Repository

@@ -27,8 +27,9 @@ Column types (JSONB, naive UTC times on SQLite) are the models' concern
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -180,6 +181,12 @@ class Dialect(ABC):
     ) -> dict[str, str]:
         """Insert PENDING execution rows, skipping names that exist; return name -> id created."""
 
+    @contextlib.contextmanager
+    def reading(self, engine: Engine) -> Iterator[Connection]:
+        """A connection for reads (see ``Database.read``)."""
+        with engine.connect() as conn:
+            yield conn
+
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """One statement that ends several EXPRESS executions, or None (one UPDATE each).
 
@@ -275,6 +282,27 @@ class PostgresDialect(Dialect):
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """``WITH stored AS (UPDATE ...), logged AS (INSERT ... FROM stored) SELECT ...``."""
         return _logged_checkpoint(stored, columns)
+
+    @contextlib.contextmanager
+    def reading(self, engine: Engine) -> Iterator[Connection]:
+        """In autocommit mode: a read is its statements, with no ROLLBACK round trip after.
+
+        Under READ COMMITTED (the default, and ours) each statement takes its own
+        snapshot inside a transaction too, so the reads see what they saw before.
+        """
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.autocommit = True
+            try:
+                yield conn
+                conn.rollback()  # ends SQLAlchemy's transaction; the driver sends nothing
+            finally:
+                if not conn.invalidated:
+                    try:
+                        raw.autocommit = False
+                    except Exception:  # a broken connection: never hand it out again
+                        conn.invalidate()
 
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """``UPDATE executions ... FROM jsonb_to_recordset(:rows)``: one round trip."""

@@ -103,8 +103,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only connection; its transaction is rolled back on exit."""
-        with self.engine.connect() as conn:
+        """A read-only connection; its transaction (if any) is rolled back on exit.
+
+        On PostgreSQL it reads in autocommit mode: no ROLLBACK round trip after
+        the reads (see ``Dialect.reading``).
+        """
+        with self.dialect.reading(self.engine) as conn:
             yield conn
 
 
