@@ -104,6 +104,14 @@ class PostgresServer:
         self._execute(statement)
         return self.url(name)
 
+    def rename(self, name: str, new_name: str) -> None:
+        """Rename database ``name`` (nobody may be connected to it)."""
+        self._execute(
+            sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+                sql.Identifier(name), sql.Identifier(new_name)
+            )
+        )
+
     def drop_later(self, name: str) -> None:
         """Drop database ``name`` in the background."""
         self._pending.append(self._droppers.submit(self.drop_now, name))
@@ -185,26 +193,34 @@ class DatabasePool:
         self._server = server
         self._template = template
         self._free: list[str] = []
+        self.reused = 0
         self._expected = self._fingerprint(template)
 
     def acquire(self) -> str:
         """A clean migrated database's name (reused or newly copied)."""
         if self._free:
+            self.reused += 1
             return self._free.pop()
         name = _unique("orch_test")
         self._server.create(name, template=self._template)
         return name
 
     def release(self, name: str) -> None:
-        """Empty ``name`` for the next test, or drop it if it no longer matches."""
+        """Empty ``name`` for the next test, or drop it if it no longer matches.
+
+        A reused database gets a new name, so the next test's URL is new too:
+        whatever a process cached by URL (a shared client, its definitions by
+        id) cannot leak into the next test.
+        """
         try:
-            reusable = self._empty(name)
+            if self._empty(name):
+                fresh = _unique("orch_test")
+                self._server.rename(name, fresh)
+                self._free.append(fresh)
+                return
         except psycopg2.Error:
-            reusable = False
-        if reusable:
-            self._free.append(name)
-        else:
-            self._server.drop_later(name)
+            pass
+        self._server.drop_later(name)
 
     def close(self) -> None:
         """Drop the pooled databases."""

@@ -13,7 +13,11 @@ use only when it sat idle for ``IDLE_PING_SECONDS`` (``pool_pre_ping`` pinged on
 every checkout: a round trip per transaction). A connection that a restarted
 server dropped while busy fails its next statement instead; SQLAlchemy then
 replaces every connection of the pool, and the repository's hot writes retry such
-a failure once on a fresh connection (``RepositoryBase._transaction``).
+a failure once on a fresh connection (``RepositoryBase._transaction``). A client
+that vanishes in the middle of a transaction (a network cut between an UPDATE and
+its COMMIT) is the server's to notice: each connection asks it to end a
+transaction left idle for ``idle_transaction_seconds`` (the lease, from
+``Repository.from_settings``), so the rows it locked do not stay locked for hours.
 """
 
 from __future__ import annotations
@@ -46,7 +50,11 @@ json_dumps = partial(json.dumps, ensure_ascii=False, allow_nan=False, separators
 
 
 def make_engine(
-    url: str, *, echo: bool = False, busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS
+    url: str,
+    *,
+    echo: bool = False,
+    busy_timeout_seconds: float = SQLITE_BUSY_TIMEOUT_SECONDS,
+    idle_transaction_seconds: float | None = None,
 ) -> Engine:
     """Create an engine for a SQLite or PostgreSQL URL.
 
@@ -56,6 +64,10 @@ def make_engine(
         echo: log every statement (debugging). Default off.
         busy_timeout_seconds: SQLite only: how long a writer waits for another
             process's write lock, in seconds. Default 30.
+        idle_transaction_seconds: PostgreSQL only: the server ends (rolls back) a
+            transaction of this engine's that sat idle this long, in seconds
+            (``idle_in_transaction_session_timeout``; a shorter one already set on
+            the server is kept). Default None: the server's setting.
 
     Returns:
         The engine. Dispose of it (``engine.dispose()``) when done.
@@ -65,7 +77,44 @@ def make_engine(
         return _sqlite_engine(parsed, echo=echo, busy_timeout_seconds=busy_timeout_seconds)
     engine = create_engine(_with_driver(parsed), echo=echo, json_serializer=json_dumps)
     _ping_when_idle(engine, IDLE_PING_SECONDS)
+    if idle_transaction_seconds is not None and engine.dialect.name == "postgresql":
+        _end_orphaned_transactions(engine, idle_transaction_seconds)
     return engine
+
+
+#: Lowers ``idle_in_transaction_session_timeout`` for this session to ``%(ms)s``
+#: unless the server (or role, or URL) already has it at that or shorter.
+_IDLE_TRANSACTION_TIMEOUT_SQL = (
+    "SELECT set_config('idle_in_transaction_session_timeout', %(ms)s::text, false) "
+    "FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout' "
+    "AND (setting::bigint = 0 OR setting::bigint > %(ms)s)"
+)
+
+
+def _end_orphaned_transactions(engine: Engine, seconds: float) -> None:
+    """Have the server end a transaction of ``engine``'s left idle for ``seconds``.
+
+    A client cut off from the server between two statements of a transaction (the
+    group claim's UPDATE and its COMMIT, say) gives its connection up after its own
+    timeouts, but the server learns of it only when TCP keepalive gives up, hours
+    by default. Meanwhile the backend holds the transaction's row locks: the
+    sweeper's ``SKIP LOCKED`` hides those executions and every other claim of them
+    waits (issue 17, ``tests/store/test_vanished_client.py``). The orchestrator's
+    own transactions are never idle for more than moments, so one idle for a whole
+    lease has lost its client (or its client is stopped, and its leases are gone).
+    """
+    ms = max(1, round(seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        autocommit = dbapi_connection.autocommit
+        dbapi_connection.autocommit = True
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(_IDLE_TRANSACTION_TIMEOUT_SQL, {"ms": ms})
+        finally:
+            cursor.close()
+            dbapi_connection.autocommit = autocommit
 
 
 def _ping_when_idle(engine: Engine, idle_seconds: float) -> None:

@@ -52,6 +52,10 @@ HOSTS: Mapping[str, int] = {
     "w2": 32,
     "c": 40,
 }
+#: Second addresses of a host (name -> (host, last octet)): ``ledger`` is the ``db``
+#: host's PostgreSQL seen at another address, so a cut of ``db`` (a neighbour entry
+#: per address) can spare the test's own instrument, the handlers' ledger.
+ALIASES: Mapping[str, tuple[str, int]] = {"ledger": ("db", 11)}
 NOWHERE_MAC = "02:00:00:00:00:99"
 
 
@@ -122,7 +126,9 @@ class Lab:
 
     @staticmethod
     def ip(host: str) -> str:
-        """The address of ``host``."""
+        """The address of ``host`` (or of an alias in :data:`ALIASES`)."""
+        if host in ALIASES:
+            return f"{SUBNET}.{ALIASES[host][1]}"
         return f"{SUBNET}.{HOSTS[host]}"
 
     def port(self, host: str) -> str:
@@ -172,6 +178,9 @@ class Lab:
         )
         run("ip", "-n", name, "link", "set", inside, "name", "eth0")
         run("ip", "-n", name, "addr", "add", f"{self.ip(host)}/24", "dev", "eth0")
+        for alias, (owner, _) in ALIASES.items():
+            if owner == host:
+                run("ip", "-n", name, "addr", "add", f"{self.ip(alias)}/24", "dev", "eth0")
         run("ip", "-n", name, "link", "set", "eth0", "up")
         run("ip", "-n", switch, "link", "set", port, "master", "br0")
         run("ip", "-n", switch, "link", "set", port, "up")
@@ -183,6 +192,11 @@ class Lab:
         for name in reversed(self.namespaces):
             run("ip", "netns", "del", name, check=False)
         self.namespaces.clear()
+        keep = os.environ.get("MULTIHOST_KEEP_LOGS")
+        if keep:  # a folder to copy every process's log into (CI artifacts, debugging)
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            for log in self.root.glob("*.log"):
+                shutil.copy(log, Path(keep) / f"{self.run_id}-{log.name}")
         shutil.rmtree(self.root, ignore_errors=True)
 
     # -- faults -----------------------------------------------------------------

@@ -4,9 +4,12 @@
 ``tests.distributed.reliability_handlers`` but without its Redis side channel
 (the broker here is a Sentinel set, not one Redis): one ``ledger`` row per
 idempotency key, ``calls`` counting how often the key was presented, ``hosts``
-which worker hosts presented it. The write goes to the execution's database and
-is retried for :data:`RECONNECT_SECONDS` while it is unreachable, with libpq
-timeouts so a partition fails a call in seconds instead of hanging it.
+which worker hosts presented it. The write goes to the execution's database, at
+``$MULTIHOST_LEDGER_URL`` if set (the db host's second address, which a cut of
+the orchestrator's own address spares: scenario 3 cuts the worker from
+PostgreSQL, not the handler from the service it calls). It is retried for
+:data:`RECONNECT_SECONDS` while unreachable, with libpq timeouts so a partition
+fails a call in seconds instead of hanging it.
 """
 
 from __future__ import annotations
@@ -53,7 +56,8 @@ def _connect() -> Any:
     pid = os.getpid()
     conn = _connection.get(pid)
     if conn is None or conn.closed:
-        url = make_url(get_settings().database_url).set(drivername="postgresql")
+        ledger = os.environ.get("MULTIHOST_LEDGER_URL") or get_settings().database_url
+        url = make_url(ledger).set(drivername="postgresql")
         conn = psycopg2.connect(url.render_as_string(hide_password=False))
         conn.autocommit = True
         _connection[pid] = conn

@@ -111,7 +111,8 @@ class Deployment:
             "postgres",
             [
                 str(bin_dir / "postgres"), "-D", str(data), "-p", "5432",
-                "-k", str(self.pg_socket), "-c", f"listen_addresses={self.lab.ip('db')}",
+                "-k", str(self.pg_socket),
+                "-c", f"listen_addresses={self.lab.ip('db')},{self.lab.ip('ledger')}",
                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
                 "-c", "max_connections=200", "-c", "shared_buffers=64MB",
             ],
@@ -213,8 +214,14 @@ class Deployment:
 
     # -- one scenario -------------------------------------------------------------
 
-    def scenario(self, name: str, *, sources: int) -> Scenario:
-        """A fresh database with ``sources`` finished source executions; nothing running yet."""
+    def scenario(
+        self, name: str, *, sources: int, broker_env: dict[str, str] | None = None
+    ) -> Scenario:
+        """A fresh database with ``sources`` finished source executions; nothing running yet.
+
+        ``broker_env`` replaces the broker settings of every process (default: Redis
+        through the Sentinels).
+        """
         database = f"mh_{name}_{uuid.uuid4().hex[:6]}"
         self.query("postgres", f"CREATE DATABASE {database}")
         upgrade(self.local_url(database))
@@ -239,7 +246,7 @@ class Deployment:
             client = self.redis_client(master)
             client.flushall()
             client.close()
-        return Scenario(self, database, sources)
+        return Scenario(self, database, sources, broker_env=dict(broker_env or {}))
 
 
 def _ledger_ddl() -> str:
@@ -261,6 +268,7 @@ class Scenario:
     workers: dict[str, Proc] = field(default_factory=dict)
     extra: list[Proc] = field(default_factory=list)
     samples: list[tuple[float, int]] = field(default_factory=list)
+    broker_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def lab(self) -> Lab:
@@ -289,6 +297,10 @@ class Scenario:
             "ORCHESTRATOR_RECOVERY_GRACE_SECONDS": "8",
             "ORCHESTRATOR_SWEEP_INTERVAL_SECONDS": "2",
             "ORCHESTRATOR_HANDLER_MODULES": "tests.multihost.ledger_handlers",
+            # The ledger is the test's instrument, not the system under test: it is
+            # reached at the db host's second address, which a cut of db spares.
+            "MULTIHOST_LEDGER_URL": self.deployment.host_url(self.database, host="ledger"),
+            **self.broker_env,
         }
 
     def start_worker(self, host: str, *, concurrency: int = 2, **env: str) -> Proc:

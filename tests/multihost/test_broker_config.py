@@ -2,8 +2,8 @@
 
 The quorum-queue test declares the queues on the RabbitMQ on this machine under
 names of its own (the shared broker's ``critical``/``default``/``low`` are left
-alone) and deletes them afterwards. A RabbitMQ *cluster* with a node lost
-(scenario 6 of issue 17) does not fit this 2-core machine and is not tested.
+alone) and deletes them afterwards. A RabbitMQ *cluster* losing a node (scenario 6
+of issue 17) runs in the namespaces: ``test_scenarios.py`` and ``rabbit.py``.
 """
 
 from __future__ import annotations

@@ -15,9 +15,10 @@ on ``c``, and injects its fault mid-batch. Every scenario then checks:
   final checkpoints together (group commit, issue 16);
 - no idempotency key split (a repeated call always presents the same key).
 
-The issue asks for 5,000 executions per scenario; this 2-core machine, shared with
-other work, runs :data:`BATCH` (1,000) so that the whole module stays within
-about 8 minutes in CI. Leases are 5 s, the sweeper's grace 8 s.
+The issue asks for 5,000 executions per scenario: :data:`BATCH` is
+``$ORCHESTRATOR_MULTIHOST_EXECUTIONS``, default 5,000 (the README's "Operating on
+several hosts" gives the module's run time at each size). Leases are 5 s, the
+sweeper's grace 8 s.
 
 Recovery figures are printed and, with ``MULTIHOST_REPORT=<file>``, appended to
 that file as JSON lines (the README's "Operating on several hosts" quotes them).
@@ -25,6 +26,7 @@ that file as JSON lines (the README's "Operating on several hosts" quotes them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -36,11 +38,25 @@ from typing import Any
 import pytest
 
 from tests.multihost.harness import proxy_command
+from tests.multihost.rabbit import (
+    RABBIT_HOSTS,
+    RabbitCluster,
+    RabbitUnavailable,
+    rabbitmq_installed,
+)
 from tests.multihost.services import LEASE_SECONDS, Deployment, Scenario
 
-pytestmark = [pytest.mark.multihost, pytest.mark.slow, pytest.mark.timeout(400)]
+#: Executions per scenario (the issue's 5,000 unless the environment says otherwise).
+BATCH = int(os.environ.get("ORCHESTRATOR_MULTIHOST_EXECUTIONS", "5000"))
+#: How long a whole batch may take to end, in seconds: generous (a liveness bound,
+#: not a speed check) for about 15 executions/s on a loaded 2-core machine.
+DRAIN_SECONDS = 120 + BATCH / 15
 
-BATCH = 1000
+pytestmark = [
+    pytest.mark.multihost,
+    pytest.mark.slow,
+    pytest.mark.timeout(int(300 + 2 * DRAIN_SECONDS)),
+]
 #: Handler calls whose results can be uncommitted on one worker host: its prefork pool
 #: (2) times the executions of one message (the default 10), which commit together.
 IN_FLIGHT_PER_HOST = 2 * 10
@@ -75,7 +91,7 @@ def started(s: Scenario, *, prefix: str = "batch", fraction: float = 0.2) -> dic
     """Start the batch and wait until ``fraction`` of it ended (the fault comes mid-batch)."""
     report = s.run_batch(prefix)
     assert report["created"] == s.total
-    s.wait_ended(report["batch_id"], at_least=int(s.total * fraction), timeout=120)
+    s.wait_ended(report["batch_id"], at_least=int(s.total * fraction), timeout=DRAIN_SECONDS)
     return report
 
 
@@ -117,7 +133,7 @@ def test_a_worker_host_partitioned_longer_than_the_lease(deployed: Deployment) -
         s.watch(report["batch_id"], OUTAGE_SECONDS)
         deployed.lab.heal("w1")
         t_heal = time.time()
-        t_end = s.wait_ended(report["batch_id"], timeout=240)
+        t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         verdict = check_guarantees(s, report["batch_id"], in_flight=IN_FLIGHT_PER_HOST)
         record(
             "2 worker host partitioned",
@@ -151,7 +167,7 @@ def test_a_worker_stopped_longer_than_the_lease(deployed: Deployment) -> None:
         s.watch(report["batch_id"], OUTAGE_SECONDS)
         s.workers["w1"].signal_group(signal.SIGCONT)
         t_cont = time.time()
-        t_end = s.wait_ended(report["batch_id"], timeout=240)
+        t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         verdict = check_guarantees(s, report["batch_id"], in_flight=IN_FLIGHT_PER_HOST)
         # Fencing: w1 woke up holding leases that had expired (and had been taken
         # over); each of its late checkpoints or renewals was refused.
@@ -176,12 +192,6 @@ def test_a_worker_stopped_longer_than_the_lease(deployed: Deployment) -> None:
         s.stop()
 
 
-@pytest.mark.xfail(
-    reason="regression found at the end of session 3, after the group claim/commit merge "
-    "(issue 16): 10 executions (one message) stayed PENDING for 300 s and the sweeper "
-    "re-published none ({'stalled': 0}); passed before that merge. To fix first.",
-    strict=False,
-)
 def test_a_worker_host_cut_from_postgres_but_not_from_redis(deployed: Deployment) -> None:
     s = deployed.scenario("dbcut", sources=BATCH)
     try:
@@ -193,8 +203,17 @@ def test_a_worker_host_cut_from_postgres_but_not_from_redis(deployed: Deployment
         s.watch(report["batch_id"], OUTAGE_SECONDS)
         deployed.lab.uncut("w1", "db")
         t_heal = time.time()
-        t_end = s.wait_ended(report["batch_id"], timeout=300)
+        t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         verdict = check_guarantees(s, report["batch_id"], in_flight=IN_FLIGHT_PER_HOST)
+        # The tasks that met the cut are retried with back-off (Celery's "Retry in").
+        # A task gives up on its message's executions one by one first (each release
+        # waits for connect_timeout while the link is down), so with a small batch
+        # the batch may end before its retry is logged: wait for it (a bound, not a
+        # speed check).
+        deadline = time.monotonic() + 120
+        while "Retry in" not in s.workers["w1"].log():
+            assert time.monotonic() < deadline, s.workers["w1"].log()[-3000:]
+            time.sleep(0.5)
         retries = s.workers["w1"].log().count("Retry in")
         record(
             "3 worker host cut from PostgreSQL only",
@@ -209,8 +228,6 @@ def test_a_worker_host_cut_from_postgres_but_not_from_redis(deployed: Deployment
                 "repeated_effects": len(verdict["repeated_effects"]),
             },
         )
-        # The tasks that met the cut were retried with back-off (Celery's "Retry in").
-        assert retries > 0, s.workers["w1"].log()[-3000:]
     finally:
         s.stop()
 
@@ -226,12 +243,14 @@ def throughput(s: Scenario, report: dict[str, Any]) -> float:
 
 
 def test_delay_and_loss_between_the_workers_and_postgres(deployed: Deployment) -> None:
-    size = BATCH // 5  # about 3 executions/s through 200 ms round trips: 200 take ~70 s
+    # A few executions/s through 200 ms round trips: this one runs a fifth of the
+    # batch, at most 200 (5,000 would take about half an hour here).
+    size = min(BATCH, 1000) // 5
     clean = deployed.scenario("clean", sources=size)
     try:
         clean.start()
         report = clean.run_batch()
-        clean.wait_ended(report["batch_id"], timeout=240)
+        clean.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         clean_rate = throughput(clean, report)
         check_guarantees(clean, report["batch_id"], in_flight=0)
     finally:
@@ -251,7 +270,7 @@ def test_delay_and_loss_between_the_workers_and_postgres(deployed: Deployment) -
         lossy = {"ORCHESTRATOR_DATABASE_URL": deployed.host_url(s.database, port=6432)}
         s.start(worker_env={"w1": lossy, "w2": lossy})
         report = s.run_batch()
-        s.wait_ended(report["batch_id"], timeout=300)
+        s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         rate = throughput(s, report)
         verdict = check_guarantees(s, report["batch_id"], in_flight=2 * IN_FLIGHT_PER_HOST)
         record(
@@ -284,11 +303,11 @@ def test_the_redis_primary_dies(deployed: Deployment) -> None:
             assert time.monotonic() < deadline, "Sentinel did not fail over"
             time.sleep(0.1)
         t_failover = time.time()
-        t_end = s.wait_ended(report["batch_id"], timeout=240)
+        t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
         verdict = check_guarantees(s, report["batch_id"], in_flight=2 * IN_FLIGHT_PER_HOST)
         # The client, a new process on c, publishes through the new master.
         after = s.run_batch("after")
-        t_after = s.wait_ended(after["batch_id"], timeout=240)
+        t_after = s.wait_ended(after["batch_id"], timeout=DRAIN_SECONDS)
         check_guarantees(s, after["batch_id"], in_flight=0)
         record(
             "1 Redis primary killed",
@@ -309,3 +328,61 @@ def test_the_redis_primary_dies(deployed: Deployment) -> None:
         new_master = deployed.master()
         if new_master is not None and old is not None and not deployed.redis[old].alive():
             deployed.start_redis_on(old, replica_of=deployed.lab.ip(new_master))
+
+
+def test_rabbitmq_quorum_queues_lose_a_node(deployed: Deployment) -> None:
+    """Scenario 6: a 3-node RabbitMQ cluster, quorum queues, the leader's node killed."""
+    why = rabbitmq_installed()
+    if why is not None:
+        if os.environ.get("CI"):
+            raise RabbitUnavailable(why)
+        pytest.skip(why)
+    cluster = RabbitCluster(deployed.lab)
+    t_boot = time.time()
+    try:
+        cluster.start()
+        boot_s = time.time() - t_boot
+        broker = {
+            "ORCHESTRATOR_BROKER_URL": cluster.broker_url(),
+            "ORCHESTRATOR_BROKER_TRANSPORT_OPTIONS": "{}",
+            "ORCHESTRATOR_BROKER_QUORUM_QUEUES": "true",
+        }
+        s = deployed.scenario("quorum", sources=BATCH, broker_env=broker)
+        try:
+            s.start()
+            report = started(s)
+            leaders = cluster.quorum_leaders("r1")
+            assert {"critical", "default", "low"} <= set(leaders), leaders
+            victim = next(h for h in RABBIT_HOSTS if cluster.node(h) == leaders["default"])
+            survivor = next(h for h in RABBIT_HOSTS if h != victim)
+            rss = cluster.rss_mib()
+            t_fault = time.time()
+            cluster.kill(victim)
+            # The two nodes left elect a new leader of the queue (a quorum of 3).
+            deadline = time.monotonic() + 60
+            while True:
+                with contextlib.suppress(RuntimeError, KeyError):
+                    if cluster.quorum_leaders(survivor)["default"] not in ("", leaders["default"]):
+                        break
+                assert time.monotonic() < deadline, "no new leader of the default queue"
+                time.sleep(0.5)
+            t_elected = time.time()
+            t_end = s.wait_ended(report["batch_id"], timeout=DRAIN_SECONDS)
+            verdict = check_guarantees(s, report["batch_id"], in_flight=2 * IN_FLIGHT_PER_HOST)
+            record(
+                "6 RabbitMQ quorum queues, leader node killed",
+                {
+                    "executions": s.total,
+                    "killed": victim,
+                    "cluster_boot_s": round(boot_s, 1),
+                    "rss_mib_per_node": rss,
+                    "new_leader_s": round(t_elected - t_fault, 1),
+                    "longest_stall_s": round(s.longest_gap(t_fault), 1),
+                    "all_ended_after_fault_s": round(t_end - t_fault, 1),
+                    "repeated_effects": len(verdict["repeated_effects"]),
+                },
+            )
+        finally:
+            s.stop()
+    finally:
+        cluster.stop()

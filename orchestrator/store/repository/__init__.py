@@ -119,7 +119,9 @@ class Repository:
     @classmethod
     def from_settings(cls, settings: Settings) -> Repository:
         """Open the database of ``settings.database_url``; ``close()`` disposes of it."""
-        engine = make_engine(settings.database_url)
+        # A transaction idle for a whole lease has lost its client (a network cut
+        # mid-transaction): the server ends it, so its row locks do not outlive it.
+        engine = make_engine(settings.database_url, idle_transaction_seconds=settings.lease_seconds)
         repo = cls(engine, payload_max_bytes=settings.payload_max_bytes)
         repo._owns_engine = True
         return repo
