@@ -6,7 +6,9 @@
 Each run drains, with one prefork worker ``-c 2`` (task events off, or on with
 ``--events``):
 
-1. ``--noop-tasks`` raw Celery no-op tasks (the baseline, one task a message);
+1. half of ``--noop-tasks`` raw Celery no-op tasks (the baseline, one task a
+   message), the other half after 3.; the baseline is the mean of the two rates,
+   so a load that changes during the run weighs on both sides alike;
 2. ``--executions`` STANDARD executions of the 3-state machine (Pass, Task with a
    no-op handler, Succeed; every state in the history), 10 a ``run_executions``
    message (``executions_per_message``, the default);
@@ -43,6 +45,8 @@ import batch  # noqa: E402
 import celery_baseline  # noqa: E402
 
 HOLD = {"STANDARD": "bench_hold_standard", "EXPRESS": "bench_hold_express"}
+#: The no-op tasks, half drained before the executions and half after.
+NOOP_HOLDS = ("bench_hold_noop_before", "bench_hold_noop_after")
 MACHINES = {"STANDARD": "bench-standard", "EXPRESS": "bench-express"}
 WARMUP = 20
 
@@ -98,7 +102,9 @@ def one_run(settings: Any, client: redis.Redis, app: Any, args: Any, run: int) -
     made = {t: create(settings, t, args.executions, run) for t in ("STANDARD", "EXPRESS")}
     for machine_type, (_, ids) in made.items():
         _common.held_publisher(app, per_message, HOLD[machine_type])(ids, "default")
-    celery_baseline.publish_batched(app, args.noop_tasks, celery_baseline.HOLD)
+    half = args.noop_tasks // 2
+    for hold in NOOP_HOLDS:
+        celery_baseline.publish_batched(app, half, hold)
     log_path = Path(f"/tmp/bench-express-{os.getpid()}-{run}.log")  # noqa: S108
     with batch.worker(settings, events=args.events, log_path=log_path) as process:
         celery_baseline.publish_batched(app, WARMUP, celery_baseline.QUEUE)
@@ -107,15 +113,16 @@ def one_run(settings: Any, client: redis.Redis, app: Any, args: Any, run: int) -
                 sm.start_async({"i": -i}, name=f"warm{run}-{machine_type}-{i}")
         _common.wait_drained(client, "default", process, timeout=120)
         _common.wait_drained(client, celery_baseline.QUEUE, process, timeout=120)
+        queue = celery_baseline.QUEUE
+        before = _common.timed_drain(client, NOOP_HOLDS[0], queue, process, half)
         figures = {
-            "noop": _common.timed_drain(
-                client, celery_baseline.HOLD, celery_baseline.QUEUE, process, args.noop_tasks
-            )
-        }
-        for machine_type, (sm, _) in made.items():
-            figures[machine_type] = drain_executions(
+            machine_type: drain_executions(
                 client, process, dsn, sm, args.executions, run, machine_type
             )
+            for machine_type, (sm, _) in made.items()
+        }
+        after = _common.timed_drain(client, NOOP_HOLDS[1], queue, process, half)
+        figures["noop"] = (before + after) / 2
     log = log_path.read_text(errors="replace")
     if "ERROR" in log:
         raise SystemExit(f"the worker reported errors (see {log_path}):\n{log[-3000:]}")
