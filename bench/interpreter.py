@@ -1,6 +1,9 @@
 """Interpreter speed on one core: state transitions/s and executions/s.
 
     .venv/bin/python bench/interpreter.py [--seconds 2] [--clock wall|cpu]
+    .venv/bin/python bench/interpreter.py --against DIR [--rounds 5] [--seconds 1]
+    valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python bench/interpreter.py --case a --runs 220
 
 ``--clock cpu`` counts this process's CPU time instead of wall time: on a machine
 shared with other work it is the figure "on one core" (wall time counts the time the
@@ -14,11 +17,26 @@ The baseline, measured in the same run, is a plain Python loop doing the same
 number of dict look-ups and copies a transition needs at least, so the ratio says
 what the interpreter costs beyond touching the data. Waits and back-offs use a fake
 clock: the figures measure the interpreter, not sleeping.
+
+``--against DIR`` measures another version of the code in the same run: DIR holds
+its ``orchestrator`` package (``git archive REF orchestrator | tar -x -C DIR``). Both
+versions run the same cases in child processes, alternating round by round, and the
+script prints each one's median and the ratio, which a shared machine's load moves
+far less than the rates.
+
+``--case X --runs N`` runs one case N times without timing, for an instruction
+counter: the difference between two run counts under callgrind is the cost of the
+extra runs, whatever the machine's load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -156,13 +174,90 @@ def baseline_loop(transitions: int) -> Callable[[], int]:
     return loop
 
 
+CASES = ("a", "b", "c", "d")
+
+
+def cases() -> dict[str, tuple[dict[str, Any], Any, dict[str, Any]]]:
+    """Each case: (definition, input, handlers)."""
+    return {
+        "a": (chain(), {"n": 1}, {}),
+        "b": (big_map(), {"items": list(range(1000))}, {}),
+        "c": (retrying(), {"x": 1}, {"flaky": flaky_handler()}),
+        "d": (jsonata_chain(), {"n": 1}, {}),
+    }
+
+
+def rates(seconds: float) -> dict[str, float]:
+    """Transitions (or history events) per second of each case."""
+    clock = FakeClock()
+    out: dict[str, float] = {}
+    for name, (source, data, handlers) in cases().items():
+        out[name], _ = measure(_runner(asl.load(source), data, handlers, clock), seconds)
+    return out
+
+
+def fixed_runs(case: str, runs: int) -> None:
+    """Exactly ``runs`` executions of one case, for an instruction counter.
+
+    Under ``valgrind --tool=callgrind`` the count of instructions does not move with the
+    machine's load; the difference between two run counts is the cost of the extra runs.
+    """
+    source, data, handlers = cases()[case]
+    definition = asl.load(source)
+    work = _runner(definition, data, handlers, FakeClock())
+    work()  # compile caches, imports: paid by both run counts alike
+    transitions = sum(work() for _ in range(runs))
+    print(f"({case}) {runs} executions, {transitions} transitions")
+
+
+def _runner(
+    definition: Any, data: Any, handlers: dict[str, Any], clock: FakeClock
+) -> Callable[[], int]:
+    return lambda: len(run(definition, data, handlers=handlers, clock=clock).history)
+
+
+def against(other: str, rounds: int, seconds: float, clock: str) -> None:
+    """This code and the code in ``other``, alternating in child processes."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    versions = {"this": here, "other": os.path.abspath(other)}
+    found: dict[str, dict[str, list[float]]] = {v: {c: [] for c in CASES} for v in versions}
+    for _ in range(rounds):
+        for version, root in versions.items():
+            env = {**os.environ, "PYTHONPATH": root}
+            command = [sys.executable, __file__, "--json", "--seconds", str(seconds)]
+            done = subprocess.run(  # noqa: S603 - this interpreter, this script
+                [*command, "--clock", clock], env=env, capture_output=True, text=True, check=True
+            )
+            for case, rate in json.loads(done.stdout).items():
+                found[version][case].append(rate)
+    print(f"same run, {rounds} alternating rounds of {seconds:g} s per case ({clock} clock):")
+    for case in CASES:
+        this = statistics.median(found["this"][case])
+        that = statistics.median(found["other"][case])
+        print(f"({case}) this {this:,.0f}/s, other {that:,.0f}/s: this/other = {this / that:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per case")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall", help="what to time")
+    parser.add_argument("--against", metavar="DIR", help="another version's code (see above)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds with --against")
+    parser.add_argument("--json", action="store_true", help="print the rates as JSON only")
+    parser.add_argument("--case", choices=CASES, help="run one case --runs times, no timing")
+    parser.add_argument("--runs", type=int, default=100, help="executions with --case")
     args = parser.parse_args()
+    if args.case:
+        fixed_runs(args.case, args.runs)
+        return
     global TIMER
     TIMER = time.process_time if args.clock == "cpu" else time.perf_counter
+    if args.against:
+        against(args.against, args.rounds, args.seconds, args.clock)
+        return
+    if args.json:
+        print(json.dumps(rates(args.seconds)))
+        return
     clock = FakeClock()
 
     definition = asl.load(chain())

@@ -414,7 +414,7 @@ def executions_show(execution_id: str) -> None:
 def executions_history(execution_id: str, as_json: JsonFlag = False) -> None:
     """The execution's history, one row per finished state."""
     rows = _guard(lambda: _client().execution(execution_id).history())
-    _print(rows, as_json, ["seq", "event_type", "state_name", "error", "recorded_at"])
+    _print(rows, as_json, ["seq", "event_type", "state_name", "error", "assigned", "recorded_at"])
 
 
 @executions_app.command("stop")

@@ -43,6 +43,7 @@ from orchestrator.store import (
     Page,
     Repository,
     StateMachineInfo,
+    TaskToken,
     Version,
 )
 from orchestrator.types import ExecutionStatus, TaskTokenStatus
@@ -299,6 +300,12 @@ class Orchestrator:
             InvalidToken, TaskDoesNotExist, TaskTimedOut: as :meth:`send_task_success`.
         """
         return self.repository.heartbeat_task_token(token).execution_id
+
+    def task_tokens(self, execution_id: str) -> builtins.list[TaskToken]:
+        """The task tokens an execution's ``.waitForTaskToken`` Tasks handed out, oldest
+        first: state, attempt, status and deadlines (records of the token's hash; the
+        token itself is never stored)."""
+        return builtins.list(self.repository.execution_task_tokens(execution_id))
 
     def _refusal(self, key: str, value: Any) -> str:
         seen = self.repository.find_correlations(key, value)

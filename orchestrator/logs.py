@@ -8,6 +8,7 @@ fields, and ``extra=`` fields given at the call (``state``, ``action``...) win.
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import json
 import logging
@@ -21,6 +22,11 @@ from orchestrator.settings import Settings
 
 #: Fields every JSON line has (null when unknown).
 FIELDS: Final = ("execution_id", "state_machine", "state", "batch_id")
+
+#: Celery's run tasks, whose own lines (received, succeeded, failed) name a message.
+RUN_TASKS: Final = frozenset({"orchestrator.run_execution", "orchestrator.run_executions"})
+#: Longest repr of a task's args, kwargs or result read back from a Celery line.
+_MAX_REPR: Final = 20_000
 
 _context: ContextVar[dict[str, Any] | None] = ContextVar("orchestrator_log_context", default=None)
 
@@ -55,6 +61,48 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class TaskLineFilter(logging.Filter):
+    """Celery's lines about a run message get its execution, machine, batch and state.
+
+    Celery logs "received" (in the worker's main process, outside any context)
+    and "succeeded" with an ``extra`` ``data`` of the task's name and the reprs
+    of its args, kwargs (where the publisher's labels are) and result; those are
+    read back as Python literals (``ast.literal_eval``, bounded in size; never
+    evaluated as code). Fields already set stay; a message of several ids gives
+    ``execution_ids``.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Add the fields; never drops a record."""
+        data = getattr(record, "data", None)
+        if not isinstance(data, dict) or data.get("name") not in RUN_TASKS:
+            return True
+        found: dict[str, Any] = {}
+        kwargs, args = _literal(data.get("kwargs")), _literal(data.get("args"))
+        result = _literal(data.get("return_value"))
+        if isinstance(kwargs, dict):
+            found["state_machine"] = kwargs.get("state_machine")
+            found["batch_id"] = kwargs.get("batch_id")
+        if isinstance(args, tuple | list) and args:
+            found["execution_ids" if isinstance(args[0], list) else "execution_id"] = args[0]
+        if isinstance(result, dict):
+            found.setdefault("execution_id", result.get("execution_id"))
+            found["state"] = result.get("state")
+        for name, value in found.items():
+            if value is not None and getattr(record, name, None) is None:
+                setattr(record, name, value)
+        return True
+
+
+def _literal(text: object) -> Any:
+    if not isinstance(text, str) or len(text) > _MAX_REPR:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None  # a truncated repr, or one that is not a literal
+
+
 class JsonFormatter(logging.Formatter):
     """A record as one JSON object: time, level, logger, message, FIELDS, extras, exception."""
 
@@ -81,6 +129,7 @@ def make_json(handler: logging.Handler) -> None:
     """Make ``handler`` write JSON lines with the context's fields."""
     handler.setFormatter(JsonFormatter())
     handler.addFilter(ContextFilter())
+    handler.addFilter(TaskLineFilter())
 
 
 def configure_logging(settings: Settings, *, level: int = logging.INFO) -> bool:
@@ -105,6 +154,7 @@ __all__ = [
     "FIELDS",
     "ContextFilter",
     "JsonFormatter",
+    "TaskLineFilter",
     "configure_logging",
     "log_context",
     "make_json",

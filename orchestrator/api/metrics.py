@@ -6,8 +6,9 @@ Two kinds of series:
   process did the work): executions by machine and status, started and ended;
   each running or paused batch's executions by status; queue depths; expired leases;
 - recorded by the runtime as it works (:mod:`orchestrator.runtime.metrics`): state
-  durations, handler errors, recoveries. With ``ORCHESTRATOR_METRICS_DIR`` shared by
-  the workers and the API, they are summed over every process (multiprocess mode).
+  durations, handler errors, recoveries, lease take-overs. With
+  ``ORCHESTRATOR_METRICS_DIR`` shared by the workers and the API, they are summed
+  over every process (multiprocess mode).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ router = APIRouter(tags=["operations"], include_in_schema=False)
 
 #: Batch statuses whose progress is reported (ended batches would only grow the series).
 LIVE_BATCHES = ("RUNNING", "PAUSED")
+#: Execution statuses that are final.
+ENDED_STATUSES = frozenset({"SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"})
 #: Most expired leases counted per scrape (the gauge saturates there).
 LEASE_LIMIT = 1000
 
@@ -83,13 +86,18 @@ class StoreCollector:
     def _batches(self, family: Any) -> Any:
         gauge = family(
             "orchestrator_batch_executions",
-            "Executions of each running or paused batch, by status.",
+            "Executions of each batch in progress (running, paused, or completed "
+            "with executions not ended yet), by status.",
             labels=["batch_id", "status"],
         )
         for batch in self.ctx.client.batches(limit=200):
-            if batch.status.value not in LIVE_BATCHES:
+            if batch.status.value not in LIVE_BATCHES and batch.status.value != "COMPLETED":
                 continue
-            for status, count in self.ctx.client.batch_counts(batch.id).items():
+            counts = self.ctx.client.batch_counts(batch.id)
+            # COMPLETED says every execution was published, not that they ended.
+            if batch.status.value == "COMPLETED" and set(counts) <= ENDED_STATUSES:
+                continue
+            for status, count in counts.items():
                 gauge.add_metric([batch.id, status], count)
         return gauge
 

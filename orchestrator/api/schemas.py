@@ -295,6 +295,9 @@ class HistoryEventOut(_FromRecord):
     attempt: int
     entered_at: datetime | None
     recorded_at: datetime
+    assigned: dict[str, Any] | None = Field(
+        default=None, description="The workflow variables the state assigned, by name."
+    )
 
     @classmethod
     def of(cls, event: HistoryEvent) -> HistoryEventOut:

@@ -53,7 +53,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 
 from orchestrator.asl import errors, jsonata_scan
@@ -103,9 +103,11 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True, kw_only=True)
+@dataclass(kw_only=True, slots=True)
 class Scope:
     """What an expression sees, and where its impure values come from.
+
+    One per state and phase; not to be changed once made (its engine data is cached).
 
     Attributes:
         input: ``$states.input``, the state's input.
@@ -126,6 +128,9 @@ class Scope:
     rng: random.Random
     new_uuid: Callable[[], str]
     limits: Limits = DEFAULT_LIMITS
+    # Made on first use (most states evaluate nothing, or only plain paths):
+    _data: Any = field(default=None, init=False, repr=False, compare=False)
+    _bindings: Any = field(default=MISSING, init=False, repr=False, compare=False)
 
     def states(self) -> dict[str, Any]:
         """The value bound to ``$states``."""
@@ -136,20 +141,25 @@ class Scope:
             states["errorOutput"] = self.error_output
         return states
 
-    @cached_property
-    def _engine_states(self) -> Any:
+    def engine_states(self) -> Any:
         """``$states`` converted for the engine once per scope, not once per expression.
 
         Conversion is the cost of a large input (1.4 ms per 100 kB, measured): an
         Output template of ten expressions would pay it ten times.
         """
-        import jsonatapy
+        data = self._data
+        if data is None:
+            import jsonatapy
 
-        return jsonatapy.JsonataData(self.states())
+            data = self._data = jsonatapy.JsonataData(self.states())
+        return data
 
-    @cached_property
-    def _engine_variables(self) -> dict[str, Any] | None:
-        return dict(self.variables) or None
+    def engine_variables(self) -> dict[str, Any] | None:
+        """The variables as the engine's bindings (None: there are none)."""
+        bindings = self._bindings
+        if bindings is MISSING:
+            bindings = self._bindings = dict(self.variables) or None
+        return bindings  # type: ignore[no-any-return]
 
 
 class JsonataSyntaxError(ValueError):
@@ -165,7 +175,9 @@ class _Call:
     """The state of one evaluation that the AWS functions read."""
 
     scope: Scope
-    failure: _FunctionError | None = None
+    #: What an AWS function failed with (its message: holding the exception would tie
+    #: the scope into a reference cycle through its traceback).
+    failure: str | None = None
 
 
 _CURRENT: ContextVar[_Call | None] = ContextVar("orchestrator_jsonata_call", default=None)
@@ -372,7 +384,7 @@ def evaluate(value: str, scope: Scope, *, field: str) -> Any:
         StatesError: ``States.QueryEvaluationError`` when the expression fails, hits
             a guardrail, or returns nothing.
     """
-    return _evaluate(value, scope, field)
+    return _run(_expression(value), scope, field)
 
 
 def evaluate_template(template: Any, scope: Scope, *, field: str) -> Any:
@@ -380,6 +392,8 @@ def evaluate_template(template: Any, scope: Scope, *, field: str) -> Any:
 
     This is the shape of ``Arguments``, ``Output`` and ``Assign`` in JSONata states.
     Object keys are never evaluated; a string that is not an expression is a literal.
+    Parts of the template without expressions are returned as they are, not copied
+    (as JSONPath payload templates do: data is replaced, never updated in place).
 
     Args:
         template: any JSON value.
@@ -390,7 +404,7 @@ def evaluate_template(template: Any, scope: Scope, *, field: str) -> Any:
     Raises:
         StatesError: ``States.QueryEvaluationError`` from the first failing expression.
     """
-    return _walk(template, scope, field)
+    return _render(_plan(template, field), scope)
 
 
 def evaluate_condition(value: Any, scope: Scope, *, field: str) -> bool:
@@ -401,8 +415,10 @@ def evaluate_condition(value: Any, scope: Scope, *, field: str) -> bool:
     Raises:
         StatesError: ``States.QueryEvaluationError`` when the result is not a boolean.
     """
-    result = value if isinstance(value, bool) else _walk(value, scope, field)
-    if not isinstance(result, bool):
+    result = (
+        value if value is True or value is False else evaluate_template(value, scope, field=field)
+    )
+    if result is not True and result is not False:
         shown = expression_text(value) if is_expression(value) else json.dumps(value)
         raise errors.StatesError(
             QUERY_EVALUATION_ERROR,
@@ -410,36 +426,196 @@ def evaluate_condition(value: Any, scope: Scope, *, field: str) -> bool:
             f"returned an unsupported result type ({_type_name(result)}); "
             "a Condition must evaluate to a boolean.",
         )
-    return result
+    return bool(result)
 
 
-def _walk(template: Any, scope: Scope, field: str) -> Any:
-    if isinstance(template, str):
-        return _evaluate(template, scope, field) if is_expression(template) else template
-    if isinstance(template, dict):
-        return {key: _walk(value, scope, f"{field}/{key}") for key, value in template.items()}
-    if isinstance(template, list):
-        return [_walk(value, scope, f"{field}[{i}]") for i, value in enumerate(template)]
-    return template
+# A template is evaluated through its plan, made once per (template, field): a tree of
+# tuples whose leaves are literal values and compiled expressions with their field
+# names, so an evaluation neither re-reads nor re-formats the template.
+_STATIC, _EXPR, _OBJECT, _ARRAY = range(4)
+_Node = tuple[int, Any, str]
 
 
-def _evaluate(value: str, scope: Scope, field: str) -> Any:
-    text = expression_text(value)
+@dataclass(frozen=True, slots=True)
+class _Expression:
+    """One ``{% %}`` string, compiled.
+
+    Attributes:
+        text: the expression as AWS quotes it in errors.
+        engine: the engine's compiled expression; None when it does not parse.
+        error: why it does not parse.
+        hosted: whether it calls one of AWS's functions (which read the evaluation's scope).
+        path: for a plain path (``$states.input.a.b``, ``$name.field``): where it
+            starts (``input``, ``context``, ``result``, ``errorOutput``, or ``$`` and a
+            variable name) and the field names after it; such a path is read
+            without the engine when every step is an object (see :func:`_read_path`).
+    """
+
+    text: str
+    engine: Any
+    error: str
+    hosted: bool
+    path: tuple[str, ...] | None
+
+
+_EXPRESSIONS: dict[str, _Expression] = {}
+_PLANS: dict[tuple[int, str], tuple[Any, _Node]] = {}
+#: Entries of each cache before it starts over (definitions are few; this is a bound).
+_CACHE_SIZE = 8192
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+_PLAIN_PATH = re.compile(
+    rf"\$(?:states\.(input|context|result|errorOutput)|({_NAME}))((?:\.{_NAME})*)"
+)
+_WORDS = frozenset({"and", "or", "in", "true", "false", "null", "function", "states"})
+
+
+def _expression(value: str) -> _Expression:
+    found = _EXPRESSIONS.get(value)
+    if found is None:
+        if len(_EXPRESSIONS) >= _CACHE_SIZE:
+            _EXPRESSIONS.clear()
+        found = _EXPRESSIONS[value] = _new_expression(expression_text(value))
+    return found
+
+
+def _new_expression(text: str) -> _Expression:
     try:
-        compiled = _compile(text)
+        engine, error = _compile(text), ""
     except JsonataSyntaxError as exc:
-        raise _query_error(text, field, f"could not be parsed. {exc}") from None
-    variables = scope._engine_variables
-    limits = scope.limits
-    options = {
-        "timeout": limits.timeout_ms,
-        "max_stack_depth": limits.max_depth,
-        "max_sequence_length": limits.max_sequence_length,
-    }
-    call = _Call(scope=scope)
-    token = _CURRENT.set(call)
+        engine, error = None, str(exc)
+    hosted = any(pattern.search(text) for pattern in _NAMED.values())
+    return _Expression(text=text, engine=engine, error=error, hosted=hosted, path=_plain(text))
+
+
+def _plain(text: str) -> tuple[str, ...] | None:
+    """The steps of a plain path expression, or None (see :class:`_Expression`)."""
+    match = _PLAIN_PATH.fullmatch(text)
+    if match is None:
+        return None
+    start, variable, rest = match.groups()
+    names = tuple(rest.split(".")[1:])
+    # A variable shadows a JSONata function of its name ($count), but the lambdas the
+    # prelude binds ($random, ...) shadow the variable: those go to the engine.
+    if variable is not None and (variable in _WORDS or variable in _PRELUDE):
+        return None
+    if any(name in _WORDS for name in names):
+        return None
+    return (start, *names) if start is not None else ("$", variable, *names)
+
+
+def _plan(template: Any, field: str) -> _Node:
+    key = (id(template), field)
+    found = _PLANS.get(key)
+    if found is not None and found[0] is template:
+        return found[1]
+    if len(_PLANS) >= _CACHE_SIZE:
+        _PLANS.clear()
+    node = _build(template, field)
+    _PLANS[key] = (template, node)  # holds the template, so its id names no other
+    return node
+
+
+def _build(template: Any, field: str) -> _Node:
+    if isinstance(template, str):
+        if is_expression(template):
+            return (_EXPR, _expression(template), field)
+        return (_STATIC, template, field)
+    if isinstance(template, dict):
+        items = tuple((key, _build(value, f"{field}/{key}")) for key, value in template.items())
+        if all(child[0] == _STATIC for _, child in items):
+            return (_STATIC, template, field)
+        return (_OBJECT, items, field)
+    if isinstance(template, list):
+        parts = tuple(_build(value, f"{field}[{i}]") for i, value in enumerate(template))
+        if all(child[0] == _STATIC for child in parts):
+            return (_STATIC, template, field)
+        return (_ARRAY, parts, field)
+    return (_STATIC, template, field)
+
+
+def _render(node: _Node, scope: Scope) -> Any:
+    kind, value, field = node
+    if kind == _EXPR:
+        return _run(value, scope, field)
+    if kind == _STATIC:
+        return value
+    if kind == _OBJECT:
+        return {key: _render(child, scope) for key, child in value}
+    return [_render(child, scope) for child in value]
+
+
+#: What :func:`_read_path` answers when the engine must decide.
+_ENGINE: Any = object()
+#: Integers the engine holds exactly (it computes in doubles).
+_EXACT = 2**53
+
+
+def _read_path(steps: tuple[str, ...], scope: Scope) -> Any:
+    """A plain path's value read in Python, or _ENGINE when JSONata's rules matter.
+
+    Only an object-to-object walk to a string, boolean, null, exact integer or
+    non-integral number is read here: arrays (JSONata maps over them and flattens),
+    missing fields (undefined), objects (the engine converts the numbers inside) and
+    integral or large numbers (the engine turns 2.0 into 2 and rounds past 2**53)
+    go to the engine, so the result is the engine's in every case.
+    """
+    start = steps[0]
+    if start == "$":
+        current = scope.variables.get(steps[1], _ENGINE)
+        names = steps[2:]
+    else:
+        current = getattr(scope, _STARTS[start])
+        names = steps[1:]
+    for name in names:
+        if type(current) is not dict:
+            return _ENGINE
+        current = current.get(name, _ENGINE)
+    kind = type(current)
+    if kind is str or kind is bool or current is None:
+        return current
+    if kind is int:
+        return current if -_EXACT <= current <= _EXACT else _ENGINE
+    if kind is float:
+        return current if math.isfinite(current) and not current.is_integer() else _ENGINE
+    return _ENGINE
+
+
+_STARTS = {
+    "input": "input",
+    "context": "context",
+    "result": "result",
+    "errorOutput": "error_output",
+}
+_OPTIONS: dict[Limits, dict[str, int]] = {}
+
+
+def _options(limits: Limits) -> dict[str, int]:
+    found = _OPTIONS.get(limits)
+    if found is None:
+        found = _OPTIONS[limits] = {
+            "timeout": limits.timeout_ms,
+            "max_stack_depth": limits.max_depth,
+            "max_sequence_length": limits.max_sequence_length,
+        }
+    return found
+
+
+def _run(expression: _Expression, scope: Scope, field: str) -> Any:
+    if expression.path is not None:
+        value = _read_path(expression.path, scope)
+        if value is not _ENGINE:
+            return value
+    compiled = expression.engine
+    if compiled is None:
+        raise _query_error(expression.text, field, f"could not be parsed. {expression.error}")
+    variables = scope.engine_variables()
+    options = _options(scope.limits)
+    call = token = None
+    if expression.hosted:
+        call = _Call(scope=scope)
+        token = _CURRENT.set(call)
     try:
-        result = compiled.evaluate_with_data(scope._engine_states, variables, **options)
+        result = compiled.evaluate_with_data(scope.engine_states(), variables, **options)
         if result is None:
             # The engine answers None for null and for undefined alike; its JSON form
             # tells them apart. Only a None result pays for this second run (which
@@ -447,13 +623,20 @@ def _evaluate(value: str, scope: Scope, field: str) -> Any:
             states = json.dumps(scope.states())
             text_result = compiled.evaluate_json_or_none(states, variables, **options)
             if text_result is None:
-                raise _query_error(text, field, "returned nothing (undefined).")
+                raise _query_error(expression.text, field, "returned nothing (undefined).")
             result = json.loads(text_result)
     except ValueError as exc:
-        reason = str(call.failure) if call.failure is not None else _engine_message(exc)
-        raise _query_error(text, field, f"threw an error during evaluation. {reason}") from None
+        failure = call.failure if call is not None else None
+        reason = failure if failure is not None else _engine_message(exc)
+        raise _query_error(
+            expression.text, field, f"threw an error during evaluation. {reason}"
+        ) from None
     finally:
-        _CURRENT.reset(token)
+        if token is not None:
+            _CURRENT.reset(token)
+    kind = type(result)
+    if kind is int or kind is str or kind is bool:
+        return result
     return _to_json(result) if _has_non_finite(result) else result
 
 
@@ -521,7 +704,7 @@ def _host(function: Callable[..., list[Any]]) -> Callable[..., list[Any]]:
         try:
             return function(call.scope, *args)
         except _FunctionError as exc:
-            call.failure = exc
+            call.failure = str(exc)
             raise
 
     return host

@@ -19,6 +19,7 @@ from typing import Any, Final
 
 from orchestrator.distributed.config import RUN_EXECUTION_TASK, RUN_EXECUTIONS_TASK
 from orchestrator.distributed.routing import QUEUES, queue_for
+from orchestrator.runtime.tracing import message_headers
 from orchestrator.settings import Settings
 
 #: Publishes execution ids to the queue of a priority (a name or 0-9); returns how many.
@@ -103,16 +104,19 @@ def publish_runs(
     if not execution_ids:
         return 0
     size = ids_per_message(len(execution_ids), per_message)
+    # The publisher's trace context, if any (runtime/tracing.py): the worker's
+    # advance spans join it unless the execution row already holds one.
+    headers = message_headers() or None
     with app.producer_or_acquire() as producer, producer.batch(max_size=batch_size):
         if size == 1:
             single = app.tasks[RUN_EXECUTION_TASK]
             for execution_id in execution_ids:
-                single.apply_async((execution_id,), queue=queue, producer=producer)
+                single.apply_async((execution_id,), queue=queue, producer=producer, headers=headers)
         else:
             several = app.tasks[RUN_EXECUTIONS_TASK]
             for start in range(0, len(execution_ids), size):
                 chunk = list(execution_ids[start : start + size])
-                several.apply_async((chunk,), queue=queue, producer=producer)
+                several.apply_async((chunk,), queue=queue, producer=producer, headers=headers)
     return len(execution_ids)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.distributed.publish import Depths, Publisher, publish_by_priority
 from orchestrator.distributed.routing import queue_for
+from orchestrator.runtime import metrics
 from orchestrator.settings import Settings
 from orchestrator.store import Repository
 
@@ -50,6 +51,7 @@ def sweep(
         expired_grace_seconds=settings.lease_seconds,
     )
     recovered = publish_by_priority(publish, stalled)
+    metrics.count_recoveries(recovered, via="sweeper")
     if timers or recovered:
         log.info(
             "sweep published %d woken and %d stalled executions",

@@ -44,6 +44,7 @@ from orchestrator.distributed.config import (
     SWEEP_TASK,
 )
 from orchestrator.distributed.publish import MAX_EXECUTIONS_PER_MESSAGE
+from orchestrator.runtime.tracing import TRACE_HEADER, message_context
 
 logger = logging.getLogger(__name__)
 
@@ -186,7 +187,8 @@ def run_execution(
         execution_id,
         extra={"action": "run_execution", "execution_id": execution_id},
     )
-    return _call_classifying_errors(advance_from_task, execution_id, event)
+    with message_context(_trace_header(self.request)):
+        return _call_classifying_errors(advance_from_task, execution_id, event)
 
 
 @_task(
@@ -225,7 +227,8 @@ def run_executions(
         raise Reject(reason, requeue=False) from exc
     advance_many = _entry_point("advance_many_from_task")
     try:
-        summary, retry, cause = _call_classifying_errors(advance_many, ids, is_transient)
+        with message_context(_trace_header(self.request)):
+            summary, retry, cause = _call_classifying_errors(advance_many, ids, is_transient)
     except TRANSIENT_ERRORS as exc:  # the group claim itself failed: nothing was done
         summary, retry, cause = {}, ids, exc
     if retry:
@@ -239,6 +242,12 @@ def run_executions(
             countdown=countdown,
         ) from cause
     return summary
+
+
+def _trace_header(request: Any) -> object:
+    """The trace context the publisher put in the message (``runtime/tracing.py``), if any."""
+    headers = getattr(request, "headers", None)
+    return headers.get(TRACE_HEADER) if isinstance(headers, dict) else None
 
 
 def _reject_if_malformed(execution_id: object, event: object, task_id: str | None) -> None:

@@ -53,7 +53,15 @@ class _Series:
         )
         self.recoveries = Counter(
             "orchestrator_recoveries",
-            "Executions advanced by recovery (an expired lease or one nobody took up).",
+            "Stalled executions recovered (an expired lease, or one nobody took up): "
+            "re-published by the sweeper, or advanced in-process by recover().",
+            ["via"],
+        )
+        self.takeovers = Counter(
+            "orchestrator_lease_takeovers",
+            "Claims that took an execution over: the claim before it never committed "
+            "(its worker died, or lost or gave back the lease).",
+            ["state_machine"],
         )
 
 
@@ -100,10 +108,15 @@ def observe_events(
             s.handler_errors.labels(machine, event.error).inc()
 
 
-def count_recoveries(count: int) -> None:
-    """Record ``count`` executions advanced by recovery."""
+def count_recoveries(count: int, *, via: str = "recover") -> None:
+    """Record ``count`` recovered executions (``via``: ``sweeper`` or ``recover``)."""
     if count:
-        series().recoveries.inc(count)
+        series().recoveries.labels(via).inc(count)
+
+
+def count_takeover(machine: str) -> None:
+    """Record a claim that took an execution over from an uncommitted earlier claim."""
+    series().takeovers.labels(machine).inc()
 
 
 def exposition(directory: str | None) -> bytes:
@@ -123,6 +136,7 @@ def exposition(directory: str | None) -> bytes:
 __all__ = [
     "DURATION_BUCKETS",
     "count_recoveries",
+    "count_takeover",
     "enable_multiprocess",
     "exposition",
     "machine_name",

@@ -104,6 +104,7 @@ def history_row(event: HistoryEvent) -> NewHistoryEvent:
         attempt=event.attempt,
         entered_at=to_datetime(event.entered_at),
         recorded_at=to_datetime(event.exited_at),
+        assigned=event.assigned,
     )
 
 
@@ -444,15 +445,33 @@ class Runner:
                 raise
             return stored or self.repo.get_execution(execution.id)
         machine = metrics.machine_name(self.repo, execution.version_id)
+        if execution.claim_count > 1:  # claimed again with no checkpoint since: a take-over
+            metrics.count_takeover(machine)
         with (
             log_context(
                 execution_id=execution.id, state_machine=machine, batch_id=execution.batch_id
             ),
             tracing.execution_span(
-                execution_id=execution.id, machine=machine, batch_id=execution.batch_id
-            ),
+                execution_id=execution.id,
+                machine=machine,
+                batch_id=execution.batch_id,
+                stored=execution.trace_context,
+            ) as trace_context,
         ):
+            if trace_context is not None:
+                self._store_trace_context(execution.id, trace_context)
             return self._advance_in_context(execution, claimed_at, group)
+
+    def _store_trace_context(self, execution_id: str, carrier: tracing.Carrier) -> None:
+        # Best effort: a lost trace context costs a broken trace, never the advance.
+        try:
+            self.repo.set_trace_context(execution_id, carrier)
+        except Exception as exc:
+            log.warning(
+                "could not store the trace context: %s",
+                exc,
+                extra={"action": "trace_context", "execution_id": execution_id},
+            )
 
     def _advance_in_context(
         self, execution: Execution, claimed_at: float, group: _Group | None

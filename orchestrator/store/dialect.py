@@ -36,7 +36,9 @@ from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
+    JSON,
     Connection,
+    DateTime,
     Engine,
     Executable,
     Float,
@@ -47,6 +49,7 @@ from sqlalchemy import (
     Select,
     Table,
     TextualSelect,
+    TypeDecorator,
     Update,
     bindparam,
     column,
@@ -88,6 +91,7 @@ HISTORY_FIELDS = (
     "attempt",
     "entered_at",
     "recorded_at",
+    "assigned",
 )
 
 
@@ -223,6 +227,7 @@ class Dialect(ABC):
                 "attempt": e.attempt,
                 "entered_at": None if e.entered_at is None else e.entered_at.isoformat(),
                 "recorded_at": (e.recorded_at or now).isoformat(),
+                "assigned": e.assigned,
             }
             for i, e in enumerate(events, start=1)
         ]
@@ -496,19 +501,16 @@ def _end_many(server_clock: bool) -> TextualSelect:
     )
 
 
-#: The PostgreSQL types of the history fields, as ``jsonb_to_recordset`` reads them.
-_HISTORY_SQL_TYPES = {
-    "event_type": "text",
-    "state_name": "text",
-    "state_type": "text",
-    "input": "jsonb",
-    "output": "jsonb",
-    "error": "text",
-    "cause": "text",
-    "attempt": "integer",
-    "entered_at": "timestamptz",
-    "recorded_at": "timestamptz",
-}
+def _record_type(name: str) -> str:
+    """The PostgreSQL type ``jsonb_to_recordset`` reads a history field as (from the model)."""
+    kind = _HISTORY.c[name].type
+    if isinstance(kind, JSON):
+        return "jsonb"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, TypeDecorator | DateTime):
+        return "timestamptz"
+    return "text"
 
 
 @cache
@@ -518,7 +520,7 @@ def _ended_many(server_clock: bool) -> TextualSelect:
     columns = [c.name for c in _EXECUTIONS.c]
     returning = ", ".join(f"e.{name}" for name in columns)
     history = ", ".join(HISTORY_FIELDS)
-    types = ", ".join(f"{name} {_HISTORY_SQL_TYPES[name]}" for name in HISTORY_FIELDS)
+    types = ", ".join(f"{name} {_record_type(name)}" for name in HISTORY_FIELDS)
     sql = f"""
     WITH r AS (
         SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(

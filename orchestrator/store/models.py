@@ -226,6 +226,9 @@ class Execution(Base):
     #: row, at-least-once): copied from the machine at start, or chosen by a
     #: Distributed Map for its children, so the runner picks its path per execution.
     execution_type: Mapped[str] = mapped_column(String(16), server_default=text("'STANDARD'"))
+    #: The execution's OpenTelemetry trace context (W3C ``traceparent``/``tracestate``),
+    #: the parent of every advance's span; set once, by the first traced advance.
+    trace_context: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
 
 class HistoryEvent(Base):
@@ -247,6 +250,8 @@ class HistoryEvent(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     entered_at: Mapped[datetime | None]
     recorded_at: Mapped[datetime]
+    #: The workflow variables the state assigned (name -> value), or null.
+    assigned: Mapped[Any] = mapped_column(JSONType, nullable=True)
 
 
 class MessageCorrelation(Base):

@@ -84,6 +84,8 @@ class Execution:
     claim_count: int = 0
     #: ``STANDARD`` or ``EXPRESS`` (no history rows, only the final row).
     execution_type: str = "STANDARD"
+    #: The OpenTelemetry trace context every advance's span joins (W3C headers), or None.
+    trace_context: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +142,7 @@ class NewHistoryEvent:
         attempt: retry attempt, 0 for the first try. Default 0.
         entered_at: when the state was entered. Default none.
         recorded_at: when the event happened. Default: the checkpoint's ``now``.
+        assigned: the workflow variables the state assigned (name -> value). Default none.
     """
 
     event_type: str
@@ -152,6 +155,7 @@ class NewHistoryEvent:
     attempt: int = 0
     entered_at: datetime | None = None
     recorded_at: datetime | None = None
+    assigned: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -221,6 +225,8 @@ class HistoryEvent:
     attempt: int
     entered_at: datetime | None
     recorded_at: datetime
+    #: The workflow variables the state assigned (name -> value), or None.
+    assigned: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -527,3 +527,27 @@ def test_official_jsonata_suite_case(case: dict[str, Any]) -> None:
             int,
             float,
         }
+
+
+@pytest.mark.parametrize("expression", ["$hash(1, 2)", "$partition([1], -1)", '$parse("{")'])
+def test_a_failing_expression_leaves_no_reference_cycle(expression: str) -> None:
+    # The engine's data in a Scope must be freed on the thread that made it; a cycle
+    # would leave it to the cyclic GC, which may run on another thread (design notes).
+    import gc
+
+    def fail_once() -> str:
+        try:  # not pytest.raises: its ExceptionInfo holds the frames in a cycle itself
+            run(expression, scope(input={"a": 1}))
+        except StatesError as exc:
+            return exc.name
+        return "no error"
+
+    assert fail_once() == QUERY_EVALUATION_ERROR
+    gc.collect()
+    gc.disable()
+    try:
+        assert fail_once() == QUERY_EVALUATION_ERROR
+        found = gc.collect()
+    finally:
+        gc.enable()
+    assert found == 0

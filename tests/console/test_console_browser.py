@@ -15,7 +15,9 @@ from pydantic import SecretStr
 
 from orchestrator.graph import COLOURS, Outcome
 from orchestrator.settings import Settings
+from tests.api import handlers
 from tests.api.conftest import create_machine, make_client, start  # noqa: F401  # fixtures
+from tests.api.test_tasks import CALLBACK
 from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
     Cluster,
     cluster,
@@ -123,12 +125,80 @@ def test_a_failed_execution_shows_its_failed_state_in_red_with_its_error(
     screenshot(browser, "execution-failed")
 
 
-@pytest.mark.xfail(
-    reason="after the session-3 merges (group commit, client) the batch page's progress bar "
-    "no longer renders for a distributed batch within 60 s; passed on the console branch. "
-    "To fix first next session (closing note of session 3).",
-    strict=False,
-)
+def test_a_waiting_task_token_is_shown_and_answered_from_the_execution_page(
+    browser: Any, served: tuple[Served, TestClient]
+) -> None:
+    # Given an execution waiting on a .waitForTaskToken Task
+    server, client = served
+    create_machine(client, "approvals", CALLBACK)
+    waiting = start(client, "approvals", {"order": 1})
+    token = handlers.tokens[waiting["id"]]
+
+    # When its page is open, the waiting token is shown
+    login(browser, server)
+    browser.get(f"{server.url}/console/#/executions/{waiting['id']}")
+    row = wait(
+        browser,
+        lambda d: d.find_elements(
+            by("CSS_SELECTOR"), '#task-tokens tr[data-token-state="Approve"]'
+        ),
+        "the token's row",
+    )[0]
+    assert row.get_attribute("data-token-status") == "WAITING"
+    assert token not in browser.page_source
+    screenshot(browser, "execution-task-token-waiting")
+
+    # And the form sends the task's success with its output
+    browser.find_element(by("ID"), "token-input").send_keys(token)
+    browser.find_element(by("ID"), "token-output").send_keys('{"ok": true}')
+    browser.find_element(by("ID"), "send-success").click()
+
+    # Then the execution succeeds with it, and the token is shown as used
+    wait(browser, lambda d: "SUCCEEDED" in d.find_element(by("ID"), "title").text, "SUCCEEDED")
+    wait(
+        browser,
+        lambda d: d.find_elements(
+            by("CSS_SELECTOR"), '#task-tokens tr[data-token-status="SUCCEEDED"]'
+        ),
+        "the token to show SUCCEEDED",
+    )
+    assert client.get(f"/executions/{waiting['id']}").json()["output"] == {
+        "order": 1,
+        "approval": {"ok": True},
+    }
+    assert browser.find_element(by("ID"), "notice").text == "Task success: done"
+    screenshot(browser, "execution-task-token-answered")
+
+
+def test_a_view_left_before_its_answers_arrive_does_not_replace_the_next_one(
+    browser: Any, served: tuple[Served, TestClient]
+) -> None:
+    # Given every request of the page takes a second (Chromium's network emulation)
+    server, client = served
+    create_machine(client, "checks", CHECK)
+    failed = start(client, "checks", {"ok": False}, name="bad-order")
+    login(browser, server)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 1000, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+
+    # When the executions list is opened and left before its answers arrive
+    browser.get(f"{server.url}/console/#/executions?status=FAILED")
+    browser.get(f"{server.url}/console/#/executions/{failed['id']}")
+
+    # Then the list's late answers neither fill nor replace the execution's page
+    # (they did: "Cannot read properties of null" replaced the page, which then never drew)
+    wait(
+        browser,
+        lambda d: d.find_elements(by("CSS_SELECTOR"), '#graph g.state[data-state="Broken"]'),
+        "the execution's graph",
+    )
+    assert browser.find_elements(by("ID"), "error") == []
+    assert browser.find_element(by("ID"), "execution-error").text == "NotOk"
+
+
 def test_a_running_batch_moves_and_the_pause_button_pauses_it_on_a_real_worker(
     browser: Any,
     cluster: Cluster,  # noqa: F811

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +13,9 @@ from fastapi.testclient import TestClient
 from orchestrator.api.console.auth import COOKIE, session_value
 from orchestrator.api.console.series import failure_rate
 from orchestrator.settings import Settings
+from tests.api import handlers
 from tests.api.conftest import create_machine, make_client, start  # noqa: F401  # fixtures
+from tests.api.test_tasks import CALLBACK
 from tests.console.conftest import TOKEN
 
 CHECK: dict[str, Any] = {
@@ -128,6 +131,32 @@ def test_chained_executions_are_listed(guarded: TestClient) -> None:
     child = start(guarded, "checks", {"ok": True}, source_execution_id=source["id"])
     chained = guarded.get(f"/console/api/executions/{source['id']}/chained").json()
     assert [c["id"] for c in chained["items"]] == [child["id"]]
+
+
+def test_an_executions_task_tokens_are_listed_without_the_token(guarded: TestClient) -> None:
+    # Given an execution waiting on a .waitForTaskToken Task
+    guarded.headers.update(BEARER)
+    create_machine(guarded, "approvals", CALLBACK)
+    waiting = start(guarded, "approvals", {"order": 1})
+    assert waiting["status"] == "WAITING"
+    token = handlers.tokens[waiting["id"]]
+    path = f"/console/api/executions/{waiting['id']}/task-tokens"
+
+    # Then its token is listed as waiting, by its hash's start, never by itself
+    (listed,) = guarded.get(path).json()["items"]
+    assert (listed["state"], listed["attempt"], listed["status"]) == ("Approve", 0, "WAITING")
+    assert listed["heartbeat_seconds"] == 60
+    assert listed["hash"] == hashlib.sha256(token.encode()).hexdigest()[:12]
+    assert token not in guarded.get(path).text
+
+    # And once the console's form answers it (POST /tasks/failure), it is listed as failed
+    answer = guarded.post("/tasks/failure", json={"token": token, "error": "Rejected"})
+    assert answer.status_code == 200
+    (ended,) = guarded.get(path).json()["items"]
+    assert (ended["status"], ended["error"]) == ("FAILED", "Rejected")
+    assert ended["completed_at"] is not None
+    assert guarded.get("/console/api/executions/nope/task-tokens").status_code == 404
+    assert guarded.get(path, headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_failure_rate_buckets() -> None:

@@ -22,7 +22,16 @@ def queued(cluster: Cluster, queue: str = "default") -> list[dict[str, Any]]:  #
     for raw in cluster.redis.client.lrange(queue, 0, -1):
         message = json.loads(raw)
         args, kwargs, _ = json.loads(base64.b64decode(message["body"]))
-        found.append({"task": message["headers"]["task"], "args": args, "kwargs": kwargs})
+        headers = message["headers"]
+        found.append(
+            {
+                "task": headers["task"],
+                "args": args,
+                "kwargs": kwargs,
+                # What Flower's task events and the worker's "received" line show.
+                "kwargsrepr": headers["kwargsrepr"],
+            }
+        )
     return found
 
 
@@ -32,6 +41,7 @@ def test_a_batchs_messages_carry_its_machine_and_id(cluster: Cluster) -> None:  
     assert messages
     for message in messages:
         assert message["kwargs"] == {"state_machine": "bulk", "batch_id": result.batch_id}
+        assert message["kwargsrepr"] == repr(message["kwargs"])
     ids = [m["args"][0] for m in messages]
     assert sum(len(i) if isinstance(i, list) else 1 for i in ids) == 30
 
@@ -41,6 +51,7 @@ def test_a_single_start_names_its_machine(cluster: Cluster) -> None:  # noqa: F8
     (message,) = queued(cluster)
     assert message["args"][0] == execution.id
     assert message["kwargs"] == {"state_machine": "bulk"}
+    assert message["kwargsrepr"] == "{'state_machine': 'bulk'}"
 
 
 def test_messages_published_outside_a_start_or_batch_have_no_labels(

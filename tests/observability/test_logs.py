@@ -11,7 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.logs import FIELDS, ContextFilter, JsonFormatter, configure_logging, log_context
+from orchestrator.logs import (
+    FIELDS,
+    ContextFilter,
+    JsonFormatter,
+    TaskLineFilter,
+    configure_logging,
+    log_context,
+)
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import Repository
@@ -102,3 +109,32 @@ def test_the_cli_writes_json_lines(sqlite_url: str, tmp_path: Path) -> None:
 
 def test_text_logs_are_left_alone(sqlite_url: str) -> None:
     assert configure_logging(Settings(database_url=sqlite_url)) is False
+
+
+def test_celerys_lines_about_a_run_message_name_its_executions_machine_and_batch() -> None:
+    def line(**data: str) -> dict[str, object]:
+        record = logging.LogRecord("celery", logging.INFO, "", 0, "Task received", None, None)
+        record.data = data
+        handler = Lines()
+        handler.addFilter(TaskLineFilter())
+        assert handler.filter(record)
+        handler.emit(record)
+        return handler.lines[0]
+
+    several = line(
+        name="orchestrator.run_executions",
+        args="(['e-1', 'e-2'],)",
+        kwargs="{'state_machine': 'm', 'batch_id': 'b-1'}",
+    )
+    assert (several["execution_ids"], several["state_machine"], several["batch_id"]) == (
+        ["e-1", "e-2"], "m", "b-1",
+    )  # fmt: skip
+    done = line(
+        name="orchestrator.run_execution", return_value="{'execution_id': 'e-3', 'state': 'S'}"
+    )
+    assert (done["execution_id"], done["state"]) == ("e-3", "S")
+    # A truncated repr, code, or another task's line: nothing is added, nothing breaks
+    cut = line(name="orchestrator.run_execution", args="('e-4', ...", kwargs="__import__('os')")
+    assert (cut["execution_id"], cut["state_machine"]) == (None, None)
+    other = line(name="other.task", args="('e-5',)")
+    assert other["execution_id"] is None

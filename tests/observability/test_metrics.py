@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from orchestrator.client import Orchestrator
+from orchestrator.runtime import metrics as runtime_metrics
 from orchestrator.settings import Settings
-from tests.api.conftest import FLAKY, create_machine, make_client, start  # noqa: F401  # fixtures
+from orchestrator.statemachine import StateMachine
+from orchestrator.store import Repository
+from tests.api.conftest import DOUBLE, FLAKY, create_machine, make_client, start  # noqa: F401
 from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
     Cluster,
     cluster,
@@ -20,6 +26,9 @@ from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
     wait_for,
 )
 from tests.console.conftest import TOKEN
+from tests.distributed.conftest import RedisDB
+
+PASS: dict[str, Any] = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -142,3 +151,68 @@ def test_threads_recording_at_once_create_the_series_once(monkeypatch: pytest.Mo
     for thread in threads:
         thread.join()
     assert len(created) == 1
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_sweeper_recovery_and_the_lease_takeover_after_it_are_counted(
+    database_url: str,
+    redis_db: RedisDB,  # noqa: F811
+) -> None:
+    # Given an execution claimed by a worker that died: its lease expired two minutes ago
+    settings = Settings(database_url=database_url, broker_url=redis_db.url, lease_seconds=1)
+    repository = Repository.from_settings(settings)
+    try:
+        client = Orchestrator(settings, repository=repository)
+        machine = StateMachine.create("orphaned", PASS, repository=repository, settings=settings)
+        execution = machine.start_async({})  # published to Redis; no worker takes it
+        long_ago = datetime.now(UTC) - timedelta(minutes=2)
+        assert repository.claim(execution.id, "dead-worker", lease_seconds=1, now=long_ago)
+        before = runtime_metrics.exposition(None).decode()
+
+        # When the sweeper re-publishes it, and a runner then claims and finishes it
+        assert client.sweep()["stalled"] == 1
+        assert client.runner.advance(execution.id) is not None
+        after = runtime_metrics.exposition(None).decode()
+        status = repository.get_execution(execution.id).status.value
+    finally:
+        repository.close()
+
+    # Then the recovery and the take-over are counted
+    assert status == "SUCCEEDED"
+    recovered = "orchestrator_recoveries_total"
+    assert (sample(after, recovered, via="sweeper") or 0) == (
+        sample(before, recovered, via="sweeper") or 0
+    ) + 1
+    takeovers = "orchestrator_lease_takeovers_total"
+    assert (sample(after, takeovers, state_machine="orphaned") or 0) == (
+        sample(before, takeovers, state_machine="orphaned") or 0
+    ) + 1
+
+
+def test_a_running_batchs_progress_and_the_queue_it_fills_are_series(
+    sqlite_url: str,
+    redis_db: RedisDB,  # noqa: F811
+    make_client: Callable[..., TestClient],  # noqa: F811
+) -> None:
+    # Given a distributed batch of three published executions and no worker
+    settings = Settings(database_url=sqlite_url, broker_url=redis_db.url, api_token=TOKEN)
+    client = make_client(settings, headers=BEARER)
+    create_machine(client, "doubler", DOUBLE)
+    for n in range(3):
+        start(client, "doubler", {"n": n}, name=f"source-{n}")
+    answer = client.post(
+        "/batches",
+        json={
+            "state_machine": "doubler",
+            "filter": {"state_machine": "doubler", "name_prefix": "source-"},
+            "name_prefix": "again",
+            "priority": "low",
+        },
+    )
+    assert answer.status_code == 202, answer.text
+
+    # Then /metrics shows its executions by status and the depth of its queue
+    text = client.get("/metrics").text
+    batch_id = answer.json()["id"]
+    assert sample(text, "orchestrator_batch_executions", batch_id=batch_id, status="PENDING") == 3
+    assert sample(text, "orchestrator_queue_depth", queue="low") == 3

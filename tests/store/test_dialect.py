@@ -105,8 +105,9 @@ def test_the_facade_has_every_method_of_every_part_and_nothing_else() -> None:
     assert public_names(Repository) == set(part_methods) | FACADE_OWN
     # The issue's 49 methods: 46 use cases, plus from_settings, close and engine;
     # issue 13 added six for task tokens, issue 16 claim_many, check_checkpoint and
-    # checkpoint_many (group claim and commit), then check_end and end_many (EXPRESS).
-    assert len(part_methods) == 57
+    # checkpoint_many (group claim and commit), then check_end and end_many (EXPRESS),
+    # and issue 15 set_trace_context.
+    assert len(part_methods) == 58
 
 
 @pytest.mark.parametrize("name", ["claim", "create_executions_bulk", "pause_batch", "history"])

@@ -183,6 +183,38 @@ def chained(execution_id: str, ctx: Ctx) -> dict[str, Any]:
     return {"items": items}
 
 
+@router.get("/api/executions/{execution_id}/task-tokens", dependencies=[Session])
+def task_tokens(execution_id: str, ctx: Ctx) -> dict[str, Any]:
+    """The execution's task tokens, oldest first: where each stands, never the token.
+
+    ``hash`` is the start of the token's SHA-256 (what the store keeps), to tell
+    tokens apart; the Task's parameters are left out (they may hold the token).
+    """
+    ctx.client.execution(execution_id).describe()  # an unknown execution is a 404
+    return {
+        "items": [
+            {
+                "hash": t.token_hash[:12],
+                "state": t.state_name,
+                "attempt": t.attempt,
+                "status": t.status.value,
+                "created_at": t.created_at.isoformat(),
+                "heartbeat_at": _iso(t.heartbeat_at),
+                "heartbeat_seconds": t.heartbeat_seconds,
+                "timeout_at": _iso(t.timeout_at),
+                "completed_at": _iso(t.completed_at),
+                "error": t.error,
+                "cause": t.cause,
+            }
+            for t in ctx.client.task_tokens(execution_id)
+        ]
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
 @router.get("/api/batches", dependencies=[Session])
 def batches(
     ctx: Ctx,

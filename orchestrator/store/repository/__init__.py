@@ -167,6 +167,7 @@ class Repository:
     claim_many = _Delegate("runs", Runs.claim_many)
     renew_lease = _Delegate("runs", Runs.renew_lease)
     release = _Delegate("runs", Runs.release)
+    set_trace_context = _Delegate("runs", Runs.set_trace_context)
     expired_leases = _Delegate("runs", Runs.expired_leases)
     take_stalled = _Delegate("runs", Runs.take_stalled)
     purge_ended = _Delegate("runs", Runs.purge_ended)

@@ -450,6 +450,7 @@ def _insert_history(
             "attempt": e.attempt,
             "entered_at": e.entered_at,
             "recorded_at": e.recorded_at or now,
+            "assigned": e.assigned,
         }
         for i, e in enumerate(events)
     ]

@@ -152,6 +152,20 @@ class Runs(Part):
             )
             return result.rowcount == 1
 
+    def set_trace_context(self, execution_id: str, carrier: dict[str, str]) -> bool:
+        """Store the execution's trace context, unless it has one (the first one stays).
+
+        Returns:
+            Whether it was stored.
+        """
+        with self._db.write() as conn:
+            result = conn.execute(
+                update(EX)
+                .where(EX.id == execution_id, EX.trace_context.is_(None))
+                .values(trace_context=carrier)
+            )
+            return result.rowcount == 1
+
     def expired_leases(
         self,
         now: datetime | None = None,

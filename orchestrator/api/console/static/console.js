@@ -45,8 +45,12 @@ function duration(from, to) {
 }
 
 class Unauthorized extends Error {}
+// Thrown by api() when the route changed while the request was out: the answer belongs to a
+// view that is gone, and must neither fill the new view's elements nor replace it with an error.
+class Left extends Error {}
 
 async function api(path, options = {}) {
+  const mine = generation;
   const headers = Object.assign({}, options.headers || {});
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -62,6 +66,7 @@ async function api(path, options = {}) {
   }
   const type = response.headers.get("content-type") || "";
   const body = type.includes("json") ? await response.json() : await response.text();
+  if (mine !== generation) throw new Left();
   if (!response.ok) throw new Error(body && body.detail ? body.detail : `HTTP ${response.status}`);
   return body;
 }
@@ -97,7 +102,7 @@ function poll(fn) {
       await fn();
       document.getElementById("live").classList.remove("stale");
     } catch (error) {
-      if (error instanceof Unauthorized) return;
+      if (error instanceof Unauthorized || error instanceof Left) return;
       document.getElementById("live").classList.add("stale");
     }
     if (mine === generation) timer = setTimeout(tick, POLL_MS);
@@ -116,7 +121,7 @@ async function act(label, fn, after) {
     notice(`${label}: done`, false);
     if (after) await after(result);
   } catch (error) {
-    if (!(error instanceof Unauthorized)) notice(`${label}: ${error.message}`, true);
+    if (!(error instanceof Unauthorized || error instanceof Left)) notice(`${label}: ${error.message}`, true);
   }
 }
 
@@ -280,15 +285,49 @@ function executionActions(id, refresh) {
       act("Message", () => api("/messages", {method: "POST",
         body: {key: key.value, value: parse(value.value), data: parse(data.value)}}), refresh);
     }}, key, value, data, h("button", {class: "action", type: "submit"}, "Send message")),
+    taskTokenForm(refresh),
     h("p", {id: "notice", class: "notice"}));
+}
+
+// Answer a .waitForTaskToken Task: the token is pasted (the store keeps only its hash).
+function taskTokenForm(refresh) {
+  const token = h("input", {name: "token", id: "token-input", placeholder: "task token"});
+  const output = h("input", {name: "output", id: "token-output", placeholder: 'output (JSON), e.g. {"ok": true}'});
+  const error = h("input", {name: "error", id: "token-error", placeholder: "error (on failure)"});
+  const cause = h("input", {name: "cause", id: "token-cause", placeholder: "cause (on failure)"});
+  const parse = (text) => (text === "" ? null : JSON.parse(text));
+  const send = (label, path, body) => act(label,
+    () => api(path, {method: "POST", body: Object.assign({token: token.value.trim()}, body())}), refresh);
+  return h("form", {class: "filters", id: "task-token", onsubmit: (event) => event.preventDefault()},
+    token, output, error, cause,
+    h("button", {class: "action", type: "button", id: "send-success",
+      onclick: () => send("Task success", "/tasks/success", () => ({output: parse(output.value)}))},
+    "Send task success"),
+    h("button", {class: "action danger", type: "button", id: "send-failure",
+      onclick: () => send("Task failure", "/tasks/failure",
+        () => ({error: error.value || null, cause: cause.value || null}))},
+    "Send task failure"));
+}
+
+function taskTokens(items) {
+  if (!items.length) return h("p", {class: "muted", id: "task-tokens"}, "No task tokens.");
+  const time = (iso) => (iso ? new Date(iso).toLocaleTimeString() : "");
+  return h("div", {style: "overflow-x:auto"}, h("table", {id: "task-tokens"},
+    h("tr", {}, ["State", "Status", "Token", "Heartbeat", "Times out", "Error"].map((t) => h("th", {}, t))),
+    items.map((t) => h("tr", {"data-token-state": t.state, "data-token-status": t.status,
+      title: `attempt ${t.attempt}, handed out ${when(t.created_at)}${t.completed_at ? `, ended ${when(t.completed_at)}` : ""}`},
+    h("td", {}, t.state), h("td", {}, status(t.status)), h("td", {class: "muted"}, `${t.hash}…`),
+    h("td", {}, t.heartbeat_seconds ? `${time(t.heartbeat_at) || "none"} (every ${t.heartbeat_seconds} s)` : ""),
+    h("td", {}, time(t.timeout_at)),
+    h("td", {class: t.error ? "error" : ""}, t.error || "")))));
 }
 
 async function executionView(id) {
   const path = `/executions/${encodeURIComponent(id)}`;
   const render = async () => {
-    const [e, history, svg, chained] = await Promise.all([
+    const [e, history, svg, chained, tokens] = await Promise.all([
       api(path), api(`${path}/history`), api(`/console/api${path}/graph.svg`),
-      api(`/console/api${path}/chained`)]);
+      api(`/console/api${path}/chained`), api(`/console/api${path}/task-tokens`)]);
     fill("title", `${e.name} `, status(e.status));
     const graph = svgNode(svg);
     // A click on a state opens its input, output, error and cause.
@@ -301,6 +340,7 @@ async function executionView(id) {
     fill("facts-box", executionFacts(e, chained.items));
     fill("timeline-box", timeline(history.items));
     fill("states-box", stateDetails(history.items));
+    fill("tokens-box", taskTokens(tokens.items));
     fill("io", json(e.input), h("h2", {}, "Output"), json(e.output));
     return e;
   };
@@ -313,6 +353,7 @@ async function executionView(id) {
       h("div", {}, legend(), h("div", {class: "graph", id: "graph"}),
         h("h2", {}, "Timeline"), h("div", {id: "timeline-box"})),
       h("div", {}, h("div", {id: "facts-box"}), executionActions(id, refresh),
+        h("h2", {}, "Task tokens"), h("div", {id: "tokens-box"}),
         h("h2", {}, "States"), h("div", {id: "states-box"}),
         h("h2", {}, "Input"), h("div", {id: "io"}))));
   await refresh();
@@ -417,6 +458,7 @@ async function batchView(id) {
 
 async function route() {
   generation += 1;
+  const mine = generation;
   clearTimeout(timer);
   const [path, params] = query(location.hash.replace(/^#/, "") || "/executions");
   const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
@@ -431,7 +473,10 @@ async function route() {
     else if (parts[0] === "batches") await batchesView();
     else await executionsView(params);
   } catch (error) {
-    if (!(error instanceof Unauthorized)) show(h("p", {class: "error", id: "error"}, error.message));
+    // Only the current view may show its error: an old one's late failure must not replace it.
+    if (mine === generation && !(error instanceof Unauthorized || error instanceof Left)) {
+      show(h("p", {class: "error", id: "error"}, error.message));
+    }
   }
 }
 
