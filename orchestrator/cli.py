@@ -215,6 +215,7 @@ batch_app = typer.Typer(
     help="Batches: one execution per source execution or input; steering them.",
     no_args_is_help=True,
 )
+mapruns_app = typer.Typer(help="Map Runs of Distributed Maps.", no_args_is_help=True)
 for _sub, _name in (
     (db_app, "db"),
     (machines_app, "machines"),
@@ -223,6 +224,7 @@ for _sub, _name in (
     (timers_app, "timers"),
     (tasks_app, "tasks"),
     (batch_app, "batch"),
+    (mapruns_app, "mapruns"),
 ):
     app.add_typer(_sub, name=_name)
 
@@ -810,6 +812,47 @@ def batch_list(
     batches = _guard(lambda: _client().batches(state_machine=machine, limit=limit))
     columns = ["id", "status", "source_count", "created_count", "skipped_count", "started_at"]
     _print(batches, as_json, columns)
+
+
+@mapruns_app.command("list")
+def mapruns_list(
+    execution: Annotated[str | None, typer.Option(help="The parent execution id.")] = None,
+    status: Annotated[str | None, typer.Option(help="RUNNING, SUCCEEDED, FAILED, ABORTED.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """The newest Map Runs with their counts."""
+    runs = _guard(lambda: _client().map_runs(execution_id=execution, status=status, limit=limit))
+    rows = [{"id": r.id, "execution": r.parent_execution_id, "state": r.state_name,
+             "status": r.status, **r.counts()} for r in runs]  # fmt: skip
+    _print(rows, as_json, ["id", "execution", "state", "status", "total", "succeeded", "failed"])
+
+
+@mapruns_app.command("show")
+def mapruns_show(map_run_id: str, as_json: JsonFlag = False) -> None:
+    """A Map Run: its status, counts per status, limits and times."""
+    run = _guard(lambda: _client().map_run(map_run_id).describe())
+    row = {
+        "id": run.id,
+        "execution": run.parent_execution_id,
+        "state": run.state_name,
+        "label": run.label,
+        "status": run.status,
+        "execution_type": run.execution_type,
+        **run.counts(),
+        "max_concurrency": run.max_concurrency,
+        "tolerated_failure_percentage": run.tolerated_failure_percentage,
+        "tolerated_failure_count": run.tolerated_failure_count,
+        "error": run.error,
+        "cause": run.cause,
+        "started_at": run.started_at,
+        "stopped_at": run.stopped_at,
+    }
+    if as_json:
+        _print(row, as_json)
+        return
+    for key, value in row.items():
+        typer.echo(f"{key}: {'-' if value is None else value}")
 
 
 @app.command()

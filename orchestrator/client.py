@@ -33,13 +33,15 @@ from orchestrator.batch.result import BatchProgress, BatchResult
 from orchestrator.distributed.broker import BrokerReport
 from orchestrator.distributed.publish import Depths, Publisher
 from orchestrator.errors import MessageRefused, StateMachineNotFound
-from orchestrator.handles import BatchHandle, ExecutionHandle
+from orchestrator.handles import BatchHandle, ExecutionHandle, MapRunHandle
 from orchestrator.settings import Settings, get_settings
 from orchestrator.store import (
     Batch,
     Execution,
     ExecutionFilter,
     HistoryEvent,
+    MapChild,
+    MapRun,
     Page,
     Repository,
     StateMachineInfo,
@@ -351,14 +353,17 @@ class Orchestrator:
     def sweep(self, *, limit: int = 500) -> dict[str, Any]:
         """Fire due timers and re-publish stalled executions (what beat runs)."""
         from orchestrator.distributed.sweeper import sweep
+        from orchestrator.runtime.maprun import settle_running
 
-        return sweep(
+        done = sweep(
             settings=self.settings,
             repository=self.repository,
             publish=self.publisher,
             depths=self.depths,
             limit=limit,
         )
+        done["map_runs_ended"] = settle_running(self.runner, self.publisher)
+        return done
 
     # -- batches -------------------------------------------------------------------------
 
@@ -377,6 +382,24 @@ class Orchestrator:
     def describe_batch(self, batch_id: str) -> SteeringReport:
         """Where a batch stands (see :meth:`BatchHandle.describe`)."""
         return self.batch(batch_id).describe()
+
+    # -- map runs -------------------------------------------------------------------------
+
+    def map_run(self, map_run_id: str) -> MapRunHandle:
+        """A handle on one Map Run of a Distributed Map (nothing is read until asked)."""
+        return MapRunHandle(self, map_run_id)
+
+    def map_runs(
+        self,
+        *,
+        execution_id: str | None = None,
+        status: str | None = None,
+        limit: int = 100,
+    ) -> builtins.list[MapRun]:
+        """Map Runs, newest first: of one parent execution and/or in one status."""
+        return self.repository.map_runs.list_map_runs(
+            parent_execution_id=execution_id, status=status, limit=limit
+        )
 
     # -- the broker -----------------------------------------------------------------------
 
@@ -472,6 +495,9 @@ __all__ = [
     "ExecutionFilter",
     "ExecutionHandle",
     "HistoryEvent",
+    "MapChild",
+    "MapRun",
+    "MapRunHandle",
     "MessageRefused",
     "Orchestrator",
     "Page",

@@ -141,6 +141,14 @@ class BatchNotFound(OrchestratorError):
         self.batch_id = batch_id
 
 
+class MapRunNotFound(OrchestratorError):
+    """No Map Run has this id."""
+
+    def __init__(self, map_run_id: str) -> None:
+        super().__init__(f"map run {map_run_id!r} does not exist")
+        self.map_run_id = map_run_id
+
+
 class PayloadRejected(OrchestratorError):
     """A JSON payload was refused before anything was stored.
 
@@ -226,6 +234,7 @@ __all__ = [
     "LeaseLost",
     "MessageRefused",
     "OrchestratorError",
+    "MapRunNotFound",
     "PayloadInvalid",
     "PayloadRejected",
     "PayloadTooLarge",

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from orchestrator.batch.control import SteeringReport
     from orchestrator.client import Orchestrator
     from orchestrator.statemachine import StateMachine
-    from orchestrator.store import Batch, Execution, HistoryEvent, Page
+    from orchestrator.store import Batch, Execution, HistoryEvent, MapChild, MapRun, Page
 
 
 class ExecutionHandle:
@@ -244,4 +244,55 @@ class BatchHandle:
         return control.archive_failures(self.client.repository, self.id)
 
 
-__all__ = ["BatchHandle", "ExecutionHandle"]
+class MapRunHandle:
+    """One Map Run of a Distributed Map, by id.
+
+    Attributes:
+        id: the Map Run's id.
+    """
+
+    def __init__(self, client: Orchestrator, map_run_id: str) -> None:
+        self.client, self.id = client, map_run_id
+
+    def __repr__(self) -> str:
+        return f"MapRunHandle({self.id!r})"
+
+    def describe(self) -> MapRun:
+        """The Map Run as last committed: status, counts per status, limits, times.
+
+        Raises:
+            MapRunNotFound: no Map Run has this id.
+        """
+        from orchestrator.errors import MapRunNotFound
+
+        found = self.client.repository.map_runs.get_map_run(self.id)
+        if found is None:
+            raise MapRunNotFound(self.id)
+        return found
+
+    def children(self, *, after: int = -1, limit: int = 100) -> list[MapChild]:
+        """A page of its child executions in item order (``item_index > after``)."""
+        self.describe()
+        return self.client.repository.map_runs.map_children(self.id, after=after, limit=limit)
+
+    def parent(self) -> ExecutionHandle:
+        """The execution whose Map state opened this run."""
+        return ExecutionHandle(self.client, self.describe().parent_execution_id)
+
+    def wait(self, timeout: float | None = None, *, poll: float = 0.2) -> MapRun:
+        """Block until the run has ended; return it.
+
+        Raises:
+            TimeoutError: ``timeout`` seconds passed first.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.describe()
+            if run.status != "RUNNING":
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"map run {self.id} is still RUNNING after {timeout} s")
+            time.sleep(poll)
+
+
+__all__ = ["BatchHandle", "ExecutionHandle", "MapRunHandle"]

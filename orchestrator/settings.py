@@ -156,6 +156,18 @@ class Settings(BaseSettings):
     numbers); past it the Map state
     fails with States.Runtime, naming the state and the count."""
 
+    map_object_store: str = "s3://"
+    """Where a Distributed Map's ItemReader and ResultWriter find ``Bucket``/``Key``:
+    the object's URL is this prefix, the bucket, ``/`` and the key. Default ``s3://``;
+    ``file:///srv/buckets/`` reads and writes local directories (one per bucket)."""
+
+    s3_endpoint_url: str | None = None
+    """An S3-compatible endpoint (MinIO, moto) for ``s3://`` objects; None: AWS's.
+    Credentials come from the usual AWS variables or files (boto's chain)."""
+
+    map_children_per_chunk: int = Field(default=500, ge=1, le=10_000)
+    """Children of a Distributed Map created (and published) per transaction."""
+
     max_step_attempts: int = Field(default=5, ge=1)
     """Most times one step of an execution is taken up by a worker that dies before
     committing anything (SIGKILL, out of memory, a hard time limit). Default 5; the

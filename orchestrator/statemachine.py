@@ -526,7 +526,10 @@ class StateMachine:
     ) -> bool:
         """Abort a running or waiting execution (ABORTED); False if it had already ended."""
         self.get_execution(execution_id)
-        return self.repository.stop_execution(execution_id, error=error, cause=cause)
+        stopped = self.repository.stop_execution(execution_id, error=error, cause=cause)
+        # A Distributed Map's children that have not ended go with their parent.
+        self.repository.map_runs.abort_map_runs(execution_id)
+        return stopped
 
     def redrive(self, execution_id: str) -> Execution:
         """Continue a FAILED, TIMED_OUT or ABORTED execution from where it stopped.

@@ -116,6 +116,15 @@ class TaskTokenStatus(StrEnum):
     """The execution ended (stopped, failed, ...) or moved on while it waited."""
 
 
+class MapRunStatus(StrEnum):
+    """Where a Distributed Map's Map Run stands (AWS's MapRun statuses)."""
+
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    ABORTED = "ABORTED"
+
+
 __all__ = [
     "BATCH_CANCELLED_ERROR",
     "BATCH_HOLD_OWNER_PREFIX",
@@ -124,6 +133,7 @@ __all__ = [
     "BatchStatus",
     "CorrelationOutcome",
     "ExecutionStatus",
+    "MapRunStatus",
     "TaskTokenStatus",
     "TimerKind",
 ]

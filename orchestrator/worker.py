@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from orchestrator.client import Orchestrator
+from orchestrator.runtime import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import Execution
 
@@ -25,6 +26,15 @@ def worker_client(settings: Settings | None = None) -> Orchestrator:
     return Orchestrator.shared(settings)
 
 
+def worker_runner() -> Runner:
+    """The worker's runner; a Distributed Map it advances publishes its children."""
+    client = worker_client()
+    runner = client.runner
+    if runner.map_runs.publisher is None:
+        runner.map_runs.publisher = client.publisher
+    return runner
+
+
 def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
     """What ``orchestrator.run_execution`` runs: advance one execution, report briefly.
 
@@ -32,7 +42,7 @@ def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) ->
     (a fired timer, a consumed message) is read from the database, which is the
     source of truth, not from the message.
     """
-    runner = worker_client().runner
+    runner = worker_runner()
     execution = runner.advance(execution_id)
     if execution is None:
         return runner.not_claimed(execution_id)
@@ -48,7 +58,7 @@ def advance_many_from_task(
         Executions by the status they were left in (a small summary for Flower;
         ``NOT_CLAIMED`` and ``ERROR`` included), the ids to retry and why.
     """
-    runner = worker_client().runner
+    runner = worker_runner()
     outcome = runner.advance_many(execution_ids, transient=transient)
     summary: dict[str, int] = {}
     for execution_id in execution_ids:
@@ -100,4 +110,11 @@ def purge(older_than_days: float, statuses: list[str] | None = None) -> dict[str
     return {"deleted": deleted, "older_than_days": older_than_days}
 
 
-__all__ = ["advance_from_task", "advance_many_from_task", "purge", "sweep", "worker_client"]
+__all__ = [
+    "advance_from_task",
+    "advance_many_from_task",
+    "purge",
+    "sweep",
+    "worker_client",
+    "worker_runner",
+]

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import orchestrator
-from orchestrator.api import console, metrics, routes
+from orchestrator.api import console, mapruns, metrics, routes
 from orchestrator.api.context import ApiContext
 from orchestrator.api.errors import error_response, install_error_handlers
 from orchestrator.client import Orchestrator
@@ -135,6 +135,7 @@ def create_app(settings: Settings | None = None, *, client: Orchestrator | None 
     install_error_handlers(app)
     for router in routes.PROTECTED:
         app.include_router(router, **routes.PROTECTION)
+    app.include_router(mapruns.router, **routes.PROTECTION)
     app.include_router(routes.health)
     app.include_router(console.router)
     app.include_router(metrics.router)

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from orchestrator.asl import errors, jsonata
+from orchestrator.asl import distributed, errors, jsonata
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.limits import (
     EXPRESSION_TIMEOUT_MS,
@@ -133,6 +133,33 @@ class WaitForMessage:
     timeout_at: float | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunMap:
+    """Run a Distributed Map's items as child executions (a Map Run); step again with
+    TaskSucceeded (the Map's result) or TaskFailed, as for a Task.
+
+    Everything is evaluated: ``items`` (from ItemsPath/Items; None when ``reader``
+    reads them), the reader, batcher and writer (see ``asl.distributed.evaluate``),
+    the limits. ``select(index, value)`` renders ItemSelector for one item (the
+    identity without one).
+    """
+
+    path: FramePath
+    token: int
+    state: str
+    execution_type: str
+    label: str | None
+    processor: Definition
+    items: list[Any] | None
+    reader: dict[str, Any] | None
+    batcher: dict[str, Any] | None
+    writer: dict[str, Any] | None
+    max_concurrency: int
+    tolerated_failure_percentage: float | None
+    tolerated_failure_count: int | None
+    select: Callable[[int, Any], Any] = field(compare=False, repr=False)
+
+
 @dataclass(frozen=True, slots=True)
 class Continue:
     """Progress was made; checkpoint and step again."""
@@ -159,7 +186,7 @@ class Failed:
     timed_out: bool = False
 
 
-Command = RunTask | WaitUntil | WaitForMessage | Continue | Idle | Succeeded | Failed
+Command = RunTask | RunMap | WaitUntil | WaitForMessage | Continue | Idle | Succeeded | Failed
 CONTINUE, IDLE = Continue(), Idle()
 
 
@@ -1443,6 +1470,8 @@ def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -
     assert isinstance(state, MapState)
     if state.unsupported is not None:  # also after a redrive of the refused start
         raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
+    if state.distributed is not None:
+        return _exec_distributed(run, state, frame, path)
     ctx = run.context(frame, state)
     data = (
         frame["in"]
@@ -1465,6 +1494,82 @@ def _exec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) -
         return run.join(state, frame, path)
     _activate(state, frame["ch"], run.now)
     return CONTINUE
+
+
+def _exec_distributed(
+    run: _Run, state: MapState, frame: dict[str, Any], path: FramePath
+) -> Command:
+    """A Distributed Map: evaluate what its Map Run needs, and hand it to the runtime."""
+    dist = state.distributed
+    assert dist is not None
+    ctx = run.context(frame, state)
+    data = (
+        frame["in"]
+        if state.input_path == "$"
+        else select(_path(state.input_path), frame["in"], ctx)
+    )
+    items = None
+    if dist.reader is None:
+        items = data if state.items_path == "$" else select(_path(state.items_path), data, ctx)
+        if not isinstance(items, list):
+            raise StatesError(
+                errors.RUNTIME,
+                f"Map state '{state.name}': ItemsPath must select an array, not {compact(items)}",
+            )
+
+    def render(at: str, raw: Any) -> Any:
+        template = dist.templates.get(at)
+        return raw if template is None else template.render(data, ctx, rng=run.rng_for(template))
+
+    parts = distributed.evaluate(dist, data, ctx, render)
+    maximum = state.max_concurrency
+    if state.max_concurrency_path is not None:
+        maximum = _max_concurrency(state.max_concurrency_path, data, ctx)
+    limits = _tolerance(state, data, ctx) or {}
+    selector = state.item_selector
+
+    def select_item(index: int, value: Any) -> Any:
+        if selector is None:
+            return value
+        item_ctx = dict(ctx)
+        item_ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+        return selector.render(data, item_ctx, rng=None)
+
+    return _run_map(run, state, frame, path, items, parts, maximum, limits, select_item)
+
+
+def _run_map(
+    run: _Run,
+    state: MapState,
+    frame: dict[str, Any],
+    path: FramePath,
+    items: list[Any] | None,
+    parts: dict[str, Any],
+    maximum: int,
+    limits: dict[str, float],
+    select_item: Callable[[int, Any], Any],
+) -> RunMap:
+    dist = state.distributed
+    assert dist is not None
+    assert state.processor is not None
+    token = run.dispatch(frame, TASK)
+    count = limits.get("count")
+    return RunMap(
+        path=path,
+        token=token,
+        state=state.name,
+        execution_type=dist.execution_type,
+        label=dist.label,
+        processor=state.processor,
+        items=items,
+        reader=parts["reader"],
+        batcher=parts["batcher"],
+        writer=parts["writer"],
+        max_concurrency=int(maximum),
+        tolerated_failure_percentage=limits.get("percent"),
+        tolerated_failure_count=None if count is None else int(count),
+        select=select_item,
+    )
 
 
 def _max_concurrency(path: Path, data: Any, ctx: Any) -> int:
@@ -1810,6 +1915,8 @@ def _jexec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
     assert isinstance(state, MapState)
     if state.unsupported is not None:
         raise StatesError(errors.RUNTIME, f"State '{state.name}': {state.unsupported}")
+    if state.distributed is not None:
+        return _jexec_distributed(run, state, frame, path)
     ctx = run.context(frame, state)
     scope = _scope_of(run, state, frame, context=ctx)
     items = _template(state.has_items, state.items, frame["in"], scope, "Items")
@@ -1844,6 +1951,49 @@ def _jexec_map(run: _Run, state: State, frame: dict[str, Any], path: FramePath) 
         return run.join(state, frame, path)
     _activate(state, frame["ch"], run.now)
     return CONTINUE
+
+
+def _jexec_distributed(
+    run: _Run, state: MapState, frame: dict[str, Any], path: FramePath
+) -> Command:
+    """A JSONata Distributed Map (see :func:`_exec_distributed`)."""
+    dist = state.distributed
+    assert dist is not None
+    ctx = run.context(frame, state)
+    scope = _scope_of(run, state, frame, context=ctx)
+    items = None
+    if dist.reader is None:
+        items = _template(state.has_items, state.items, frame["in"], scope, "Items")
+        if not isinstance(items, list):
+            raise StatesError(
+                errors.QUERY_EVALUATION_ERROR,
+                f"Map state '{state.name}': Items must be an array, not {compact(items)}",
+            )
+
+    def render(at: str, raw: Any) -> Any:
+        return jsonata.evaluate_template(raw, scope, field=at)
+
+    parts = distributed.evaluate(dist, frame["in"], ctx, render)
+    maximum = int(_number(state, "MaxConcurrency", scope, state.max_concurrency, 0))
+    limits: dict[str, float] = {}
+    percent = _jsonata_value(
+        state, "ToleratedFailurePercentage", scope, state.tolerated_failure_percentage
+    )
+    count = _jsonata_value(state, "ToleratedFailureCount", scope, state.tolerated_failure_count)
+    if percent is not None:
+        limits["percent"] = _checked_percent(percent)
+    if count is not None:
+        limits["count"] = _checked_count(count)
+
+    def select_item(index: int, value: Any) -> Any:
+        if not state.has_arguments:
+            return value
+        item_ctx = dict(ctx)
+        item_ctx["Map"] = {"Item": {"Index": index, "Value": value}}
+        item_scope = _scope_of(run, state, frame, context=item_ctx)
+        return jsonata.evaluate_template(state.arguments, item_scope, field="ItemSelector")
+
+    return _run_map(run, state, frame, path, items, parts, maximum, limits, select_item)
 
 
 def _jsonata_value(state: State, name: str, scope: jsonata.Scope, fixed: Any) -> Any:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.asl.choice import ChoiceRule
+from orchestrator.asl.distributed import DistributedMap
 from orchestrator.asl.paths import Path, Step
 from orchestrator.asl.templates import Template
 
@@ -162,7 +163,8 @@ class MapState(State):
 
     ``max_concurrency`` 0 means no limit (the spec's default). ``item_selector`` is
     ItemSelector, or the older Parameters field when that is used instead.
-    ``unsupported`` says why the Map cannot run here (a Distributed Map), or None.
+    ``unsupported`` says why the Map cannot run here, or None; ``distributed`` is set
+    for a Distributed Map (its items run as child executions: the runtime's Map Run).
     """
 
     processor: Definition | None = None
@@ -176,6 +178,8 @@ class MapState(State):
     tolerated_failure_count: int | None = None
     tolerated_failure_count_path: Path | None = None
     unsupported: str | None = None
+    #: A Distributed Map's reader, batcher, writer and execution type; None: inline.
+    distributed: DistributedMap | None = None
     #: JSONata ``Items`` (an array or an expression); None: the state input.
     items: Any = None
     has_items: bool = False

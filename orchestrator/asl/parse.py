@@ -20,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.asl import errors, jsonata, limits
+from orchestrator.asl import distributed, errors, jsonata, limits
 from orchestrator.asl.choice import ChoiceRule, compile_choice
 from orchestrator.asl.errors import Problem
 from orchestrator.asl.model import (
@@ -986,7 +986,7 @@ def _map(f: _Fields, common: dict[str, Any]) -> State:
         **common,
         items=items,
         has_items="Items" in f.raw,
-        unsupported=_distributed(f, key),
+        distributed=_distributed(f, key),
         processor=processor,
         processor_field=key,
         items_path=f.io_path("ItemsPath") or "$",
@@ -1006,29 +1006,19 @@ _PROCESSOR_MODES = {"INLINE", "DISTRIBUTED"}
 _EXECUTION_TYPES = {"STANDARD", "EXPRESS"}
 
 
-def _distributed(f: _Fields, key: str) -> str | None:
-    """Check the Distributed Map fields as AWS does; say why the Map cannot run here.
-
-    ItemReader, ItemBatcher, ResultWriter and ``ProcessorConfig.Mode: DISTRIBUTED``
-    validate, but their runtime (child executions, Map Runs) is not built yet, so
-    running such a Map must fail at the start of the execution, not run inline.
-    """
-    for name in sorted(_DISTRIBUTED):
-        if f.has(name) and not isinstance(f.raw[name], dict):
-            f.problem(name, f"'{name}' must be a JSON object")
-    if isinstance(f.raw.get("ItemReader"), dict) and not isinstance(
-        f.raw["ItemReader"].get("Resource"), str
-    ):
-        f.problem("ItemReader", "'ItemReader' needs a 'Resource' string")
+def _distributed(f: _Fields, key: str) -> distributed.DistributedMap | None:
+    """The Distributed Map fields, checked as AWS checks them (None for an inline Map)."""
     mode = _processor_mode(f, key)
-    used = [name for name in sorted(_DISTRIBUTED) if f.has(name)]
-    if mode == "DISTRIBUTED":
-        used.insert(0, "ProcessorConfig Mode DISTRIBUTED")
-    if not used:
-        return None
-    return (
-        f"The Map state uses {', '.join(used)}: a Distributed Map, which this engine "
-        "does not run yet"
+    processor = f.raw.get(key)
+    config = processor.get("ProcessorConfig") if isinstance(processor, dict) else None
+    kind = config.get("ExecutionType") if isinstance(config, dict) else None
+    return distributed.parse(
+        f.raw,
+        f.where,
+        f.problems,
+        mode=mode,
+        execution_type=kind if isinstance(kind, str) else None,
+        jsonata_state=f.language == JSONATA,
     )
 
 

@@ -33,6 +33,7 @@ from orchestrator.asl.interpreter import (
     Failed,
     HistoryEvent,
     Idle,
+    RunMap,
     RunTask,
     Succeeded,
     TaskFailed,
@@ -241,6 +242,8 @@ class _Driver:
             return None
         if isinstance(command, RunTask):
             self.tasks.append(command)
+        elif isinstance(command, RunMap):
+            self.events.append(self.run_map(command))
         elif isinstance(command, WaitUntil):
             heapq.heappush(
                 self.timers,
@@ -253,6 +256,27 @@ class _Driver:
         else:
             return self.finished(command, cursor)
         return None
+
+    def run_map(self, command: RunMap) -> Event:
+        """A Distributed Map: its children run here, in memory (``runtime/localmap.py``)."""
+        from orchestrator.runtime.localmap import ChildOutcome, run_map_in_memory
+
+        def child(data: Any, name: str) -> ChildOutcome:
+            driver = _Driver(
+                command.processor,
+                self.resolver,
+                self.clock,
+                self.rng,
+                1,
+                keep_history=self.keep_history,
+                step_options=self.step_options,
+                call=self.call,
+                max_steps=self.max_steps,
+            )
+            result = driver.run(data, name)
+            return ChildOutcome(result.status, result.output, result.error, result.cause)
+
+        return run_map_in_memory(command, child, max_workers=self.max_workers)
 
     def wait_for_message(self, command: WaitForMessage) -> None:
         self.waiting.append(command)

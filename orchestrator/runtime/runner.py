@@ -53,6 +53,7 @@ from orchestrator.runtime.clock import Clock, SystemClock
 from orchestrator.runtime.express import is_express, run_express
 from orchestrator.runtime.leases import LeaseKeeper
 from orchestrator.runtime.local import run_task
+from orchestrator.runtime.maprun import MapRunner
 from orchestrator.settings import Settings
 from orchestrator.store import (
     Checkpoint,
@@ -194,6 +195,8 @@ class Runner:
         self._definitions: dict[int, asl.Definition] = {}
         self._keeper: LeaseKeeper | None = None
         self._keeper_lock = threading.Lock()
+        #: Distributed Maps: their runs, children and results (``runtime/maprun.py``).
+        self.map_runs = MapRunner(self)
 
     def lease_now(self) -> datetime | None:
         """The ``now`` passed to lease statements: None lets the store use the database's."""
@@ -306,6 +309,7 @@ class Runner:
                 log.info("lease lost", extra={"action": "lease_lost", "execution_id": execution.id})
                 row = self.repo.get_execution(execution.id)
             outcome.executions[execution.id] = row
+        self.children_ended([row for row in stored if row is not None])
 
     def _advance_group(
         self,
@@ -364,6 +368,30 @@ class Runner:
                 outcome.executions[execution_id] = self.repo.get_execution(execution_id)
             else:
                 outcome.executions[execution_id] = row
+        self.children_ended([row for row in stored if row is not None])
+
+    def children_ended(self, executions: Sequence[Execution]) -> None:
+        """:meth:`child_ended` for a group: each Map Run among them is settled once."""
+        seen: set[str] = set()
+        for execution in executions:
+            if not execution.status.is_terminal:
+                continue
+            if execution.map_run_id is not None and execution.map_run_id not in seen:
+                seen.add(execution.map_run_id)
+                self.child_ended(execution)
+
+    def child_ended(self, execution: Execution) -> None:
+        """After a final commit: settle the Map Run of a Distributed Map's child.
+
+        A failure here is logged, not raised: the child's own end is committed, and
+        the sweeper settles running Map Runs too.
+        """
+        if execution.map_run_id is None:
+            return
+        try:
+            self.map_runs.child_ended(execution)
+        except Exception:
+            log.warning("settling map run %s failed", execution.map_run_id, exc_info=True)
 
     def _commit_group_quietly(self, group: _Group, outcome: GroupOutcome) -> None:
         """Commit what ended before an interruption; if that fails too, it is retried."""
@@ -443,6 +471,8 @@ class Runner:
             except BaseException:
                 self._release_quietly(execution.id)
                 raise
+            if stored is not None:
+                self.child_ended(stored)
             return stored or self.repo.get_execution(execution.id)
         machine = metrics.machine_name(self.repo, execution.version_id)
         if execution.claim_count > 1:  # claimed again with no checkpoint since: a take-over
@@ -509,6 +539,7 @@ class Runner:
                 # The token was answered before the park committed (the wake-up made
                 # the park store PENDING): go on now rather than after a sweep.
                 return self.advance(execution.id) or advance.stored
+            self.child_ended(advance.stored)
             return advance.stored  # the row as the last checkpoint stored it
         return self.repo.get_execution(execution.id)
 
@@ -661,6 +692,9 @@ class _Advance:
             return
         arrived, still_open = self.stored_waits()
         for command in commands:
+            if isinstance(command, asl.RunMap):  # its Map Run says where it stands
+                self.carry_out(command)
+                continue
             key = (tuple(getattr(command, "path", ())), int(getattr(command, "token", 0)))
             if key in arrived:
                 self.work.events.append(arrived[key])
@@ -720,6 +754,8 @@ class _Advance:
             return False
         if isinstance(command, asl.RunTask):
             self.work.tasks.append(command)
+        elif isinstance(command, asl.RunMap):
+            self.start_map(command)
         elif isinstance(command, asl.WaitUntil):
             self.wait_until(command)
         elif isinstance(command, asl.WaitForMessage):
@@ -760,6 +796,17 @@ class _Advance:
         """Commit a buffered Task result before anything else with a side effect or a wait."""
         if self.holds_task():
             self.checkpoint(ExecutionStatus.RUNNING)
+
+    def start_map(self, command: asl.RunMap) -> None:
+        """A Distributed Map: open or find its Map Run; step with its outcome, or park."""
+        self.commit_held()
+        self.ensure_lease()
+        event = self.runner.map_runs.start(self.execution, command, self.keep_lease)
+        if event is None:
+            # Parks when the step goes idle; the last child may wake it before that.
+            self.parked_token = True
+        else:
+            self.work.events.append(event)
 
     def wait_until(self, command: asl.WaitUntil) -> None:
         fired = asl.TimerFired(path=command.path, token=command.token)

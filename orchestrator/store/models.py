@@ -186,6 +186,7 @@ class Execution(Base):
         Index("ix_executions_machine_status_started", "state_machine_id", "status", "started_at"),
         Index("ix_executions_machine_started", "state_machine_id", "started_at", "id"),
         Index("ix_executions_status_lease", "status", "lease_expires_at"),
+        Index("ix_executions_map_run_item", "map_run_id", "item_index"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -229,6 +230,82 @@ class Execution(Base):
     #: The execution's OpenTelemetry trace context (W3C ``traceparent``/``tracestate``),
     #: the parent of every advance's span; set once, by the first traced advance.
     trace_context: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    #: A Distributed Map's child: its parent execution, its Map Run and item (batch) index.
+    parent_execution_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    map_run_id: Mapped[str | None] = mapped_column(String(36))
+    item_index: Mapped[int | None] = mapped_column(Integer)
+
+
+class MapRun(Base):
+    """One entry into a Distributed Map state: its children, counts and progress.
+
+    The ``*_count`` columns per status are exact once the run's pending deltas
+    (``map_run_deltas``, written by a trigger on ``executions`` in the child's own
+    transaction) are folded in; the repository folds them under the row's lock.
+    """
+
+    __tablename__ = "map_runs"
+    __table_args__ = (UniqueConstraint("parent_execution_id", "dispatch_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    parent_execution_id: Mapped[str] = mapped_column(
+        ForeignKey("executions.id", ondelete="CASCADE"), index=True
+    )
+    #: Frame path and dispatch token of the Map state (``0/2:17``): one Map Run each.
+    dispatch_key: Mapped[str] = mapped_column(String(255))
+    #: Frame path and state name (``0/2:Fan out``): finds the run a redrive reopens.
+    state_key: Mapped[str] = mapped_column(String(255))
+    state_name: Mapped[str] = mapped_column(String(255))
+    label: Mapped[str | None] = mapped_column(String(255))
+    #: The children's version: the ItemProcessor stored as a derived state machine.
+    version_id: Mapped[int] = mapped_column(ForeignKey("state_machine_versions.id"))
+    execution_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    max_concurrency: Mapped[int] = mapped_column(Integer, default=0)
+    tolerated_failure_percentage: Mapped[float | None] = mapped_column(Float)
+    tolerated_failure_count: Mapped[int | None] = mapped_column(Integer)
+    #: Children (items or batches) the reader found; known before any is created.
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    #: Children created so far (the reader's position: the next item index).
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: Children made claimable (not held back by MaxConcurrency).
+    released_count: Mapped[int] = mapped_column(Integer, default=0)
+    feeding_done: Mapped[bool] = mapped_column(Boolean, default=False)
+    pending_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    running_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    succeeded_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    failed_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    timed_out_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    aborted_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    #: The ResultWriter (resource, parameters, writer config) as evaluated, or null.
+    result_writer: Mapped[Any] = mapped_column(JSONType, nullable=True)
+    #: The parent's redrive count when this run was opened (a redrive reopens it once).
+    parent_redrive_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(String(256))
+    cause: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    stopped_at: Mapped[datetime | None]
+
+
+class MapRunDelta(Base):
+    """One child's change of status, counted for its Map Run (written by a trigger).
+
+    Append-only, so a child's transaction never waits for the Map Run row: the
+    repository sums and deletes these into ``map_runs`` under that row's lock.
+    """
+
+    __tablename__ = "map_run_deltas"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True)
+    map_run_id: Mapped[str] = mapped_column(String(36), index=True)
+    pending: Mapped[int] = mapped_column(Integer)
+    running: Mapped[int] = mapped_column(Integer)
+    succeeded: Mapped[int] = mapped_column(Integer)
+    failed: Mapped[int] = mapped_column(Integer)
+    timed_out: Mapped[int] = mapped_column(Integer)
+    aborted: Mapped[int] = mapped_column(Integer)
 
 
 class HistoryEvent(Base):
@@ -342,6 +419,8 @@ class TaskToken(Base):
 __all__ = [
     "JSONType",
     "Base",
+    "MapRun",
+    "MapRunDelta",
     "Batch",
     "Execution",
     "HistoryEvent",

@@ -86,6 +86,10 @@ class Execution:
     execution_type: str = "STANDARD"
     #: The OpenTelemetry trace context every advance's span joins (W3C headers), or None.
     trace_context: dict[str, str] | None = None
+    #: A Distributed Map's child: its parent, its Map Run and its item (batch) index.
+    parent_execution_id: str | None = None
+    map_run_id: str | None = None
+    item_index: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -460,3 +464,129 @@ __all__ = [
     "Timer",
     "Version",
 ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapRun:
+    """One entry into a Distributed Map state (AWS's Map Run), as last committed.
+
+    ``*_count`` are the children per status (RUNNING and WAITING both count as
+    running); ``total`` is how many children the reader found, ``created_count``
+    how many exist, ``released_count`` how many MaxConcurrency let go.
+    """
+
+    id: str
+    parent_execution_id: str
+    dispatch_key: str
+    state_key: str
+    state_name: str
+    label: str | None
+    version_id: int
+    execution_type: str
+    status: str
+    priority: int
+    max_concurrency: int
+    tolerated_failure_percentage: float | None
+    tolerated_failure_count: int | None
+    total: int
+    created_count: int
+    released_count: int
+    feeding_done: bool
+    pending_count: int
+    running_count: int
+    succeeded_count: int
+    failed_count: int
+    timed_out_count: int
+    aborted_count: int
+    result_writer: Any
+    parent_redrive_count: int
+    error: str | None
+    cause: str | None
+    started_at: datetime
+    updated_at: datetime
+    stopped_at: datetime | None
+
+    @property
+    def ended(self) -> int:
+        """Children that ended, in any way."""
+        return self.succeeded_count + self.failed_count + self.timed_out_count + self.aborted_count
+
+    @property
+    def failures(self) -> int:
+        """Children that ended without succeeding (what the tolerated failure counts)."""
+        return self.failed_count + self.timed_out_count + self.aborted_count
+
+    def counts(self) -> dict[str, int]:
+        """The counts as AWS's DescribeMapRun names them."""
+        return {
+            "pending": self.pending_count,
+            "running": self.running_count,
+            "succeeded": self.succeeded_count,
+            "failed": self.failed_count,
+            "timedOut": self.timed_out_count,
+            "aborted": self.aborted_count,
+            "total": self.total,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class NewMapRun:
+    """A Map Run to open (see ``Repository.open_map_run``)."""
+
+    parent_execution_id: str
+    dispatch_key: str
+    state_key: str
+    state_name: str
+    label: str | None
+    version_id: int
+    execution_type: str = "STANDARD"
+    priority: int = 0
+    max_concurrency: int = 0
+    tolerated_failure_percentage: float | None = None
+    tolerated_failure_count: int | None = None
+    total: int = 0
+    result_writer: Any = None
+    parent_redrive_count: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapChild:
+    """One child of a Map Run as its result needs it (ordered by ``item_index``)."""
+
+    id: str
+    name: str
+    item_index: int
+    status: ExecutionStatus
+    input: Any
+    output: Any
+    error: str | None
+    cause: str | None
+    redrive_count: int
+    started_at: datetime
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapRunSettlement:
+    """What :meth:`Repository.settle_map_run` did."""
+
+    map_run: MapRun
+    released: list[str]
+    #: The parent was woken (the run ended just now).
+    ended_now: bool
+    #: The parent's id and priority (to publish it when it was woken).
+    parent_priority: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class MapRunDecision:
+    """What to do with a Map Run, decided (by the runtime) on its locked row.
+
+    ``status``: end the run so (``SUCCEEDED``/``FAILED``), or None to go on;
+    ``release``: how many held children to let go (MaxConcurrency).
+    """
+
+    status: str | None = None
+    error: str | None = None
+    cause: str | None = None
+    release: int = 0

@@ -124,20 +124,7 @@ def test_a_distributed_map_validates_as_aws_accepts_it() -> None:
     assert asl.validate(machine(M=DISTRIBUTED)) == []
 
 
-def test_running_a_distributed_map_fails_at_start_never_quietly_inline() -> None:
-    calls: list[Any] = []
-    definition = machine(
-        T={"Type": "Task", "Resource": "r", "Next": "M"},
-        M={**DISTRIBUTED, "ItemReader": {"Resource": "arn:aws:states:::s3:listObjectsV2"}},
-    )
-    result = run(definition, {}, handlers={"r": calls.append})
-    assert (result.status, result.error) == ("FAILED", "States.Runtime")
-    assert "State 'M'" in (result.cause or "")
-    assert "Distributed Map" in (result.cause or "")
-    assert calls == []  # nothing ran before the refusal
-
-
-def test_a_distributed_processor_mode_alone_is_refused_at_start() -> None:
+def test_a_distributed_map_runs_its_items_as_children_in_memory() -> None:
     processor = {
         "ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"},
         "StartAt": "I",
@@ -145,8 +132,8 @@ def test_a_distributed_processor_mode_alone_is_refused_at_start() -> None:
     }
     definition = machine(M={"Type": "Map", "ItemProcessor": processor, "End": True})
     assert asl.validate(definition) == []
-    result = run(definition, [1])
-    assert (result.status, result.error) == ("FAILED", "States.Runtime")
+    result = run(definition, [1, 2])
+    assert (result.status, result.output) == ("SUCCEEDED", [1, 2])
 
 
 def test_distributed_map_fields_are_checked() -> None:
@@ -164,6 +151,8 @@ def test_distributed_map_fields_are_checked() -> None:
         "/States/M/ItemBatcher",
         "/States/M/ItemProcessor/ProcessorConfig/Mode",
         "/States/M/ItemReader",
+        "/States/M/Label",
+        "/States/M/ResultWriter",
     ]
 
 
@@ -206,18 +195,24 @@ def test_an_unknown_machine_type_is_a_problem() -> None:
 # --- item 1: Assign in a Choice rule: see tests/asl/test_variables.py -----------
 
 
-def test_a_redriven_execution_does_not_run_a_distributed_map_inline() -> None:
+def test_a_distributed_map_is_handed_to_the_runtime_never_run_inline() -> None:
     defn = asl.load(machine(M=DISTRIBUTED))
-    cursor = asl.start(defn, [1], now=0.0)
-    assert isinstance(asl.result_of(cursor), asl.Failed)
-    asl.redrive(defn, cursor, now=1.0)
+    cursor = asl.start(defn, {}, now=0.0)
     result = asl.step(defn, cursor, now=1.0)
-    for _ in range(5):
-        if isinstance(result.command, asl.Failed):
-            break
-        result = asl.step(defn, result.cursor, now=1.0)
-    assert result.command == asl.Failed(
-        error="States.Runtime",
-        cause="State 'M': The Map state uses ProcessorConfig Mode DISTRIBUTED, ItemBatcher, "
-        "ItemReader, ResultWriter: a Distributed Map, which this engine does not run yet",
+    assert isinstance(result.command, asl.RunMap)
+    assert result.command.reader is not None
+    assert result.command.reader["ReaderConfig"]["InputType"] == "CSV"
+    assert (result.command.label, result.command.max_concurrency) == ("files", 100)
+    # And a failed Map Run is a catchable failure of the state; a redrive dispatches anew
+    failed = asl.step(
+        defn,
+        result.cursor,
+        asl.TaskFailed(path=(), token=result.command.token, error="States.ItemReaderFailed"),
+        now=2.0,
     )
+    assert isinstance(failed.command, asl.Continue)
+    assert isinstance(asl.result_of(failed.cursor), asl.Failed)
+    asl.redrive(defn, failed.cursor, now=3.0)
+    again = asl.step(defn, failed.cursor, now=3.0)
+    assert isinstance(again.command, asl.RunMap)
+    assert again.command.token != result.command.token

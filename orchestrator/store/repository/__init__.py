@@ -22,6 +22,8 @@ between PostgreSQL and SQLite):
 - :class:`Runs` (``_runs``): leases, stop, redrive, recovery;
   :class:`Checkpoints` (``_checkpoints``): committing steps;
 - :class:`Waits` (``_waits``): timers, message correlations, task tokens;
+- :class:`MapRuns` (``_mapruns``): Distributed Map runs and their children
+  (reached as ``repo.map_runs``);
 - :class:`Batches` (``_batches``): batch rows, the leader, steering;
   :class:`BatchExecutions` (``_batch_executions``): a batch's executions.
 
@@ -50,6 +52,7 @@ from orchestrator.store.repository._batches import Batches
 from orchestrator.store.repository._checkpoints import Checkpoints
 from orchestrator.store.repository._definitions import Definitions
 from orchestrator.store.repository._executions import Executions
+from orchestrator.store.repository._mapruns import MapRuns
 from orchestrator.store.repository._runs import Runs
 from orchestrator.store.repository._waits import Waits
 from orchestrator.types import ExecutionStatus
@@ -115,6 +118,8 @@ class Repository:
         self.waits = Waits(db)
         self.batches = Batches(db)
         self.batch_executions = BatchExecutions(db)
+        #: Distributed Map runs and their children (used through this attribute).
+        self.map_runs = MapRuns(db)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Repository:
@@ -267,6 +272,7 @@ __all__ = [
     "Checkpoints",
     "Definitions",
     "Executions",
+    "MapRuns",
     "Repository",
     "Runs",
     "Waits",
