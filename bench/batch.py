@@ -40,7 +40,6 @@ no-op handler, and ``celery_baseline`` for the no-op Celery task.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
@@ -48,41 +47,32 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg2
 import redis
 from celery import Celery
-from psycopg2 import sql
-from sqlalchemy.engine import URL, make_url
 
 from orchestrator.handlers import handler
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:  # run as a script, or imported by a worker
     sys.path.insert(0, str(BENCH_DIR))
 
-import celery_baseline  # noqa: E402  # bench/ is not a package
+import _common  # noqa: E402  # bench/ is not a package
+import celery_baseline  # noqa: E402
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REPO_ROOT = _common.REPO_ROOT
+DEFAULT_POSTGRES_URL = _common.DEFAULT_POSTGRES_URL
 #: Source machines, one per part, so each batch selects exactly its own sources.
 ENQUEUE_SOURCES = "bench-source-enqueue"
 DRAIN_SOURCES = "bench-source-drain"
 RSS_SOURCES = "bench-source-rss"
 MACHINE_NAME = "bench-batch"
 NOOP_RESOURCE = "bench-noop"
-MACHINE: dict[str, Any] = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {"Type": "Pass", "Result": 1, "ResultPath": "$.prepared", "Next": "Work"},
-        "Work": {"Type": "Task", "Resource": NOOP_RESOURCE, "ResultPath": "$.work", "Next": "Done"},
-        "Done": {"Type": "Succeed"},
-    },
-}
+MACHINE: dict[str, Any] = _common.three_states(NOOP_RESOURCE)
 SOURCE_DEFINITION: dict[str, Any] = {
     "StartAt": "Emit",
     "States": {"Emit": {"Type": "Pass", "End": True}},
@@ -100,37 +90,6 @@ def noop_handler(data: Any) -> Any:
 
 
 # -- set-up ---------------------------------------------------------------------------
-
-
-def _libpq(url: str | URL) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _admin(server: URL, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(_libpq(server))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def bench_database(server: URL) -> Iterator[str]:
-    """A fresh migrated database on ``server``, dropped on the way out; yields its URL."""
-    from orchestrator.store.migrations import upgrade
-
-    name = sql.Identifier(f"orchestrator_bench_batch_{os.getpid()}")
-    drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(name)
-    _admin(server, drop)
-    _admin(server, sql.SQL("CREATE DATABASE {}").format(name))
-    url = server.set(database=name.strings[0]).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _admin(server, drop)
 
 
 def insert_sources(database_url: str, source_machine: str, count: int) -> float:
@@ -152,7 +111,7 @@ def insert_sources(database_url: str, source_machine: str, count: int) -> float:
     finally:
         repo.close()
     started = time.perf_counter()
-    conn = psycopg2.connect(_libpq(database_url))
+    conn = psycopg2.connect(_common.libpq(database_url))
     try:
         with conn, conn.cursor() as cur:
             cur.execute(
@@ -188,28 +147,6 @@ def machine(settings: Any) -> Any:
     from orchestrator.client import Orchestrator
 
     return Orchestrator.shared(settings).create_state_machine(MACHINE_NAME, MACHINE)
-
-
-def held_publisher(app: Celery, per_message: int) -> Callable[[Sequence[str], Any], int]:
-    """publish_runs (``per_message`` ids a message), but into the holding list."""
-    from orchestrator.distributed.config import RUN_EXECUTION_TASK, RUN_EXECUTIONS_TASK
-    from orchestrator.distributed.publish import ids_per_message
-
-    def publish(execution_ids: Sequence[str], priority: Any) -> int:
-        size = ids_per_message(len(execution_ids), per_message)
-        with app.producer_or_acquire() as producer, producer.batch(max_size=1000):
-            if size == 1:
-                task = app.tasks[RUN_EXECUTION_TASK]
-                for execution_id in execution_ids:
-                    task.apply_async((execution_id,), queue=HOLD_DEFAULT, producer=producer)
-            else:
-                many = app.tasks[RUN_EXECUTIONS_TASK]
-                for start in range(0, len(execution_ids), size):
-                    chunk = list(execution_ids[start : start + size])
-                    many.apply_async((chunk,), queue=HOLD_DEFAULT, producer=producer)
-        return len(execution_ids)
-
-    return publish
 
 
 # -- 1. enqueue --------------------------------------------------------------------------
@@ -272,57 +209,17 @@ def measure_enqueue(settings: Any, client: redis.Redis, app: Celery, n: int) -> 
 # -- 2. completion -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def worker(settings: Any, *, events: bool, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(settings: Any, *, events: bool, log_path: Path) -> Any:
     """One prefork worker, 2 processes, on ``bench`` and the orchestrator's three queues."""
-    command = [
-        sys.executable, "-m", "celery", "-A", "orchestrator", "worker",
-        "-Q", f"{celery_baseline.QUEUE},critical,default,low", "-P", "prefork", "-c", "2",
-        "-l", "WARNING", "-n", f"bench-batch-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
-    ]  # fmt: skip
-    if events:
-        command.append("-E")
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORCHESTRATOR_")}
-    env.update(
-        ORCHESTRATOR_BROKER_URL=settings.broker_url,
-        ORCHESTRATOR_DATABASE_URL=settings.database_url,
-        ORCHESTRATOR_HANDLER_MODULES="celery_baseline,batch",
-        PYTHONPATH=os.pathsep.join([str(BENCH_DIR), str(REPO_ROOT)]),
+    return _common.worker(
+        broker_url=settings.broker_url,
+        database_url=settings.database_url,
+        queues=[celery_baseline.QUEUE, "critical", "default", "low"],
+        handler_modules="celery_baseline,batch",
+        events=events,
+        log_path=log_path,
+        name="bench-batch",
     )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603  # our interpreter, our arguments
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        celery_baseline._stop(process)
-
-
-def _wait_drained(
-    client: redis.Redis, queue: str, process: subprocess.Popen[bytes], timeout: float
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        waiting, unacked = client.pipeline().llen(queue).hlen("unacked").execute()
-        if int(waiting) == 0 and int(unacked) == 0:
-            return
-        if process.poll() is not None:
-            raise SystemExit(f"the worker exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise SystemExit(f"the worker did not drain {queue!r} within {timeout}s")
-        time.sleep(0.002)
-
-
-def _timed_drain(
-    client: redis.Redis, hold: str, queue: str, process: subprocess.Popen[bytes], n: int
-) -> float:
-    started = time.perf_counter()
-    client.rename(hold, queue)
-    _wait_drained(client, queue, process, timeout=max(120.0, n / 20))
-    return n / (time.perf_counter() - started)
 
 
 def _wait_succeeded(sm: Any, batch_id: str, n: int, process: subprocess.Popen[bytes]) -> None:
@@ -351,7 +248,7 @@ def measure_completion(
     batch = sm.execute_batch(
         source_filter(DRAIN_SOURCES),
         name_prefix=f"drain-{label}",
-        publisher=held_publisher(app, settings.executions_per_message),
+        publisher=_common.held_publisher(app, settings.executions_per_message, HOLD_DEFAULT),
     )
     if batch.created != executions:
         raise SystemExit(f"expected {executions} executions, the batch created {batch.created}")
@@ -361,13 +258,13 @@ def measure_completion(
         celery_baseline.publish_batched(app, WARMUP, celery_baseline.QUEUE)
         for i in range(WARMUP):
             sm.start_async({"n": -i}, name=f"warm-{label}-{i}")
-        _wait_drained(client, "default", process, timeout=60)
-        _wait_drained(client, celery_baseline.QUEUE, process, timeout=60)
-        noop_rate = _timed_drain(
+        _common.wait_drained(client, "default", process, timeout=60)
+        _common.wait_drained(client, celery_baseline.QUEUE, process, timeout=60)
+        noop_rate = _common.timed_drain(
             client, celery_baseline.HOLD, celery_baseline.QUEUE, process, noops
         )
         started = time.perf_counter()
-        _timed_drain(client, HOLD_DEFAULT, "default", process, executions)
+        _common.timed_drain(client, HOLD_DEFAULT, "default", process, executions)
         # The queue and Redis's unacked table can both look empty for a moment
         # while the worker holds the last message it popped: the clock stops
         # when the database says every execution succeeded.
@@ -452,8 +349,8 @@ def run(args: argparse.Namespace) -> None:
     parts = {int(p) for p in args.parts.split(",")}
     broker_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     with (
-        bench_database(make_url(args.postgres_url)) as database_url,
-        celery_baseline.claimed_db(args.redis_db) as client,
+        _common.bench_database(args.postgres_url) as database_url,
+        _common.claimed_db(args.redis_db) as client,
     ):
         settings = Settings(database_url=database_url, broker_url=broker_url)
         app = create_app(settings, set_as_current=False)

@@ -48,12 +48,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg2
 from psycopg2 import sql
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import DEFAULT_POSTGRES_URL, admin  # bench/ is not a package
+
 MODES = ("raw", "bulk-micro", "bulk-plain", "batch-plain")
 MACHINE: dict[str, Any] = {
     "StartAt": "Work",
@@ -65,26 +68,16 @@ CHUNK = 1000
 # -- databases ------------------------------------------------------------------
 
 
-def _admin(server: URL, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(server.set(drivername="postgresql").render_as_string(False))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 @contextmanager
 def throwaway_database(server: URL, name: str) -> Iterator[str]:
     """Create database ``name`` on ``server``; drop it on the way out. Yields its URL."""
     drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-    _admin(server, drop)
-    _admin(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin(server, drop)
+    admin(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        _admin(server, drop)
+        admin(server, drop)
 
 
 def write_inputs(path: Path, count: int) -> None:

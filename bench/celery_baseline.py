@@ -22,26 +22,24 @@ The Redis database is claimed with the tests' lock key, flushed before and after
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import signal
-import subprocess
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import redis
 from celery import Celery, shared_task
 
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _common  # bench/ is not a package
+
 NOOP = "bench.noop"
 QUEUE = "bench"
 HOLD = "bench_hold"
-LOCK_KEY = "orchestrator:test-lock"
-BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 WARMUP = 20
 
 
@@ -100,70 +98,22 @@ def measure_publish(app: Celery, client: redis.Redis, n: int) -> dict[str, float
 # -- draining -----------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def worker(broker_url: str, *, events: bool, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """A 2-process prefork worker on ``bench``; SIGTERM, then SIGKILL, when done."""
-    command = [
-        sys.executable, "-m", "celery", "-A", "orchestrator", "worker", "-Q", QUEUE,
-        "-P", "prefork", "-c", "2", "-l", "WARNING", "-n", f"bench-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip", "--without-heartbeat",
-    ]  # fmt: skip
-    if events:
-        command.append("-E")
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORCHESTRATOR_")}
-    env.update(
-        ORCHESTRATOR_BROKER_URL=broker_url,
-        ORCHESTRATOR_HANDLER_MODULES="celery_baseline",
-        PYTHONPATH=os.pathsep.join([str(BENCH_DIR), str(REPO_ROOT)]),
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(  # noqa: S603  # our interpreter, our arguments
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        _stop(process)
-
-
-def _stop(process: subprocess.Popen[bytes], timeout: float = 15.0) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-
-
-def _drained(client: redis.Redis) -> bool:
-    waiting, unacked = client.pipeline().llen(QUEUE).hlen("unacked").execute()
-    return int(waiting) == 0 and int(unacked) == 0
-
-
-def _wait_drained(client: redis.Redis, process: subprocess.Popen[bytes], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not _drained(client):
-        if process.poll() is not None:
-            raise RuntimeError(f"the worker exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not drain {QUEUE!r} within {timeout}s")
-        time.sleep(0.002)
-
-
 def measure_drain(app: Celery, client: redis.Redis, n: int, *, events: bool) -> float:
     """Drain rate (tasks/s) of ``n`` no-op tasks by a fresh 2-process worker."""
     publish_batched(app, n, HOLD)
     publish_batched(app, WARMUP, QUEUE)
     log_path = Path(f"/tmp/celery-baseline-{os.getpid()}-{int(events)}.log")  # noqa: S108
-    with worker(app.conf.broker_url, events=events, log_path=log_path) as process:
-        _wait_drained(client, process, timeout=60)  # started, forked, warm
+    with _common.worker(
+        broker_url=app.conf.broker_url,
+        queues=[QUEUE],
+        handler_modules="celery_baseline",
+        events=events,
+        log_path=log_path,
+    ) as process:
+        _common.wait_drained(client, QUEUE, process, timeout=60)  # started, forked, warm
         start = time.perf_counter()
         client.rename(HOLD, QUEUE)
-        _wait_drained(client, process, timeout=120)
+        _common.wait_drained(client, QUEUE, process, timeout=120)
         seconds = time.perf_counter() - start
     log = log_path.read_text(errors="replace")
     if "ERROR" in log or "unregistered" in log:
@@ -175,29 +125,13 @@ def measure_drain(app: Celery, client: redis.Redis, n: int, *, events: bool) -> 
 # -- the run ------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def claimed_db(number: int) -> Iterator[redis.Redis]:
-    """Take database ``number`` (refusing one a test holds), flushed before and after."""
-    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{number}")
-    if not client.set(LOCK_KEY, "bench", nx=True, ex=600):
-        client.close()
-        raise SystemExit(f"Redis database {number} is in use (lock {LOCK_KEY!r}); pick another")
-    client.flushdb()
-    client.set(LOCK_KEY, "bench", ex=600)
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
-
-
 def run(tasks: int, db: int) -> dict[str, Any]:
     """Measure everything; return the figures."""
     from orchestrator.celery import create_app
     from orchestrator.settings import Settings
 
     url = f"redis://127.0.0.1:6379/{db}"
-    with claimed_db(db) as client:
+    with _common.claimed_db(db) as client:
         app = create_app(Settings(broker_url=url), set_as_current=False)
         try:
             publish = measure_publish(app, client, tasks)

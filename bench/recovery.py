@@ -24,38 +24,24 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import psycopg2
-from sqlalchemy.engine import make_url
 
 from orchestrator.handlers import handler
 
 BENCH_DIR = Path(__file__).resolve().parent
-REPO_ROOT = BENCH_DIR.parent
 if str(BENCH_DIR) not in sys.path:
     sys.path.insert(0, str(BENCH_DIR))
 
-import batch  # noqa: E402  # bench/ is not a package
-import celery_baseline  # noqa: E402
+import _common  # noqa: E402  # bench/ is not a package
 
 SLOW_RESOURCE = "bench-slow"
-MACHINE: dict[str, Any] = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {"Type": "Pass", "Result": 1, "ResultPath": "$.prepared", "Next": "Work"},
-        "Work": {"Type": "Task", "Resource": SLOW_RESOURCE, "ResultPath": "$.work", "Next": "Done"},
-        "Done": {"Type": "Succeed"},
-    },
-}
+MACHINE: dict[str, Any] = _common.three_states(SLOW_RESOURCE)
 
 
 @handler(SLOW_RESOURCE)
@@ -65,31 +51,18 @@ def slow_handler(data: Any) -> Any:
     return {"ok": True}
 
 
-@contextmanager
-def worker(settings: Any, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker(settings: Any, log_path: Path) -> Any:
     """One prefork worker, 2 processes, on the orchestrator's queues, default settings."""
-    command = [
-        sys.executable, "-m", "celery", "-A", "orchestrator", "worker",
-        "-Q", "critical,default,low", "-P", "prefork", "-c", "2", "-l", "WARNING",
-        "-n", f"bench-recovery-{uuid.uuid4().hex[:6]}@%h",
-        "--without-mingle", "--without-gossip",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("ORCHESTRATOR_")}
-    env.update(
-        ORCHESTRATOR_BROKER_URL=settings.broker_url,
-        ORCHESTRATOR_DATABASE_URL=settings.database_url,
-        ORCHESTRATOR_HANDLER_MODULES="recovery",
-        PYTHONPATH=os.pathsep.join([str(BENCH_DIR), str(REPO_ROOT)]),
+    return _common.worker(
+        broker_url=settings.broker_url,
+        database_url=settings.database_url,
+        queues=["critical", "default", "low"],
+        handler_modules="recovery",
+        heartbeat=True,
+        log_path=log_path,
+        name="bench-recovery",
+        append=True,
     )
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(  # noqa: S603  # our interpreter, our arguments
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    try:
-        yield process
-    finally:
-        celery_baseline._stop(process)
 
 
 def held_at(dsn: str) -> dict[str, str]:
@@ -132,18 +105,18 @@ def run(args: argparse.Namespace) -> None:
     """Measure and print."""
     from orchestrator.celery import create_app
     from orchestrator.client import Orchestrator
-    from orchestrator.distributed.tasks import publish_runs
+    from orchestrator.distributed.publish import publish_runs
     from orchestrator.settings import Settings
     from orchestrator.statemachine import StateMachine
     from orchestrator.store import NewExecution, Repository
 
     broker_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     with (
-        batch.bench_database(make_url(args.postgres_url)) as database_url,
-        celery_baseline.claimed_db(args.redis_db),
+        _common.bench_database(args.postgres_url, "recovery") as database_url,
+        _common.claimed_db(args.redis_db),
     ):
         settings = Settings(database_url=database_url, broker_url=broker_url)
-        dsn = batch._libpq(database_url)
+        dsn = _common.libpq(database_url)
         app = create_app(settings, set_as_current=False)
         repo = Repository.from_settings(settings)
         version = StateMachine.create(
@@ -238,7 +211,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--executions", type=int, default=400)
     parser.add_argument("--kill-after", type=float, default=5.0)
     parser.add_argument("--redis-db", type=int, default=12)
-    parser.add_argument("--postgres-url", default=batch.DEFAULT_POSTGRES_URL)
+    parser.add_argument("--postgres-url", default=_common.DEFAULT_POSTGRES_URL)
     run(parser.parse_args(argv))
 
 

@@ -21,13 +21,14 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-import psycopg2
 from psycopg2 import sql
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
@@ -40,7 +41,11 @@ from orchestrator.store import ExecutionFilter, Repository
 from orchestrator.store.migrations import upgrade
 from orchestrator.types import ExecutionStatus
 
-DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+if str(Path(__file__).resolve().parent) not in sys.path:  # run as a script
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import DEFAULT_POSTGRES_URL, admin  # bench/ is not a package
+
 STATES = 5
 WARMUP = 20
 
@@ -63,25 +68,15 @@ MACHINE: dict[str, Any] = {
 # -- databases ------------------------------------------------------------------
 
 
-def _admin(server: URL, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(server.set(drivername="postgresql").render_as_string(False))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
 @contextmanager
 def throwaway_database(server: URL, name: str) -> Iterator[URL]:
     """Create database ``name`` on ``server``; drop it on the way out."""
-    _admin(server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    _admin(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    admin(server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    admin(server, sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
         yield server.set(database=name)
     finally:
-        _admin(
+        admin(
             server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
         )
 

@@ -294,14 +294,19 @@ def db_upgrade() -> None:
 def machines_create(
     name: Annotated[str, typer.Argument(help="State machine name.")],
     file: Annotated[Path, typer.Argument(help="Definition file (JSON or YAML).")],
+    machine_type: Annotated[
+        str, typer.Option("--type", help="STANDARD or EXPRESS (fixed at creation).")
+    ] = "STANDARD",
     as_json: JsonFlag = False,
 ) -> None:
     """Store a definition as a new version of NAME (nothing new if unchanged)."""
-    from orchestrator.errors import InvalidName
+    from orchestrator.errors import InvalidName, StateMachineTypeNotSupported
 
     try:
-        sm = _client().create_state_machine(name, _read_text(file))
-    except InvalidName as exc:
+        sm = _client().create_state_machine(
+            name, _read_text(file), machine_type=machine_type.upper()
+        )
+    except (InvalidName, StateMachineTypeNotSupported) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     except asl.DefinitionInvalid as exc:
@@ -345,12 +350,20 @@ def executions_start(
     input: Annotated[str, typer.Option("--input", "-i", help="Input JSON, or @file.")] = "{}",
     name: Annotated[str | None, typer.Option(help="Execution name (idempotency key).")] = None,
     handlers: Annotated[list[str] | None, typer.Option("--handlers", "-H")] = None,
+    sync: Annotated[
+        bool, typer.Option("--sync", help="EXPRESS machines: print the outcome and output.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Start an execution in this process; it runs until it ends or parks."""
     data = _json_argument(input, "--input")
     _import_handlers(handlers)
-    execution = _guard(lambda: _client().state_machine(machine).start(data, name=name))
+    sm = _guard(lambda: _client().state_machine(machine))
+    if sync:
+        done = _guard(lambda: sm.start_sync(data, name=name))
+        _print(done, as_json, ["id", "name", "status", "error", "cause", "output"])
+        return
+    execution = _guard(lambda: sm.start(data, name=name))
     _print(execution, as_json, ["id", "name", "status", "current_state", "error"])
 
 

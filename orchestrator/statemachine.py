@@ -536,8 +536,14 @@ class StateMachine:
 
         Raises:
             ValueError: the execution has not ended in a redrivable status.
+            StateMachineTypeNotSupported: it is an EXPRESS execution (AWS redrives
+                STANDARD executions only: an EXPRESS one keeps nothing to go on from).
         """
-        self.get_execution(execution_id)
+        if self.get_execution(execution_id).execution_type == "EXPRESS":
+            raise StateMachineTypeNotSupported(
+                f"execution {execution_id!r} is EXPRESS: only STANDARD executions can be "
+                "redriven (start it again)"
+            )
         reopened = self.repository.redrive(execution_id)
         if reopened is None:
             status = self.repository.get_execution(execution_id).status

@@ -46,6 +46,7 @@ from orchestrator.errors import (
     PayloadInvalid,
     PayloadTooLarge,
     StateMachineNotFound,
+    StateMachineTypeNotSupported,
     TaskDoesNotExist,
     TaskTimedOut,
 )
@@ -59,6 +60,7 @@ _STATUS: Final[Mapping[type[OrchestratorError], int]] = {
     BatchNotFound: 404,
     MapRunNotFound: 404,
     ExecutionAlreadyExists: 409,
+    StateMachineTypeNotSupported: 409,
     PayloadTooLarge: 413,
     PayloadInvalid: 422,
     InvalidName: 422,

@@ -127,7 +127,7 @@ def to_filter(source: SourceFilter, **paging: Any) -> ExecutionFilter:
 )
 def create_state_machine(body: StateMachineIn, ctx: Ctx) -> StateMachineOut:
     """Store a definition as a new version (or return the version that holds it)."""
-    created = ctx.client.create_state_machine(body.name, body.definition)
+    created = ctx.client.create_state_machine(body.name, body.definition, machine_type=body.type)
     return StateMachineOut.of(created.version_record)
 
 

@@ -147,6 +147,11 @@ class StateMachineIn(_Body):
     definition: Definition = Field(
         description="The ASL definition: a JSON object, or JSON/YAML text."
     )
+    type: Literal["STANDARD", "EXPRESS"] = Field(
+        default="STANDARD",
+        description="AWS's state machine type, fixed at creation: EXPRESS executions keep "
+        "no history and run at least once.",
+    )
 
 
 class StateMachineOut(_FromRecord):
@@ -157,6 +162,7 @@ class StateMachineOut(_FromRecord):
     definition: Any
     definition_hash: str
     created_at: datetime
+    type: str = Field(validation_alias=AliasChoices("type", "machine_type"))
 
     @classmethod
     def of(cls, version: Version) -> StateMachineOut:

@@ -27,15 +27,18 @@ Column types (JSONB, naive UTC times on SQLite) are the models' concern
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import (
+    JSON,
     Connection,
+    DateTime,
     Engine,
     Executable,
     Float,
@@ -46,6 +49,7 @@ from sqlalchemy import (
     Select,
     Table,
     TextualSelect,
+    TypeDecorator,
     Update,
     bindparam,
     column,
@@ -156,8 +160,10 @@ class Dialect(ABC):
         transaction: Transaction[list[Row[Any]]],
         statement: Executable,
         params: dict[str, Any],
+        *,
+        retry: bool = False,
     ) -> list[Row[Any]]:
-        """:meth:`run_alone` returning every row, never retried: a transaction here."""
+        """:meth:`run_alone` returning every row (here: a transaction, retried before COMMIT)."""
         return transaction(lambda conn: list(conn.execute(statement, params).all()))
 
     @abstractmethod
@@ -181,12 +187,29 @@ class Dialect(ABC):
     ) -> dict[str, str]:
         """Insert PENDING execution rows, skipping names that exist; return name -> id created."""
 
+    @contextlib.contextmanager
+    def reading(self, engine: Engine) -> Iterator[Connection]:
+        """A connection for reads (see ``Database.read``)."""
+        with engine.connect() as conn:
+            yield conn
+
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """One statement that ends several EXPRESS executions, or None (one UPDATE each).
 
         It takes ``rows`` (a JSON array of ``{"id", "status", "output", "error",
         "cause"}``, the outputs already JSON), ``owner`` and ``now``, and returns every
         execution column of the rows it ended (those whose lease ``owner`` still holds).
+        """
+        return None
+
+    def ended_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """One statement ending several executions with their history, or None.
+
+        It takes ``rows`` (a JSON array of ``{"id", "owner", "cursor", "state",
+        "status", "nrows", "output", "error", "cause"}``), ``history`` (a JSON array
+        of :meth:`history_param` rows, each with the ``id`` of its execution) and
+        ``now``; it returns every execution column of the rows it ended (those
+        whose lease their owner still holds) and appends their history.
         """
         return None
 
@@ -252,18 +275,51 @@ class PostgresDialect(Dialect):
         transaction: Transaction[list[Row[Any]]],
         statement: Executable,
         params: dict[str, Any],
+        *,
+        retry: bool = False,
     ) -> list[Row[Any]]:
-        """In autocommit mode, every row: one round trip. Not retried (it may have committed)."""
-        with engine.connect() as conn:
-            return _autocommitted_rows(conn, statement, params)
+        """In autocommit mode, every row: one round trip (see :meth:`run_alone` for ``retry``)."""
+        for attempt in (1, 2):
+            try:
+                with engine.connect() as conn:
+                    return _autocommitted_rows(conn, statement, params)
+            except DBAPIError as error:
+                if not retry or attempt == 2 or not error.connection_invalidated:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """``WITH stored AS (UPDATE ...), logged AS (INSERT ... FROM stored) SELECT ...``."""
         return _logged_checkpoint(stored, columns)
 
+    @contextlib.contextmanager
+    def reading(self, engine: Engine) -> Iterator[Connection]:
+        """In autocommit mode: a read is its statements, with no ROLLBACK round trip after.
+
+        Under READ COMMITTED (the default, and ours) each statement takes its own
+        snapshot inside a transaction too, so the reads see what they saw before.
+        """
+        with engine.connect() as conn:
+            raw = conn.connection.dbapi_connection
+            assert raw is not None
+            raw.autocommit = True
+            try:
+                yield conn
+                conn.rollback()  # ends SQLAlchemy's transaction; the driver sends nothing
+            finally:
+                if not conn.invalidated:
+                    try:
+                        raw.autocommit = False
+                    except Exception:  # a broken connection: never hand it out again
+                        conn.invalidate()
+
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """``UPDATE executions ... FROM jsonb_to_recordset(:rows)``: one round trip."""
         return _end_many(clock.server)
+
+    def ended_many(self, clock: LeaseClock) -> TextualSelect | None:
+        """``WITH stored AS (UPDATE ... FROM rows), logged AS (INSERT history)``: one round trip."""
+        return _ended_many(clock.server)
 
     def insert_executions(
         self,
@@ -441,6 +497,58 @@ def _end_many(server_clock: bool) -> TextualSelect:
     WHERE e.id = r.id AND e.status = 'RUNNING' AND e.lease_owner = :owner
         AND e.lease_expires_at >= {now}
     RETURNING {returning}
+    """  # noqa: S608  # only constant SQL is formatted in; the values are bound
+    return (
+        text(sql)
+        .bindparams(bindparam("now", type_=_EXECUTIONS.c.updated_at.type))
+        .columns(*_EXECUTIONS.c)
+    )
+
+
+def _record_type(name: str) -> str:
+    """The PostgreSQL type ``jsonb_to_recordset`` reads a history field as (from the model)."""
+    kind = _HISTORY.c[name].type
+    if isinstance(kind, JSON):
+        return "jsonb"
+    if isinstance(kind, Integer):
+        return "integer"
+    if isinstance(kind, TypeDecorator | DateTime):
+        return "timestamptz"
+    return "text"
+
+
+@cache
+def _ended_many(server_clock: bool) -> TextualSelect:
+    """Built once per clock: a group commit of final checkpoints as one statement."""
+    now = "now()" if server_clock else ":now"
+    columns = [c.name for c in _EXECUTIONS.c]
+    returning = ", ".join(f"e.{name}" for name in columns)
+    history = ", ".join(HISTORY_FIELDS)
+    types = ", ".join(f"{name} {_record_type(name)}" for name in HISTORY_FIELDS)
+    sql = f"""
+    WITH r AS (
+        SELECT * FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
+            id text, owner text, cursor jsonb, state text, status text, nrows integer,
+            output jsonb, error text, cause text)
+    ), stored AS (
+        UPDATE executions AS e SET
+            cursor = r.cursor, current_state = r.state, status = r.status,
+            revision = e.revision + 1, updated_at = :now, last_seq = e.last_seq + r.nrows,
+            claim_count = 0, lease_owner = NULL, lease_expires_at = NULL, wake_pending = false,
+            output = r.output, error = r.error, cause = r.cause, ended_at = :now
+        FROM r
+        WHERE e.id = r.id AND e.status = 'RUNNING' AND e.lease_owner = r.owner
+            AND e.lease_expires_at >= {now}
+        RETURNING {returning}
+    ), logged AS (
+        INSERT INTO history (execution_id, seq, {history})
+        SELECT s.id, s.last_seq - r.nrows + h.n, {", ".join(f"h.{n}" for n in HISTORY_FIELDS)}
+        FROM stored AS s
+        JOIN r ON r.id = s.id
+        JOIN jsonb_to_recordset(CAST(:history AS jsonb)) AS h(id text, n integer, {types})
+            ON h.id = s.id
+    )
+    SELECT {", ".join(columns)} FROM stored
     """  # noqa: S608  # only constant SQL is formatted in; the values are bound
     return (
         text(sql)

@@ -115,3 +115,18 @@ def test_a_body_that_is_not_json_is_a_422(client: TestClient) -> None:
     )
     assert response.status_code == 422
     assert response.json()["error"] == "RequestInvalid"
+
+
+def test_an_express_machine_keeps_its_type(client: TestClient) -> None:
+    # When an EXPRESS machine is posted, then the same name as STANDARD
+    response = client.post(
+        "/state-machines", json={"name": "quick", "definition": PASS, "type": "EXPRESS"}
+    )
+    again = client.post("/state-machines", json={"name": "quick", "definition": PASS})
+
+    # Then it is stored EXPRESS, and its type cannot change
+    assert response.status_code == 201, response.text
+    assert response.json()["type"] == "EXPRESS"
+    assert client.get("/state-machines/quick").json()["type"] == "EXPRESS"
+    assert again.status_code == 409
+    assert "is EXPRESS" in again.text

@@ -7,6 +7,7 @@ Task share its commit. These tests pin the count and the safety rules around it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -47,6 +48,11 @@ def three_tasks() -> dict[str, Any]:
             "C": {"Type": "Task", "Resource": "work", "ResultPath": "$.c", "End": True},
         },
     }
+
+
+def is_checkpoint(statement: str) -> bool:
+    """Whether a SQL statement writes executions' cursors: a checkpoint, one or a group's."""
+    return "UPDATE executions" in statement and re.search(r"\bcursor\s*=", statement) is not None
 
 
 class Crash(BaseException):
@@ -125,7 +131,7 @@ def crash_at_checkpoint(repo: Repository, number: int) -> Callable[[], None]:
     count = [0]
 
     def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "UPDATE executions SET" in statement and "cursor=" in statement:
+        if is_checkpoint(statement):
             count[0] += 1
             if count[0] == number:
                 raise Crash

@@ -264,3 +264,16 @@ def test_a_child_of_a_standard_machine_may_be_express(env: Env) -> None:
     assert env.repo.history(child.id) == []
     assert len(env.repo.history(standard.id)) == 3
     assert env.repo.get_execution(child.id).status == ExecutionStatus.SUCCEEDED
+
+
+def test_an_express_execution_cannot_be_redriven(env: Env) -> None:
+    def boom(data: Any) -> Any:
+        raise ValueError("no good")
+
+    env.handlers.register("work", boom)
+    machine = express(env, "no-redrive", THREE_STATES)
+    failed = machine.start_sync({"i": 1})
+
+    with pytest.raises(StateMachineTypeNotSupported, match="only STANDARD executions"):
+        machine.redrive(failed.id)
+    assert env.repo.get_execution(failed.id).status == ExecutionStatus.FAILED

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 
@@ -18,14 +19,14 @@ from orchestrator.store import NewExecution
 from orchestrator.types import ExecutionStatus
 
 from .conftest import Env, states_in
-from .test_commits import FIVE_STATES, Crash, counting_commits, three_tasks
+from .test_commits import FIVE_STATES, Crash, counting_commits, is_checkpoint, three_tasks
 
 
-def pending(env: Env, machine: StateMachine, count: int) -> list[str]:
+def pending(env: Env, machine: StateMachine, count: int, prefix: str = "g") -> list[str]:
     """``count`` PENDING executions of ``machine``, created but not advanced."""
-    rows = [NewExecution(name=f"g-{i}", input={"i": i}) for i in range(count)]
+    rows = [NewExecution(name=f"{prefix}-{i}", input={"i": i}) for i in range(count)]
     created = dict(env.repo.create_executions_bulk(machine.version_record, rows).created)
-    return [created[f"g-{i}"] for i in range(count)]
+    return [created[f"{prefix}-{i}"] for i in range(count)]
 
 
 def counting_claims(env: Env) -> list[str]:
@@ -34,7 +35,7 @@ def counting_claims(env: Env) -> list[str]:
 
     def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         sets_owner = statement.startswith("UPDATE executions SET") and "lease_owner=" in statement
-        if sets_owner and "cursor=" not in statement:
+        if sets_owner and not is_checkpoint(statement):
             claims.append(statement)
 
     event.listen(env.repo.engine, "before_cursor_execute", before_execute)
@@ -88,7 +89,7 @@ def test_a_crash_before_the_group_commit_runs_each_task_again_once_with_its_key(
     ids = pending(env, machine, 5)
 
     def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "cursor=" in statement:
+        if is_checkpoint(statement):
             raise Crash
 
     event.listen(env.repo.engine, "before_cursor_execute", before_execute)
@@ -186,7 +187,7 @@ def test_a_database_error_mid_group_commits_what_ended_and_hands_back_the_rest(
     seen = [0]
 
     def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if "cursor=" in statement:
+        if is_checkpoint(statement):
             seen[0] += 1
             if seen[0] == 3:  # the first execution committed A, then B; its end waits
                 raise OperationalError(statement, {}, Exception("server closed"))
@@ -209,3 +210,31 @@ def test_a_database_error_mid_group_commits_what_ended_and_hands_back_the_rest(
         left = env.execution(execution_id)
         assert left.status == ExecutionStatus.RUNNING
         assert left.lease_owner is None
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_on_postgresql_a_group_of_short_executions_costs_two_statements(env: Env) -> None:
+    # Given ten PENDING executions of the five-state machine, on a warm runner
+    env.handlers.register("work", lambda data: {"ok": True})
+    machine = env.machine("five", FIVE_STATES)
+    runner = env.runner()
+    runner.advance_many(pending(env, machine, 1, "warm"))
+    ids = pending(env, machine, 10)
+    sent: list[str] = []
+
+    def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    # When they are advanced as one message
+    event.listen(env.repo.engine, "before_cursor_execute", before_execute)
+    try:
+        outcome = runner.advance_many(ids)
+    finally:
+        event.remove(env.repo.engine, "before_cursor_execute", before_execute)
+
+    # Then one statement claimed them and one stored their ends with their history
+    assert len(sent) == 2, sent
+    assert "jsonb_to_recordset" in sent[1]
+    for execution_id in ids:
+        assert outcome.executions[execution_id].status == ExecutionStatus.SUCCEEDED  # type: ignore[union-attr]
+        assert len(machine.history(execution_id)) == 5

@@ -94,6 +94,7 @@ INFO = StateMachineInfo(id=2, name="orders", created_at=T, latest_version=3)
 #: API field -> record field, where the API names it differently.
 RENAMED = {
     "name": "state_machine_name",
+    "type": "machine_type",
     "sources": "source_count",
     "created": "created_count",
     "skipped": "skipped_count",

@@ -8,6 +8,8 @@ stayed PENDING, the sweeper skipped them (``SKIP LOCKED``) and every later claim
 of them waited on the locks, for as long as the server's TCP keepalive takes
 (hours). Here a proxy on loopback plays the vanished network: it swallows the
 first COMMIT and hangs up on the client while keeping the server's side open.
+The group claim has since become one autocommitted statement (no COMMIT to lose);
+the test cuts another transaction of several statements, a new version's.
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ def proxy(postgres_url: str) -> Iterator[VanishingProxy]:
     vanishing.close()
 
 
-def test_a_group_claim_cut_before_its_commit_does_not_lock_its_executions_for_good(
+def test_a_transaction_cut_before_its_commit_does_not_lock_its_rows_for_good(
     postgres_url: str, proxy: VanishingProxy
 ) -> None:
     direct = Repository.from_settings(Settings(database_url=postgres_url, lease_seconds=LEASE))
@@ -102,25 +104,32 @@ def test_a_group_claim_cut_before_its_commit_does_not_lock_its_executions_for_go
         _, version, _ = direct.create_or_get_version("orders", DEFINITION)
         ids = [direct.create_execution(version, name=f"run-{i}")[0].id for i in range(10)]
 
-        # w1's group claim: the UPDATE runs, the COMMIT never arrives, w1 sees an error.
+        # The group claim is one autocommitted statement (issue 16): no COMMIT to lose.
+        claimed = cut.claim_many(ids, "w1", lease_seconds=LEASE)
+        assert sorted(claimed) == sorted(ids)
+        assert not proxy.swallowed.is_set()
+
+        # A transaction of several statements (a new version: the machine's row is
+        # locked, the version inserted) loses its COMMIT; w1 sees an error.
         with pytest.raises(sqlalchemy.exc.OperationalError):
-            cut.claim_many(ids, "w1", lease_seconds=LEASE)
+            cut.create_or_get_version("orders", {**DEFINITION, "Comment": "lost"})
         assert proxy.swallowed.is_set()
 
-        # w2 claims the same executions. Before the fix this waited on the stranded
-        # backend's row locks for as long as the server kept it (hours); now the
-        # server ends that transaction once it has sat idle for a lease.
+        # Another process stores a version of the same machine. Before the fix this
+        # waited on the stranded backend's row lock for as long as the server kept it
+        # (hours); now the server ends that transaction once it has sat idle for a lease.
         result: dict[str, Any] = {}
 
-        def claim() -> None:
-            result["claimed"] = direct.claim_many(ids, "w2", lease_seconds=60)
+        def store() -> None:
+            result["stored"] = direct.create_or_get_version(
+                "orders", {**DEFINITION, "Comment": "v2"}
+            )
 
-        worker = threading.Thread(target=claim, daemon=True)
+        worker = threading.Thread(target=store, daemon=True)
         worker.start()
         worker.join(timeout=60)  # a liveness bound, far above the lease
-        assert not worker.is_alive(), "the claim still waits on the vanished client's locks"
-        assert sorted(result["claimed"]) == sorted(ids)
-        assert all(e.lease_owner == "w2" for e in result["claimed"].values())
+        assert not worker.is_alive(), "the write still waits on the vanished client's lock"
+        assert result["stored"][1].version == 2  # the cut transaction was rolled back
     finally:
         cut.close()
         direct.close()

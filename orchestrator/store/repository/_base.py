@@ -89,17 +89,26 @@ class Database:
         """
         return self.dialect.run_alone(self.engine, self.transaction, statement, params, retry=retry)
 
-    def statement_rows(self, statement: Executable, params: dict[str, Any]) -> list[Row[Any]]:
+    def statement_rows(
+        self, statement: Executable, params: dict[str, Any], *, retry: bool = False
+    ) -> list[Row[Any]]:
         """Run one writing statement as a transaction of its own; return every row.
 
-        One round trip on PostgreSQL (autocommit); never run twice.
+        One round trip on PostgreSQL (autocommit). With ``retry`` it may run once
+        more if the server dropped the connection (see :meth:`statement`).
         """
-        return self.dialect.run_alone_rows(self.engine, self.transaction, statement, params)
+        return self.dialect.run_alone_rows(
+            self.engine, self.transaction, statement, params, retry=retry
+        )
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A read-only connection; its transaction is rolled back on exit."""
-        with self.engine.connect() as conn:
+        """A read-only connection; its transaction (if any) is rolled back on exit.
+
+        On PostgreSQL it reads in autocommit mode: no ROLLBACK round trip after
+        the reads (see ``Dialect.reading``).
+        """
+        with self.dialect.reading(self.engine) as conn:
             yield conn
 
 

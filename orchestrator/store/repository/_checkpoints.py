@@ -112,7 +112,18 @@ class Checkpoints(Part):
         if not steps:
             return []
         clock = self._db.dialect.lease_clock(now)
+        statement = self._db.dialect.ended_many(clock)
         now = utc_now(now)
+        if statement is not None and all(_plain_end(step) for _, _, step in steps):
+            try:
+                return self._ended_many(statement, steps, now)
+            except DBAPIError as error:
+                if error.connection_invalidated or len(steps) == 1:
+                    raise
+                return [
+                    self._one_of_many(ex_id, owner, step, now, clock)
+                    for ex_id, owner, step in steps
+                ]
 
         def write(conn: Connection) -> list[Row[Any] | None]:
             return [
@@ -181,6 +192,32 @@ class Checkpoints(Part):
         stored = self._db.statement_rows(statement, params)
         by_id = {row.id: execution_record(row) for row in stored}
         return [by_id.get(end.execution_id) for end in ends]
+
+    def _ended_many(
+        self, statement: Any, steps: Sequence[tuple[str, str, Checkpoint]], now: datetime
+    ) -> list[Execution | None]:
+        """Final checkpoints with their history in one statement (one round trip)."""
+        rows, history = [], []
+        for execution_id, owner, step in steps:
+            rows.append(
+                {
+                    "id": execution_id,
+                    "owner": owner,
+                    "cursor": step.cursor,
+                    "state": step.current_state,
+                    "status": ExecutionStatus(step.status).value,
+                    "nrows": len(step.history),
+                    "output": step.output,
+                    "error": step.error,
+                    "cause": step.cause,
+                }
+            )
+            for event in self._db.dialect.history_param(step.history, now):
+                history.append({"id": execution_id, **event})
+        params = {"rows": json_dumps(rows), "history": json_dumps(history), "now": now}
+        stored = self._db.statement_rows(statement, params)
+        by_id = {row.id: execution_record(row) for row in stored}
+        return [by_id.get(execution_id) for execution_id, _, _ in steps]
 
     def _one_of_many(
         self, execution_id: str, owner: str, step: Checkpoint, now: datetime, clock: LeaseClock
@@ -284,6 +321,17 @@ class Checkpoints(Part):
             payloads.encode(timer.payload, field=f"timers[{i}].payload", limit=limit)
         for i, corr in enumerate(step.correlations):
             payloads.canonical(corr.value, field=f"correlations[{i}].value")
+
+
+def _plain_end(step: Checkpoint) -> bool:
+    """A final checkpoint the one-statement group commit can write (no waits, no lease)."""
+    return (
+        ExecutionStatus(step.status) in TERMINAL_STATUSES
+        and not step.timers
+        and not step.correlations
+        and not step.may_have_waits
+        and step.lease_seconds is None
+    )
 
 
 def _final_step(end: ExecutionEnd) -> Checkpoint:

@@ -96,8 +96,8 @@ class Runs(Part):
             "p_expires": now + timedelta(seconds=lease_seconds),
             "p_lease": lease_seconds,
         }
-        statement = _claim_many_statement(clock)
-        rows = self._db.transaction(lambda conn: conn.execute(statement, params).all())
+        # One round trip on PostgreSQL (autocommit), not UPDATE then COMMIT.
+        rows = self._db.statement_rows(_claim_many_statement(clock), params, retry=True)
         return {row.id: execution_record(row) for row in rows}
 
     def renew_lease(

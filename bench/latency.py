@@ -1,0 +1,169 @@
+"""Start-to-end latency of single executions on an idle worker, against a raw Celery round trip.
+
+    .venv/bin/python bench/latency.py [--samples 300] [--hog] [--redis-db 11]
+        [--postgres-url URL]
+
+One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
+
+- raw Celery: ``apply_async`` of a task that pushes its result to a Redis list,
+  and a blocking pop of that list (the orchestrator's app has no result backend:
+  business results live in the database; a list on the same Redis is the
+  cheapest way back, so the baseline is if anything flattering);
+- EXPRESS: ``StateMachine.start_async`` of the 3-state machine (Pass, Task with a
+  no-op handler, Succeed), then ``ExecutionHandle.wait()`` (the database read every
+  millisecond): what ``start_sync(on_worker=True)`` does;
+- STANDARD: the same with a STANDARD machine (history stored).
+
+Printed: p50 and p99 of each in milliseconds, and each p50 less raw Celery's
+(goal: EXPRESS within 2 ms). The three kinds are interleaved sample by sample,
+so a change of load hits them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import redis
+from celery import current_app, shared_task
+
+BENCH_DIR = Path(__file__).resolve().parent
+if str(BENCH_DIR) not in sys.path:
+    sys.path.insert(0, str(BENCH_DIR))
+
+import _common  # noqa: E402  # bench/ is not a package
+import batch  # noqa: E402
+import celery_baseline  # noqa: E402
+
+ECHO = "bench.echo"
+WARMUP = 20
+_replies: dict[str, redis.Redis] = {}
+
+
+@shared_task(name=ECHO)
+def echo(reply_to: str) -> None:
+    """Push a result where the caller waits for it (runs in the worker)."""
+    url = str(current_app.conf.broker_url)
+    if url not in _replies:
+        _replies[url] = redis.Redis.from_url(url)
+    _replies[url].rpush(reply_to, "ok")
+
+
+def raw_round_trip(app: Any, client: redis.Redis) -> float:
+    """Seconds from ``apply_async`` until the result is back."""
+    reply_to = f"bench-reply-{uuid.uuid4().hex}"
+    started = time.perf_counter()
+    app.tasks[ECHO].apply_async((reply_to,), queue=celery_baseline.QUEUE)
+    if client.blpop([reply_to], timeout=30) is None:
+        raise SystemExit("raw Celery: no result within 30 s")
+    return time.perf_counter() - started
+
+
+def execution_round_trip(sm: Any) -> Callable[[], float]:
+    """Seconds from ``start_async`` until ``wait`` sees the execution ended."""
+
+    def once() -> float:
+        started = time.perf_counter()
+        execution = sm.start_async({"i": 1})
+        done = sm.client.execution(execution.id).wait(30)
+        elapsed = time.perf_counter() - started
+        if str(done.status) != "SUCCEEDED":
+            raise SystemExit(f"{done.id} ended {done.status}: {done.error} {done.cause}")
+        return elapsed
+
+    return once
+
+
+def percentile(values: list[float], p: float) -> float:
+    """The ``p``-th percentile, in milliseconds."""
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))
+    return ordered[index] * 1000
+
+
+def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[str, list[float]]:
+    """Interleaved samples of the three kinds."""
+    from orchestrator.client import Orchestrator
+
+    orchestrator = Orchestrator.shared(settings)
+    kinds: dict[str, Callable[[], float]] = {"raw Celery": lambda: raw_round_trip(app, client)}
+    for machine_type in ("EXPRESS", "STANDARD"):
+        sm = orchestrator.create_state_machine(
+            f"bench-latency-{machine_type.lower()}", batch.MACHINE, machine_type=machine_type
+        )
+        kinds[machine_type] = execution_round_trip(sm)
+    log_path = Path(f"/tmp/bench-latency-{os.getpid()}.log")  # noqa: S108
+    found: dict[str, list[float]] = {kind: [] for kind in kinds}
+    with _common.worker(
+        broker_url=settings.broker_url,
+        database_url=settings.database_url,
+        queues=[celery_baseline.QUEUE, "critical", "default", "low"],
+        handler_modules="batch,latency",
+        log_path=log_path,
+        name="bench-latency",
+    ):
+        for _ in range(WARMUP):
+            for once in kinds.values():
+                once()
+        for _ in range(samples):
+            for kind, once in kinds.items():
+                found[kind].append(once())
+    log = log_path.read_text(errors="replace")
+    if "ERROR" in log:
+        raise SystemExit(f"the worker reported errors (see {log_path}):\n{log[-3000:]}")
+    log_path.unlink(missing_ok=True)
+    return found
+
+
+def report(found: dict[str, list[float]], args: Any) -> None:
+    """Print p50/p99 and the p50 differences."""
+    raw = percentile(found["raw Celery"], 50)
+    print(
+        f"latency, start to end of single executions on an idle worker -c 2, {args.samples} "
+        f"samples each{', CPU hog on core 0' if args.hog else ''} ({_common.load_average()})"
+    )
+    for kind, values in found.items():
+        p50, p99 = percentile(values, 50), percentile(values, 99)
+        extra = "" if kind == "raw Celery" else f"   p50 {p50 - raw:+6.2f} ms vs raw Celery"
+        if kind == "EXPRESS":
+            extra += f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'})"
+        print(
+            f"   {kind:10}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
+            f"mean {statistics.fmean(values) * 1000:7.2f} ms{extra}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, measure, print."""
+    from orchestrator.celery import create_app
+    from orchestrator.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--hog", action="store_true", help="a CPU hog on core 0 throughout")
+    parser.add_argument("--redis-db", type=int, default=11)
+    parser.add_argument("--postgres-url", default=_common.DEFAULT_POSTGRES_URL)
+    args = parser.parse_args(argv)
+    broker_url = f"redis://127.0.0.1:6379/{args.redis_db}"
+    with (
+        _common.bench_database(args.postgres_url, "latency") as database_url,
+        _common.claimed_db(args.redis_db) as client,
+        _common.cpu_hog(args.hog),
+    ):
+        settings = Settings(database_url=database_url, broker_url=broker_url)
+        app = create_app(settings, set_as_current=False)
+        try:
+            report(measure(settings, client, app, args.samples), args)
+        finally:
+            app.close()
+
+
+if __name__ == "__main__":
+    main()
