@@ -2,7 +2,8 @@
 
 The page is one HTML document (hash routes: ``#/machines``, ``#/executions/ID``...)
 with one script and one stylesheet, all in the package. Besides the routes here,
-the script calls the HTTP API itself (``/executions``, ``/batches/ID/pause``...).
+the script calls the HTTP API itself (``/executions``, ``/batches/ID/pause``,
+``/mapruns``...).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from orchestrator.api.console.auth import (
     session_value,
     token_matches,
 )
-from orchestrator.api.console.series import failure_rate
+from orchestrator.api.console.series import Bucket, failure_rate
 from orchestrator.api.context import ApiContext, context
 from orchestrator.api.errors import ApiError
 from orchestrator.api.routes import to_filter, user_input_errors
@@ -41,6 +42,8 @@ ASSETS: Final = {
 PUBLIC_ASSETS: Final = frozenset({"console.css", "login.js"})
 #: Most ended executions read to draw a batch's failure-rate chart.
 CHART_LIMIT: Final = 10_000
+#: Most Map Runs of one execution listed on its page.
+MAP_RUNS_LIMIT: Final = 50
 #: Headers of every console response: no caching of data, no framing, no sniffing.
 SECURITY_HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -246,19 +249,7 @@ def batch_failure_rate(
 ) -> dict[str, Any]:
     """The share of failures among a batch's ended executions, in time buckets."""
     ctx.client.batch(batch_id).record()
-    series = failure_rate(_ends(ctx, batch_id), buckets)
-    return {
-        "buckets": [
-            {
-                "start": b.start.isoformat(),
-                "end": b.end.isoformat(),
-                "ended": b.ended,
-                "failed": b.failed,
-                "rate": b.rate,
-            }
-            for b in series
-        ]
-    }
+    return {"buckets": _buckets(failure_rate(_ends(ctx, batch_id), buckets))}
 
 
 def _ends(ctx: ApiContext, batch_id: str) -> list[tuple[datetime, str]]:
@@ -271,6 +262,65 @@ def _ends(ctx: ApiContext, batch_id: str) -> list[tuple[datetime, str]]:
             break
         flt = ExecutionFilter(batch_id=batch_id, limit=1000, cursor=found.next_cursor)
     return ends
+
+
+@router.get("/api/executions/{execution_id}/map", dependencies=[Session])
+def execution_map(execution_id: str, ctx: Ctx) -> dict[str, Any]:
+    """The execution's place in Distributed Maps: its Map Run (as a child) and its own.
+
+    ``map_run`` is the Map Run it is a child of, with the parent and item index (or
+    null); ``map_runs`` are the Map Runs its own Map states opened, newest first.
+    """
+    run = ctx.client.execution(execution_id).describe()
+    parent = None
+    if run.map_run_id is not None:
+        parent = {
+            "id": run.map_run_id,
+            "parent_execution_id": run.parent_execution_id,
+            "item_index": run.item_index,
+        }
+    own = [
+        {
+            "id": m.id,
+            "state_name": m.state_name,
+            "label": m.label,
+            "status": m.status,
+            "counts": m.counts(),
+        }
+        for m in ctx.client.map_runs(execution_id=execution_id, limit=MAP_RUNS_LIMIT)
+    ]
+    return {"map_run": parent, "map_runs": own}
+
+
+@router.get("/api/mapruns/{map_run_id}/failure-rate", dependencies=[Session])
+def map_run_failure_rate(
+    map_run_id: str, ctx: Ctx, buckets: Annotated[int, Query(ge=1, le=200)] = 20
+) -> dict[str, Any]:
+    """The share of failures among a Map Run's ended children, in time buckets."""
+    handle = ctx.client.map_run(map_run_id)
+    handle.describe()  # an unknown Map Run is a 404
+    ends: list[tuple[datetime, str]] = []
+    after = -1
+    while len(ends) < CHART_LIMIT:
+        page_ = handle.children(after=after, limit=1000)
+        ends.extend((c.ended_at, str(c.status)) for c in page_ if c.ended_at is not None)
+        if len(page_) < 1000:
+            break
+        after = page_[-1].item_index
+    return {"buckets": _buckets(failure_rate(ends, buckets))}
+
+
+def _buckets(series: list[Bucket]) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": b.start.isoformat(),
+            "end": b.end.isoformat(),
+            "ended": b.ended,
+            "failed": b.failed,
+            "rate": b.rate,
+        }
+        for b in series
+    ]
 
 
 __all__ = ["ASSETS", "LoginIn", "router", "session"]

@@ -249,7 +249,24 @@ function timeline(events) {
       h("td", {class: e.error ? "error" : ""}, e.error || ""))));
 }
 
-function executionFacts(e, chained) {
+// A child's Map Run and parent; the Map Runs its own Map states opened.
+function mapLinks(map) {
+  const run = map.map_run;
+  return [
+    run ? [h("dt", {}, "map run"), h("dd", {},
+      h("a", {href: `#/mapruns/${encodeURIComponent(run.id)}`, id: "map-run-link"}, run.id),
+      ` item ${run.item_index}`)] : [],
+    run && run.parent_execution_id ? [h("dt", {}, "parent"), h("dd", {},
+      h("a", {href: `#/executions/${encodeURIComponent(run.parent_execution_id)}`, id: "parent-link"},
+        run.parent_execution_id))] : [],
+    map.map_runs.length ? [h("dt", {}, "map runs"), h("dd", {id: "map-runs"}, map.map_runs.map((m) =>
+      h("div", {"data-maprun": m.id},
+        h("a", {href: `#/mapruns/${encodeURIComponent(m.id)}`}, m.label || m.state_name), " ",
+        status(m.status), ` ${m.counts.succeeded + m.counts.failed + m.counts.timedOut + m.counts.aborted}/${m.counts.total}`)))] : [],
+  ];
+}
+
+function executionFacts(e, chained, map) {
   const flower = config.flower_url
     ? h("a", {href: `${config.flower_url.replace(/\/$/, "")}/tasks?search=${encodeURIComponent(e.id)}`,
       id: "flower-link", target: "_blank", rel: "noopener"}, "Flower tasks") : "";
@@ -261,6 +278,7 @@ function executionFacts(e, chained) {
     h("dt", {}, "duration"), h("dd", {}, duration(e.started_at, e.ended_at)),
     e.batch_id ? [h("dt", {}, "batch"), h("dd", {}, h("a", {href: `#/batches/${encodeURIComponent(e.batch_id)}`}, e.batch_id))] : [],
     e.source_execution_id ? [h("dt", {}, "source"), h("dd", {}, h("a", {href: `#/executions/${encodeURIComponent(e.source_execution_id)}`, id: "source-link"}, e.source_execution_id), e.source_state_name ? ` (${e.source_state_name})` : "")] : [],
+    mapLinks(map),
     chained.length ? [h("dt", {}, "chained"), h("dd", {id: "chained"}, chained.map((c) => h("div", {}, h("a", {href: `#/executions/${encodeURIComponent(c.id)}`}, c.name), " ", status(c.status))))] : [],
     e.error ? [h("dt", {}, "error"), h("dd", {class: "error", id: "execution-error"}, e.error)] : [],
     e.cause ? [h("dt", {}, "cause"), h("dd", {}, h("pre", {}, e.cause))] : [],
@@ -325,9 +343,10 @@ function taskTokens(items) {
 async function executionView(id) {
   const path = `/executions/${encodeURIComponent(id)}`;
   const render = async () => {
-    const [e, history, svg, chained, tokens] = await Promise.all([
+    const [e, history, svg, chained, tokens, map] = await Promise.all([
       api(path), api(`${path}/history`), api(`/console/api${path}/graph.svg`),
-      api(`/console/api${path}/chained`), api(`/console/api${path}/task-tokens`)]);
+      api(`/console/api${path}/chained`), api(`/console/api${path}/task-tokens`),
+      api(`/console/api${path}/map`)]);
     fill("title", `${e.name} `, status(e.status));
     const graph = svgNode(svg);
     // A click on a state opens its input, output, error and cause.
@@ -337,7 +356,7 @@ async function executionView(id) {
       if (details) { details.open = true; details.scrollIntoView({behavior: "smooth", block: "center"}); }
     });
     fill("graph", graph);
-    fill("facts-box", executionFacts(e, chained.items));
+    fill("facts-box", executionFacts(e, chained.items, map));
     fill("timeline-box", timeline(history.items));
     fill("states-box", stateDetails(history.items));
     fill("tokens-box", taskTokens(tokens.items));
@@ -454,6 +473,110 @@ async function batchView(id) {
   poll(render);
 }
 
+// ------------------------------------------------------------------ map runs
+
+// A Map Run's counts (as AWS names them) under the executions' status names.
+const MAP_COUNTS = [["pending", "PENDING"], ["running", "RUNNING"], ["succeeded", "SUCCEEDED"],
+  ["failed", "FAILED"], ["timedOut", "TIMED_OUT"], ["aborted", "ABORTED"]];
+
+function mapCounts(counts) {
+  return Object.fromEntries(MAP_COUNTS.map(([key, name]) => [name, counts[key] || 0]));
+}
+
+function mapName(m) { return m.label || m.state_name; }
+
+async function mapRunsView(params) {
+  const filter = new URLSearchParams({limit: "100"});
+  if (params.get("execution")) filter.set("execution_id", params.get("execution"));
+  if (params.get("status")) filter.set("status", params.get("status"));
+  const render = async () => {
+    const {items} = await api(`/mapruns?${filter}`);
+    fill("mapruns",
+      h("tr", {}, ["Map Run", "Map state", "Parent", "Status", "Progress", "Started", "Duration"].map((t) => h("th", {}, t))),
+      items.map((m) => h("tr", {"data-maprun": m.id},
+        h("td", {}, h("a", {href: `#/mapruns/${encodeURIComponent(m.id)}`}, m.id)),
+        h("td", {}, mapName(m)),
+        h("td", {}, h("a", {href: `#/executions/${encodeURIComponent(m.execution_id)}`}, m.execution_id.slice(0, 8))),
+        h("td", {}, status(m.status)),
+        h("td", {style: "min-width:160px"}, progressBar(mapCounts(m.counts), m.counts.total)),
+        h("td", {}, when(m.started_at)), h("td", {}, duration(m.started_at, m.stopped_at)))));
+  };
+  const statusForm = h("form", {class: "filters", id: "mapruns-filter", onsubmit: (event) => {
+    event.preventDefault();
+    const next = new URLSearchParams();
+    for (const [key, value] of new FormData(event.target)) if (value) next.set(key, value);
+    location.hash = `#/mapruns?${next}`;
+  }},
+  h("label", {}, "Status", h("select", {name: "status"}, h("option", {value: ""}, "any"),
+    ["RUNNING", "SUCCEEDED", "FAILED", "ABORTED"].map((s) =>
+      h("option", {value: s, selected: s === params.get("status")}, s)))),
+  h("label", {}, "Parent execution", h("input", {name: "execution", value: params.get("execution") || ""})),
+  h("button", {type: "submit", class: "action"}, "Filter"));
+  show(h("h1", {}, "Map Runs"), statusForm, h("table", {id: "mapruns"}));
+  await render();
+  poll(render);
+}
+
+async function mapRunView(id, params) {
+  const path = `/mapruns/${encodeURIComponent(id)}`;
+  const after = Number(params.get("after") || -1);
+  let parent = null;
+  // Stop and redrive act on the parent execution: its stop aborts the children, its
+  // redrive re-runs the failed and aborted ones in the same Map Run.
+  const onParent = (label, verb, buttonId) => h("button", {class: `action${verb === "stop" ? " danger" : ""}`,
+    id: buttonId, onclick: () => act(label, () => api(`/executions/${encodeURIComponent(parent)}/${verb}`,
+      {method: "POST", body: verb === "stop" ? {} : undefined}), render)}, label);
+  const render = async () => {
+    const [m, rate] = await Promise.all([
+      api(`${path}?children_after=${after}&children_limit=50`),
+      api(`/console/api${path}/failure-rate`)]);
+    parent = m.execution_id;
+    const counts = mapCounts(m.counts);
+    const ended = counts.SUCCEEDED + counts.FAILED + counts.TIMED_OUT + counts.ABORTED;
+    const failed = counts.FAILED + counts.TIMED_OUT + counts.ABORTED;
+    fill("title", `Map Run ${mapName(m)} `, status(m.status));
+    fill("bar", progressBar(counts, m.counts.total),
+      h("p", {id: "progress-text"}, `${ended} of ${m.counts.total} ended, ${failed} failed`));
+    fill("maprun-counts",
+      Object.entries(counts).map(([s, n]) => h("span", {"data-count": s}, status(s), ` ${n}`)));
+    fill("facts-box", h("dl", {class: "kv"},
+      h("dt", {}, "parent"), h("dd", {}, h("a", {href: `#/executions/${encodeURIComponent(m.execution_id)}`, id: "parent-link"}, m.execution_id)),
+      h("dt", {}, "map state"), h("dd", {}, m.state_name),
+      m.label ? [h("dt", {}, "label"), h("dd", {}, m.label)] : [],
+      h("dt", {}, "children"), h("dd", {}, m.execution_type),
+      h("dt", {}, "max concurrency"), h("dd", {}, m.max_concurrency || "unlimited"),
+      h("dt", {}, "tolerated failures"), h("dd", {}, [
+        m.tolerated_failure_count === null ? "" : `${m.tolerated_failure_count}`,
+        m.tolerated_failure_percentage === null ? "" : ` ${m.tolerated_failure_percentage} %`].join("").trim() || "none"),
+      h("dt", {}, "failure rate"), h("dd", {id: "failure-rate"}, ended ? `${((100 * failed) / ended).toFixed(1)} %` : ""),
+      h("dt", {}, "started"), h("dd", {}, when(m.started_at)),
+      h("dt", {}, "duration"), h("dd", {}, duration(m.started_at, m.stopped_at)),
+      m.error ? [h("dt", {}, "error"), h("dd", {class: "error", id: "maprun-error"}, m.error)] : [],
+      m.cause ? [h("dt", {}, "cause"), h("dd", {}, h("pre", {}, m.cause))] : []));
+    fill("chart", chart(rate.buckets));
+    fill("children",
+      h("tr", {}, ["Item", "Execution", "Status", "Error", "Started", "Duration"].map((t) => h("th", {}, t))),
+      m.children.map((c) => h("tr", {"data-child": c.id, "data-item": c.item_index},
+        h("td", {}, c.item_index),
+        h("td", {}, h("a", {href: `#/executions/${encodeURIComponent(c.id)}`}, c.id)),
+        h("td", {}, status(c.status)), h("td", {class: c.error ? "error" : ""}, c.error || ""),
+        h("td", {}, when(c.started_at)), h("td", {}, duration(c.started_at, c.ended_at)))));
+    const last = m.children.length ? m.children[m.children.length - 1].item_index : null;
+    fill("children-paging",
+      after >= 0 ? h("button", {class: "action", type: "button", onclick: () => history.back()}, "← previous") : "", " ",
+      m.children.length === 50 ? h("a", {href: `#/mapruns/${encodeURIComponent(id)}?after=${last}`, id: "next-children"}, "next →") : "");
+  };
+  show(h("h1", {id: "title"}), h("div", {id: "bar"}), h("div", {class: "counts", id: "maprun-counts"}),
+    h("div", {class: "actions"}, onParent("Stop parent", "stop", "stop-parent"),
+      onParent("Redrive parent", "redrive", "redrive-parent")),
+    h("p", {id: "notice", class: "notice"}),
+    h("div", {class: "grid"}, h("div", {}, h("h2", {}, "Failure rate over time"), h("div", {id: "chart"})),
+      h("div", {id: "facts-box"})),
+    h("h2", {}, "Children"), h("table", {id: "children"}), h("p", {id: "children-paging"}));
+  await render();
+  poll(render);
+}
+
 // ------------------------------------------------------------------ routing
 
 async function route() {
@@ -471,6 +594,8 @@ async function route() {
     else if (parts[0] === "executions" && parts[1]) await executionView(parts[1]);
     else if (parts[0] === "batches" && parts[1]) await batchView(parts[1]);
     else if (parts[0] === "batches") await batchesView();
+    else if (parts[0] === "mapruns" && parts[1]) await mapRunView(parts[1], params);
+    else if (parts[0] === "mapruns") await mapRunsView(params);
     else await executionsView(params);
   } catch (error) {
     // Only the current view may show its error: an old one's late failure must not replace it.
