@@ -278,7 +278,7 @@ function executionFacts(e, chained, map) {
     h("dt", {}, "duration"), h("dd", {}, duration(e.started_at, e.ended_at)),
     e.batch_id ? [h("dt", {}, "batch"), h("dd", {}, h("a", {href: `#/batches/${encodeURIComponent(e.batch_id)}`}, e.batch_id))] : [],
     e.source_execution_id ? [h("dt", {}, "source"), h("dd", {}, h("a", {href: `#/executions/${encodeURIComponent(e.source_execution_id)}`, id: "source-link"}, e.source_execution_id), e.source_state_name ? ` (${e.source_state_name})` : "")] : [],
-    mapLinks(map),
+    ...mapLinks(map),
     chained.length ? [h("dt", {}, "chained"), h("dd", {id: "chained"}, chained.map((c) => h("div", {}, h("a", {href: `#/executions/${encodeURIComponent(c.id)}`}, c.name), " ", status(c.status))))] : [],
     e.error ? [h("dt", {}, "error"), h("dd", {class: "error", id: "execution-error"}, e.error)] : [],
     e.cause ? [h("dt", {}, "cause"), h("dd", {}, h("pre", {}, e.cause))] : [],
