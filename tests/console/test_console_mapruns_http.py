@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from orchestrator.handlers import registry
 from tests.api.conftest import create_machine, make_client, start  # noqa: F401  # fixtures
 from tests.console.test_console_http import BEARER, guarded  # noqa: F401  # fixtures
-from tests.dmap.work import RESOURCE, machine, work
+from tests.dmap.work import FAILING, RESOURCE, machine, work
 
 
 @pytest.fixture
@@ -76,3 +76,31 @@ def test_the_map_run_routes_need_a_session(
     # The page and its nav know Map Runs (the script's routes are tested in the browser).
     client.headers.update(BEARER)
     assert 'href="#/mapruns"' in client.get("/console/").text
+
+
+def test_the_map_run_pages_redrive_button_call_reruns_the_failed_children(
+    guarded: TestClient,  # noqa: F811
+) -> None:
+    # Given a Map Run that failed on item 2 (the API runs its children in its process)
+    registry.register(RESOURCE, work)
+    FAILING.add(2)
+    try:
+        guarded.headers.update(BEARER)
+        create_machine(guarded, "redo", machine(MaxConcurrency=1))
+        parent = start(guarded, "redo", [{"n": n} for n in range(4)])
+        assert parent["status"] == "FAILED"
+        (run,) = guarded.get("/mapruns").json()["items"]
+        assert run["counts"]["failed"] == 1
+
+        # When the cause is fixed and the button's call redrives the parent
+        FAILING.discard(2)
+        assert guarded.post(f"/executions/{run['execution_id']}/redrive").status_code == 200
+
+        # Then the same Map Run succeeded with every child
+        again = guarded.get(f"/mapruns/{run['id']}").json()
+        assert (again["status"], again["counts"]["succeeded"]) == ("SUCCEEDED", 4)
+        links = guarded.get(f"/console/api/executions/{parent['id']}/map").json()
+        assert [m["id"] for m in links["map_runs"]] == [run["id"]]
+    finally:
+        FAILING.discard(2)
+        registry.unregister(RESOURCE)
