@@ -18,15 +18,14 @@ from orchestrator.settings import Settings
 from tests.api import handlers
 from tests.api.conftest import create_machine, make_client, start  # noqa: F401  # fixtures
 from tests.api.test_tasks import CALLBACK
-from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
-    Cluster,
-    cluster,
+from tests.batch.conftest import Cluster, cluster  # noqa: F401  # a fixture
+from tests.console.conftest import TOKEN, Served, login, screenshot, wait
+from tests.console.test_console_http import CHECK
+from tests.distributed.conftest import (  # noqa: F401  # fixtures of ``cluster``
     make_app,
     redis_db,
     start_worker,
 )
-from tests.console.conftest import TOKEN, Served, login, screenshot, wait
-from tests.console.test_console_http import CHECK
 
 pytestmark = pytest.mark.slow
 

@@ -83,10 +83,11 @@ def test_map_run_pages_follow_real_workers_to_the_end_and_stop_the_parent(  # no
         parent = sm.start_async([{"n": n, "sleep": 0.1} for n in range(ITEMS)])
         swept = [0.0]
 
-        def sweep() -> None:  # beat's part, at most twice a second
+        def sweep() -> bool:  # beat's part, at most twice a second; False to chain with or
             if time.monotonic() - swept[0] > 0.5:
                 client.sweep()
                 swept[0] = time.monotonic()
+            return False
 
         # When the parent's page is open, it links to its Map Run
         login(browser, server)
