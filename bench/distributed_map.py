@@ -38,14 +38,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg2
-from psycopg2 import sql
-from sqlalchemy.engine import make_url
-
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 sys.path.insert(0, str(BENCH_DIR))
 
+import _common  # noqa: E402
 import celery_baseline  # noqa: E402
 
 PAYLOAD = 16 * 1024 * 1024
@@ -57,35 +54,6 @@ def machine(kind: str, **fields: Any) -> dict[str, Any]:
     processor = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": kind}, **PASS}
     state = {"Type": "Map", "ItemProcessor": processor, "End": True, **fields}
     return {"StartAt": "Fan", "States": {"Fan": state}}
-
-
-# -- a database ------------------------------------------------------------------------
-
-
-def _admin(server: str, statement: sql.Composable) -> None:
-    conn = psycopg2.connect(make_url(server).render_as_string(hide_password=False))
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(statement)
-    finally:
-        conn.close()
-
-
-@contextlib.contextmanager
-def database(server: str) -> Iterator[str]:
-    """A fresh migrated database, dropped on the way out."""
-    from orchestrator.store.migrations import upgrade
-
-    name = f"orchestrator_bench_dmap_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    ident = sql.Identifier(name)
-    _admin(server, sql.SQL("CREATE DATABASE {}").format(ident))
-    url = make_url(server).set(database=name).render_as_string(hide_password=False)
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        _admin(server, sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
 
 
 # -- (b), (c): a Map Run on a worker -----------------------------------------------------
@@ -127,7 +95,7 @@ def measure_map(server: str, broker_url: str, items: int, kind: str) -> float:
     from orchestrator import Orchestrator
     from orchestrator.settings import Settings
 
-    with database(server) as url:
+    with _common.bench_database(server, "dmap") as url:
         settings = Settings(database_url=url, broker_url=broker_url, payload_max_bytes=PAYLOAD)
         client = Orchestrator(settings)
         sm = client.create_state_machine(f"bench-{kind.lower()}", machine(kind))
@@ -199,7 +167,7 @@ def _peak_kib() -> int:
 
 def measure_rss(server: str, items: int) -> tuple[float, float]:
     """Peak RSS (MiB) of a leader over ``items`` JSONL items, and of an idle client."""
-    with tempfile.TemporaryDirectory() as root, database(server) as url:
+    with tempfile.TemporaryDirectory() as root, _common.bench_database(server, "dmap") as url:
         (Path(root) / "b").mkdir()
         with (Path(root) / "b" / "items.jsonl").open("w") as handle:
             for n in range(items):

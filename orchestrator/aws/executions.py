@@ -152,26 +152,18 @@ def _redrive_status(execution: Execution) -> tuple[str, str | None]:
 def describe_execution(aws: Aws, body: dict[str, Any]) -> dict[str, Any]:
     """One execution: status, input, output, error, dates, redrive facts."""
     execution = find(aws, text(body, "executionArn"))
-    machine = machine_name(aws, execution)
     ended = execution.status in TERMINAL_STATUSES
     status, reason = _redrive_status(execution)
     succeeded = execution.status == ExecutionStatus.SUCCEEDED
     return compact(
         {
-            "executionArn": arn_of(aws, execution, machine),
-            "stateMachineArn": aws.arns.machine(machine),
-            "stateMachineVersionArn": _version_arn(aws, execution),
-            "name": execution.name,
-            "status": aws_status(execution),
-            "startDate": epoch(execution.started_at),
-            "stopDate": epoch(execution.ended_at) if ended else None,
+            **list_item(aws, execution, machine_name(aws, execution)),
             "input": dump(execution.input),
             "inputDetails": {"included": True},
             "output": dump(execution.output) if succeeded else None,
             "outputDetails": {"included": True} if succeeded else None,
             "error": execution.error if ended else None,
             "cause": execution.cause if ended else None,
-            "redriveCount": execution.redrive_count,
             "redriveStatus": status,
             "redriveStatusReason": reason,
         }
