@@ -87,7 +87,7 @@ def map_worker(broker_url: str, database_url: str, log: Path) -> Iterator[Any]:
     try:
         yield process
     finally:
-        celery_baseline._stop(process)
+        _common.stop(process)
 
 
 def measure_map(server: str, broker_url: str, items: int, kind: str) -> float:
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> None:
 
     url = f"redis://127.0.0.1:6379/{args.redis_db}"
     figures: dict[str, float] = {}
-    with celery_baseline.claimed_db(args.redis_db) as client:
+    with _common.claimed_db(args.redis_db) as client:
         app = create_app(Settings(broker_url=url), set_as_current=False)
         try:
             if "a" not in skip:
@@ -216,12 +216,12 @@ def main(argv: list[str] | None = None) -> None:
         finally:
             app.close()
         client.flushdb()
-        client.set(celery_baseline.LOCK_KEY, "bench", ex=600)
+        client.set(_common.LOCK_KEY, "bench", ex=600)
         for part, kind in (("b", "EXPRESS"), ("c", "STANDARD")):
             if part not in skip:
                 figures[part] = measure_map(args.postgres, url, args.items, kind)
                 client.flushdb()
-                client.set(celery_baseline.LOCK_KEY, "bench", ex=600)
+                client.set(_common.LOCK_KEY, "bench", ex=600)
     print(f"Distributed Map, {args.items} items, one worker -c 2, local PostgreSQL and Redis")
     base = figures.get("a")
     names = {
