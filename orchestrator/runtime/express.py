@@ -74,6 +74,7 @@ def run_express(runner: Runner, executions: Sequence[Execution]) -> list[Executi
         return runner.repo.end_many(
             [end for end, _ in checked],
             runner.owner,
+            claimed=executions,
             encoded=[text for _, text in checked],
             now=runner.lease_now(),
         )

@@ -48,12 +48,31 @@ Carrier = dict[str, str]
 _message: ContextVar[Carrier | None] = ContextVar("orchestrator_message_trace", default=None)
 
 
+#: The last tracer handed out, with the provider it came from.
+_cached: tuple[Any, Any] | None = None
+
+
 def _tracer() -> Any | None:
+    """The orchestrator's tracer, or None when no tracer provider is configured.
+
+    Without a provider (OpenTelemetry not installed, or installed and never set
+    up), a span would be a non-recording one: building it and its context costs
+    about 25 microseconds an execution for nothing, so no span is made at all.
+    """
+    global _cached
     try:
         from opentelemetry import trace
     except ImportError:  # the optional extra is not installed
         return None
-    return trace.get_tracer("orchestrator")
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    cached = _cached
+    if cached is not None and cached[0] is provider:
+        return cached[1]
+    tracer = provider.get_tracer("orchestrator")
+    _cached = (provider, tracer)
+    return tracer
 
 
 def as_carrier(value: object) -> Carrier | None:

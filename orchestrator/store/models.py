@@ -177,6 +177,12 @@ class Batch(Base):
     archived_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
 
+def _linked(name: str, *columns: str) -> Index:
+    """An index of rows whose first column (an optional link) is set."""
+    where = text(f"{columns[0]} IS NOT NULL")
+    return Index(name, *columns, postgresql_where=where, sqlite_where=where)
+
+
 class Execution(Base):
     """One run of a pinned state machine version, with its checkpoint and lease."""
 
@@ -186,7 +192,11 @@ class Execution(Base):
         Index("ix_executions_machine_status_started", "state_machine_id", "status", "started_at"),
         Index("ix_executions_machine_started", "state_machine_id", "started_at", "id"),
         Index("ix_executions_status_lease", "status", "lease_expires_at"),
-        Index("ix_executions_map_run_item", "map_run_id", "item_index"),
+        # The optional links are indexed only where set (migration 0011).
+        _linked("ix_executions_map_run_item", "map_run_id", "item_index"),
+        _linked("ix_executions_batch_id", "batch_id"),
+        _linked("ix_executions_source_execution_id", "source_execution_id"),
+        _linked("ix_executions_parent_execution_id", "parent_execution_id"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -202,9 +212,9 @@ class Execution(Base):
     cursor: Mapped[Any] = mapped_column(JSONType, nullable=True)
     current_state: Mapped[str | None] = mapped_column(String(255))
     priority: Mapped[int] = mapped_column(Integer, default=0)
-    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"), index=True)
+    batch_id: Mapped[str | None] = mapped_column(ForeignKey("batches.id"))
     source_execution_id: Mapped[str | None] = mapped_column(
-        ForeignKey("executions.id", ondelete="SET NULL"), index=True
+        ForeignKey("executions.id", ondelete="SET NULL")
     )
     source_state_name: Mapped[str | None] = mapped_column(String(255))
     started_at: Mapped[datetime]
@@ -231,7 +241,7 @@ class Execution(Base):
     #: the parent of every advance's span; set once, by the first traced advance.
     trace_context: Mapped[Any] = mapped_column(JSONType, nullable=True)
     #: A Distributed Map's child: its parent execution, its Map Run and item (batch) index.
-    parent_execution_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    parent_execution_id: Mapped[str | None] = mapped_column(String(36))
     map_run_id: Mapped[str | None] = mapped_column(String(36))
     item_index: Mapped[int | None] = mapped_column(Integer)
 

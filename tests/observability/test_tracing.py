@@ -83,3 +83,26 @@ def test_an_execution_and_its_states_are_spans(
     assert prepare.start_time is not None
     assert prepare.end_time is not None
     assert prepare.start_time <= prepare.end_time
+
+
+def test_without_a_tracer_provider_no_span_is_built(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No provider configured: no tracer, and an execution's span costs nothing."""
+    from orchestrator.runtime import tracing
+
+    _reset_tracer_provider()
+    built: list[str] = []
+    monkeypatch.setattr(
+        trace.ProxyTracerProvider, "get_tracer", lambda self, *a, **k: built.append("tracer")
+    )
+    assert tracing._tracer() is None
+    with tracing.execution_span(execution_id="e", machine="m", batch_id=None) as carrier:
+        assert carrier is None
+    assert built == []
+
+
+def test_a_provider_set_later_is_used(spans: InMemorySpanExporter) -> None:
+    from orchestrator.runtime import tracing
+
+    with tracing.execution_span(execution_id="e", machine="m", batch_id=None):
+        pass
+    assert [span.name for span in spans.get_finished_spans()] == ["execution m"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
@@ -11,7 +12,7 @@ from sqlalchemy import Connection, Integer, Row, Select, Update, bindparam, case
 from sqlalchemy.exc import DBAPIError
 
 from orchestrator.store import payloads
-from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock, unindexed
 from orchestrator.store.engine import json_dumps
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Checkpoint, Execution, ExecutionEnd, NewHistoryEvent
@@ -155,6 +156,7 @@ class Checkpoints(Part):
         ends: Sequence[ExecutionEnd],
         owner: str,
         *,
+        claimed: Sequence[Execution],
         encoded: Sequence[str] | None = None,
         now: datetime | None = None,
     ) -> list[Execution | None]:
@@ -168,6 +170,8 @@ class Checkpoints(Part):
         Args:
             ends: the final rows; each must have passed :meth:`check_end`.
             owner: the lease owner.
+            claimed: each end's execution as ``owner`` claimed it (same order): the
+                rows returned are these with the end applied, not read back.
             encoded: each end's output as :meth:`check_end` returned it (encoded
                 once); default: encoded here.
             now: the time. Default: now (leases are then read by PostgreSQL's clock).
@@ -188,10 +192,33 @@ class Checkpoints(Part):
             f'{{"id":{json_dumps(end.execution_id)},"status":{json_dumps(ExecutionStatus(end.status).value)},"output":{text},"error":{json_dumps(end.error)},"cause":{json_dumps(end.cause)}}}'
             for end, text in zip(ends, texts, strict=True)
         )
-        params = {"rows": f"[{rows}]", "owner": owner, "now": utc_now(now)}
-        stored = self._db.statement_rows(statement, params)
-        by_id = {row.id: execution_record(row) for row in stored}
-        return [by_id.get(end.execution_id) for end in ends]
+        ended_at = utc_now(now)
+        params = {
+            "rows": f"[{rows}]",
+            "ids": [end.execution_id for end in ends],
+            "owner": owner,
+            "now": ended_at,
+        }
+        revisions = {row.id: row.revision for row in self._db.statement_rows(statement, params)}
+        return [
+            None
+            if end.execution_id not in revisions
+            else replace(
+                execution,
+                status=ExecutionStatus(end.status),
+                output=end.output,
+                error=end.error,
+                cause=end.cause,
+                ended_at=ended_at,
+                updated_at=ended_at,
+                lease_owner=None,
+                lease_expires_at=None,
+                wake_pending=False,
+                revision=revisions[end.execution_id],
+                claim_count=0,
+            )
+            for end, execution in zip(ends, claimed, strict=True)
+        ]
 
     def _ended_many(
         self, statement: Any, steps: Sequence[tuple[str, str, Checkpoint]], now: datetime
@@ -214,7 +241,12 @@ class Checkpoints(Part):
             )
             for event in self._db.dialect.history_param(step.history, now):
                 history.append({"id": execution_id, **event})
-        params = {"rows": json_dumps(rows), "history": json_dumps(history), "now": now}
+        params = {
+            "rows": json_dumps(rows),
+            "ids": [execution_id for execution_id, _, _ in steps],
+            "history": json_dumps(history),
+            "now": now,
+        }
         stored = self._db.statement_rows(statement, params)
         by_id = {row.id: execution_record(row) for row in stored}
         return [by_id.get(execution_id) for execution_id, _, _ in steps]
@@ -398,7 +430,7 @@ def _update(shape: _Shape, full: bool, clock: LeaseClock = CALLER_CLOCK) -> Upda
         update(EXT)
         .where(
             c.id == bindparam("p_id"),
-            c.status == ExecutionStatus.RUNNING,
+            unindexed(c.status) == ExecutionStatus.RUNNING,
             c.lease_owner == bindparam("p_owner"),
             c.lease_expires_at >= clock.now(),
         )

@@ -11,7 +11,7 @@ from sqlalchemy import Update, and_, bindparam, case, delete, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
-from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock
+from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock, unindexed
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Execution
 from orchestrator.store.repository._base import (
@@ -402,7 +402,7 @@ def _held_by(
     """Conditions: ``owner`` holds a live lease on this RUNNING execution."""
     return [
         EX.id == execution_id,
-        EX.status == ExecutionStatus.RUNNING,
+        unindexed(EX.status) == ExecutionStatus.RUNNING,
         EX.lease_owner == owner,
         EX.lease_expires_at >= now,
     ]
@@ -426,7 +426,7 @@ def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
         update(EXT)
         .where(
             chosen,
-            c.status.in_(ACTIVE),
+            unindexed(c.status).in_(ACTIVE),
             or_(
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
