@@ -11,7 +11,12 @@ from sqlalchemy import Update, and_, bindparam, case, delete, false, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
-from orchestrator.store.dialect import CALLER_CLOCK, LeaseClock, unindexed
+from orchestrator.store.dialect import (
+    CALLER_CLOCK,
+    LeaseClock,
+    commit_without_flush,
+    unindexed,
+)
 from orchestrator.store.errors import LeaseLost
 from orchestrator.store.records import Execution
 from orchestrator.store.repository._base import (
@@ -427,6 +432,9 @@ def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
         .where(
             chosen,
             unindexed(c.status).in_(ACTIVE),
+            # A claim lost in a PostgreSQL crash is as if it never happened: the
+            # worker's later commits are fenced by its lease and fail.
+            commit_without_flush(),
             or_(
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
