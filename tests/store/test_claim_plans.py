@@ -118,4 +118,5 @@ def test_end_many_returns_the_claimed_rows_with_their_ends(pg_repo: Repository) 
     stored = pg_repo.end_many(ends, "w", claimed=[claimed[first.id], claimed[second.id]])
     assert stored[1] is None
     assert stored[0] == pg_repo.get_execution(first.id)
-    assert stored[0] is not None and stored[0].output == {"y": [1]}
+    assert stored[0] is not None
+    assert stored[0].output == {"y": [1]}
