@@ -10,12 +10,15 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
   business results live in the database; a list on the same Redis is the
   cheapest way back, so the baseline is if anything flattering);
 - EXPRESS: ``StateMachine.start_async`` of the 3-state machine (Pass, Task with a
-  no-op handler, Succeed), then ``ExecutionHandle.wait()`` (the database read every
-  millisecond): what ``start_sync(on_worker=True)`` does;
+  no-op handler, Succeed), then ``ExecutionHandle.wait()`` (woken by the worker's
+  notice on Redis, ``orchestrator/runtime/notices.py``): what
+  ``start_sync(on_worker=True)`` does;
+- EXPRESS polled: the same, waited on by a client with notices off
+  (``notice_url=""``: the database read every millisecond), for comparison;
 - STANDARD: the same with a STANDARD machine (history stored).
 
 Printed: p50 and p99 of each in milliseconds, and each p50 less raw Celery's
-(goal: EXPRESS within 2 ms). The three kinds are interleaved sample by sample,
+(goal: EXPRESS within 2 ms). The kinds are interleaved sample by sample,
 so a change of load hits them alike.
 """
 
@@ -66,13 +69,17 @@ def raw_round_trip(app: Any, client: redis.Redis) -> float:
     return time.perf_counter() - started
 
 
-def execution_round_trip(sm: Any) -> Callable[[], float]:
-    """Seconds from ``start_async`` until ``wait`` sees the execution ended."""
+def execution_round_trip(sm: Any, waiter: Any = None) -> Callable[[], float]:
+    """Seconds from ``start_async`` until ``wait`` sees the execution ended.
+
+    ``waiter``: the client that waits (default: the machine's).
+    """
+    waiter = waiter or sm.client
 
     def once() -> float:
         started = time.perf_counter()
         execution = sm.start_async({"i": 1})
-        done = sm.client.execution(execution.id).wait(30)
+        done = waiter.execution(execution.id).wait(30)
         elapsed = time.perf_counter() - started
         if str(done.status) != "SUCCEEDED":
             raise SystemExit(f"{done.id} ended {done.status}: {done.error} {done.cause}")
@@ -89,7 +96,7 @@ def percentile(values: list[float], p: float) -> float:
 
 
 def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[str, list[float]]:
-    """Interleaved samples of the three kinds."""
+    """Interleaved samples of each kind."""
     from orchestrator.client import Orchestrator
 
     orchestrator = Orchestrator.shared(settings)
@@ -99,6 +106,10 @@ def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[
             f"bench-latency-{machine_type.lower()}", batch.MACHINE, machine_type=machine_type
         )
         kinds[machine_type] = execution_round_trip(sm)
+        if machine_type == "EXPRESS":
+            # The same, waited on by polling the database (no wake-up notices).
+            polled = Orchestrator(settings.model_copy(update={"notice_url": ""}))
+            kinds["EXPRESS polled"] = execution_round_trip(sm, polled)
     log_path = Path(f"/tmp/bench-latency-{os.getpid()}.log")  # noqa: S108
     found: dict[str, list[float]] = {kind: [] for kind in kinds}
     with _common.worker(
@@ -135,7 +146,7 @@ def report(found: dict[str, list[float]], args: Any) -> None:
         if kind == "EXPRESS":
             extra += f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'})"
         print(
-            f"   {kind:10}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
+            f"   {kind:14}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
             f"mean {statistics.fmean(values) * 1000:7.2f} ms{extra}"
         )
 

@@ -91,28 +91,35 @@ class ExecutionHandle:
     def wait(self, timeout: float | None = None, *, poll: float = 0.2) -> Execution:
         """Block until the execution has ended; return it.
 
-        It reads the execution every millisecond for the first 50 ms, then ever
-        less often, every ``poll`` seconds at most: a short execution (an EXPRESS
-        ``start_sync`` on a worker) is seen ending within a millisecond or so.
+        With wake-up notices (a Redis broker, or ``ORCHESTRATOR_NOTICE_URL``), it
+        subscribes to the execution's channel, reads the row, and then sleeps
+        until the worker that ends the execution says so, reading the row again
+        on each notice and every ``poll`` seconds anyway (an end that announces
+        nothing, such as a stop or a sweeper's timeout, is seen that way).
+        Without notices (RabbitMQ, SQLite, ``ORCHESTRATOR_NOTICE_URL=""``, Redis
+        away) it reads the row every millisecond for the first 50 ms, then ever
+        less often, every ``poll`` seconds at most. See ``runtime/notices.py``.
 
         Raises:
             ExecutionNotFound: no execution has this id.
             TimeoutError: ``timeout`` seconds passed first (the message has its status).
         """
-        started = time.monotonic()
-        deadline = None if timeout is None else started + timeout
-        pause = min(0.001, poll)
-        while True:
-            execution = self.describe()
-            if execution.status in TERMINAL_STATUSES:
-                return execution
-            if deadline is not None and time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"execution {self.id} is still {execution.status} after {timeout} s"
-                )
-            time.sleep(pause)
-            if time.monotonic() - started > 0.05:
-                pause = min(pause * 1.5, poll)
+        from orchestrator.runtime import notices
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        settings, repository = self.client.settings, self.client.repository
+        # Subscribed before the first read: an end committed after it is announced to us.
+        with notices.subscribe(settings, self.id, repository) as notice:
+            while True:
+                execution = self.describe()
+                if execution.status in TERMINAL_STATUSES:
+                    return execution
+                left = poll if deadline is None else min(poll, deadline - time.monotonic())
+                if left <= 0:
+                    raise TimeoutError(
+                        f"execution {self.id} is still {execution.status} after {timeout} s"
+                    )
+                notice.wait(left)
 
 
 class BatchHandle:

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     broker_url: str = "redis://127.0.0.1:6379/0"
     """Celery broker URL. Default ``redis://127.0.0.1:6379/0`` (loopback)."""
 
+    notice_url: str | None = None
+    """Redis URL of the wake-up notices a worker publishes when it ends executions,
+    which ``ExecutionHandle.wait`` (and ``start_sync(on_worker=True)``) block on
+    instead of polling the database. Default none: the broker's URL when it is
+    Redis (``redis://``, ``rediss://``), no notices otherwise (RabbitMQ); ``""``
+    turns them off (waits then poll)."""
+
     handler_modules: Annotated[list[str], NoDecode] = Field(default_factory=list)
     """Modules imported at start-up to register Task handlers. Default none. The
     environment gives them comma-separated, ``ORCHESTRATOR_HANDLER_MODULES=a.b,c``,

@@ -27,7 +27,7 @@ from orchestrator import asl
 from orchestrator.asl import errors as asl_errors
 from orchestrator.asl.interpreter import Event, RunTask, TaskFailed, TaskSucceeded
 from orchestrator.logs import log_context
-from orchestrator.runtime import metrics, tracing
+from orchestrator.runtime import metrics, notices, tracing
 from orchestrator.runtime.callbacks import run_with_heartbeat
 from orchestrator.runtime.local import ExecutionResult, _Driver, run_task
 from orchestrator.store import Execution, ExecutionEnd, PayloadRejected, PayloadTooLarge
@@ -71,13 +71,15 @@ def run_express(runner: Runner, executions: Sequence[Execution]) -> list[Executi
     try:
         ends = [_end_of(runner, execution) for execution in executions]
         checked = [_checked(runner, end) for end in ends]
-        return runner.repo.end_many(
+        stored = runner.repo.end_many(
             [end for end, _ in checked],
             runner.owner,
             claimed=executions,
             encoded=[text for _, text in checked],
             now=runner.lease_now(),
         )
+        notices.publish_ends(runner.settings, runner.repo, stored)  # wakes waiters
+        return stored
     finally:
         for execution in executions:
             keeper.drop(execution.id)

@@ -42,7 +42,7 @@ from orchestrator.asl.interpreter import Event, HistoryEvent
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.handlers import HandlerResolver
 from orchestrator.logs import log_context
-from orchestrator.runtime import metrics, tracing
+from orchestrator.runtime import metrics, notices, tracing
 from orchestrator.runtime.callbacks import (
     new_task_token,
     run_with_heartbeat,
@@ -364,6 +364,7 @@ class Runner:
             [(advance.execution.id, self.owner, step) for advance, step in finals],
             now=self.lease_now(),
         )
+        notices.publish_ends(self.settings, self.repo, stored)  # wakes waiters
         for (advance, _), row in zip(finals, stored, strict=True):
             execution_id = advance.execution.id
             if row is None:
@@ -1004,6 +1005,7 @@ class _Advance:
             self.lease_until = sent + self.runner.settings.lease_seconds
         if isinstance(stored, Execution):
             self.stored = stored
+            notices.publish_ends(self.runner.settings, self.repo, [stored])  # if it ended
         if status == ExecutionStatus.WAITING:
             work.timers, work.correlations = [], []
 

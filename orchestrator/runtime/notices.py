@@ -1,0 +1,362 @@
+"""Wake-up notices: a worker that ends executions says so on Redis, and waiters block on it.
+
+After a worker has *committed* the ends of executions, it publishes
+``PUBLISH orchestrator:ended:<execution_id> <status>`` for each, all the ends of
+one message in one pipelined round trip (:func:`publish_ends`).
+``ExecutionHandle.wait`` subscribes to its execution's channel before it reads
+the row, and then blocks until a notice (or, as a fallback, ``poll`` seconds)
+before reading the row again (:func:`subscribe`). The database stays the truth:
+a notice only wakes a waiter, which reads the row; an end that published nothing
+(a stop, a sweeper's timeout, a run in another process without notices) is seen
+by the fallback read within ``poll`` seconds.
+
+Notices go to ``ORCHESTRATOR_NOTICE_URL`` if set (``""`` turns them off), else
+to the broker when it is Redis (``redis://``, ``rediss://``); a RabbitMQ broker
+or an SQLite store has none, and ``wait`` polls as it always did.
+
+Best effort on both sides: a PUBLISH that fails (Redis away) is logged now and
+then and forgotten, never failing nor retrying an execution; notices to that URL
+then pause for :data:`QUIET_SECONDS`. A waiter whose subscription fails polls.
+
+One Redis client (and connection pool) per URL and process, built on first use,
+so a Celery prefork child builds its own after the fork; a waiting thread keeps
+one subscriber connection of that pool, reused by its next waits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable
+from types import TracebackType
+from typing import Any, Protocol
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from orchestrator.settings import Settings
+from orchestrator.store import Execution
+
+log = logging.getLogger("orchestrator.notices")
+
+#: The channel of an execution is this prefix and its id.
+CHANNEL_PREFIX = "orchestrator:ended:"
+
+#: After a failure to reach Redis, no notices to that URL for this many seconds.
+QUIET_SECONDS = 5.0
+
+#: Seconds to connect, send or read before a notice gives up (Redis away).
+SOCKET_SECONDS = 1.0
+
+#: Seconds a waiter waits for Redis to confirm its subscription.
+_CONFIRM_SECONDS = 1.0
+
+#: Polling without notices: read every millisecond for this long, then back off.
+_FAST_SECONDS = 0.05
+
+
+class _Dialected(Protocol):
+    """A repository (only its engine's dialect name is read)."""
+
+    @property
+    def engine(self) -> Any: ...
+
+
+def channel(execution_id: str) -> str:
+    """The Redis channel an execution's end is announced on."""
+    return CHANNEL_PREFIX + execution_id
+
+
+def notice_url(settings: Settings, repository: _Dialected | None = None) -> str | None:
+    """Where notices go, or None when there are none.
+
+    ``ORCHESTRATOR_NOTICE_URL`` if set (``""``: none); else the broker's URL when
+    the broker is Redis. None with an SQLite store (no worker shares it).
+    """
+    if repository is not None and repository.engine.dialect.name == "sqlite":
+        return None
+    if settings.notice_url is not None:
+        return settings.notice_url or None
+    scheme = settings.broker_url.partition("://")[0].lower()
+    return settings.broker_url if scheme in ("redis", "rediss") else None
+
+
+# -- one client per URL and process -------------------------------------------------
+
+
+class _Clients:
+    """This process's Redis clients by URL, and the URLs that failed lately."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.by_url: dict[str, redis.Redis] = {}
+        self.quiet_until: dict[str, float] = {}
+
+
+_lock = threading.Lock()
+_clients = _Clients()
+
+
+def _forget_parent() -> None:
+    """In a forked child: new lock, no clients (the parent's sockets are not ours)."""
+    global _lock, _clients
+    _lock = threading.Lock()
+    _clients = _Clients()
+
+
+os.register_at_fork(after_in_child=_forget_parent)
+
+
+def _process() -> _Clients:
+    """This process's clients (a forked child starts afresh: no socket is shared)."""
+    global _clients
+    if _clients.pid != os.getpid():
+        with _lock:
+            if _clients.pid != os.getpid():
+                _clients = _Clients()
+    return _clients
+
+
+def client(url: str) -> redis.Redis:
+    """The process's client on ``url`` (built on first use; connection-pooled)."""
+    clients = _process()
+    found = clients.by_url.get(url)
+    if found is None:
+        with _lock:
+            found = clients.by_url.get(url)
+            if found is None:
+                found = redis.Redis.from_url(
+                    url,
+                    socket_connect_timeout=SOCKET_SECONDS,
+                    socket_timeout=SOCKET_SECONDS,
+                    retry=Retry(NoBackoff(), 0),
+                    health_check_interval=0,
+                    client_name=f"orchestrator-notices-{os.getpid()}",
+                )
+                clients.by_url[url] = found
+    return found
+
+
+def _quiet(url: str) -> bool:
+    """Whether notices to ``url`` are paused after a failure."""
+    until = _process().quiet_until.get(url)
+    return until is not None and time.monotonic() < until
+
+
+def _failed(url: str, what: str, exc: BaseException) -> None:
+    """Pause notices to ``url``; one warning per pause, so at most one per QUIET_SECONDS."""
+    _process().quiet_until[url] = time.monotonic() + QUIET_SECONDS
+    log.warning(
+        "%s on Redis failed (%s: %s); no wake-up notices for %.0f s, waiters poll",
+        what,
+        type(exc).__name__,
+        exc,
+        QUIET_SECONDS,
+        extra={"action": "notices.unavailable"},
+    )
+
+
+# -- the worker's side --------------------------------------------------------------
+
+
+def publish_ends(
+    settings: Settings,
+    repository: _Dialected | None,
+    executions: Iterable[Execution | None],
+) -> int:
+    """Announce the ends of committed executions, in one round trip; never raises.
+
+    Call it after the commit that stored the ends. Rows that are None or not
+    ended are skipped.
+
+    Returns:
+        How many notices were sent (0 when notices are off, paused or failed).
+    """
+    ended = [(e.id, str(e.status)) for e in executions if e is not None and e.status.is_terminal]
+    if not ended:
+        return 0
+    url = notice_url(settings, repository)
+    if url is None or _quiet(url):
+        return 0
+    try:
+        pipe = client(url).pipeline(transaction=False)
+        for execution_id, status in ended:
+            pipe.publish(channel(execution_id), status)
+        pipe.execute()
+    except Exception as exc:  # Redis away, a bad URL: the ends are committed anyway
+        _failed(url, "PUBLISH", exc)
+        return 0
+    return len(ended)
+
+
+# -- the waiter's side --------------------------------------------------------------
+
+
+class NoticeWait:
+    """What a waiter sleeps on between two reads of the row.
+
+    With notices: until a notice on the execution's channel, or ``timeout``.
+    Without (off, or Redis failed): the polling back-off, every millisecond for
+    the first 50 ms and then ever less often, ``timeout`` at most.
+    """
+
+    def __init__(self, url: str | None, execution_id: str) -> None:
+        self.url, self.channel = url, channel(execution_id)
+        self.subscriber: _Subscriber | None = None
+        self._started = time.monotonic()
+        self._pause = 0.001
+
+    @property
+    def listening(self) -> bool:
+        """Whether notices wake this waiter (else it polls)."""
+        return self.subscriber is not None
+
+    def __enter__(self) -> NoticeWait:
+        if self.url is None or _quiet(self.url):
+            return self
+        try:
+            self.subscriber = _Subscriber.take(self.url)
+            self.subscriber.subscribe(self.channel)
+        except Exception as exc:
+            self._drop(exc, "SUBSCRIBE")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self.subscriber is None:
+            return
+        try:
+            self.subscriber.unsubscribe(self.channel)
+        except Exception as error:
+            self._drop(error, "UNSUBSCRIBE")
+        else:
+            self.subscriber.give_back()
+            self.subscriber = None
+
+    def wait(self, timeout: float) -> bool:
+        """Sleep until a notice came (True) or ``timeout`` seconds passed (False)."""
+        if self.subscriber is not None:
+            try:
+                return self.subscriber.receive(self.channel, timeout)
+            except Exception as exc:
+                self._drop(exc, "waiting for a notice")
+                return False
+        time.sleep(min(self._pause, timeout))
+        if time.monotonic() - self._started > _FAST_SECONDS:
+            self._pause = min(self._pause * 1.5, max(timeout, 0.001))
+        return False
+
+    def _drop(self, exc: BaseException, what: str) -> None:
+        assert self.url is not None
+        if self.subscriber is not None:
+            self.subscriber.close()
+            self.subscriber = None
+        _failed(self.url, what, exc)
+        self._started = time.monotonic()  # poll fast again, as at a start
+
+
+def subscribe(
+    settings: Settings, execution_id: str, repository: _Dialected | None = None
+) -> NoticeWait:
+    """A context manager: subscribed to the execution's channel inside (when notices are on).
+
+    Read the row inside it, so no end committed after the read can be missed.
+    """
+    return NoticeWait(notice_url(settings, repository), execution_id)
+
+
+_local = threading.local()
+
+
+class _Subscriber:
+    """A thread's subscriber connection, kept between its waits (one channel at a time)."""
+
+    def __init__(self, url: str) -> None:
+        self.url, self.pid = url, os.getpid()
+        self.pubsub = client(url).pubsub()
+
+    @classmethod
+    def take(cls, url: str) -> _Subscriber:
+        """This thread's subscriber on ``url`` (made on first use, or after a fork)."""
+        kept: _Subscriber | None = getattr(_local, "subscriber", None)
+        _local.subscriber = None
+        if kept is not None and kept.url == url and kept.pid == os.getpid():
+            return kept
+        if kept is not None and kept.pid == os.getpid():
+            kept.close()
+        return cls(url)
+
+    def give_back(self) -> None:
+        """Keep this subscriber (subscribed to nothing) for the thread's next wait."""
+        old: _Subscriber | None = getattr(_local, "subscriber", None)
+        _local.subscriber = self
+        if old is not None and old is not self:
+            old.close()
+
+    def subscribe(self, name: str) -> None:
+        """SUBSCRIBE, and return once Redis has confirmed it."""
+        self.pubsub.subscribe(name)
+        deadline = time.monotonic() + _CONFIRM_SECONDS
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"Redis did not confirm the subscription to {name}")
+            message = self.pubsub.get_message(timeout=left)
+            if message is not None and _is(message, "subscribe", name):
+                return
+
+    def receive(self, name: str, timeout: float) -> bool:
+        """Whether a notice on ``name`` came within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            message = self.pubsub.get_message(timeout=left)
+            if message is not None and _is(message, "message", name):
+                return True
+
+    def unsubscribe(self, name: str) -> None:
+        """UNSUBSCRIBE, and read up to its confirmation (later notices of it are dropped)."""
+        self.pubsub.unsubscribe(name)  # type: ignore[no-untyped-call]
+        deadline = time.monotonic() + _CONFIRM_SECONDS
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"Redis did not confirm the end of the subscription to {name}")
+            message = self.pubsub.get_message(timeout=left)
+            if message is not None and _is(message, "unsubscribe", name):
+                return
+
+    def close(self) -> None:
+        """Close the connection (in a forked child, only this process's copy of it)."""
+        try:
+            self.pubsub.close()
+        except Exception:
+            log.debug("closing a notice subscriber failed", exc_info=True)
+
+
+def _is(message: dict[str, Any], kind: str, name: str) -> bool:
+    found = message.get("channel")
+    if isinstance(found, bytes):
+        found = found.decode()
+    return bool(message.get("type") == kind and found == name)
+
+
+__all__ = [
+    "CHANNEL_PREFIX",
+    "NoticeWait",
+    "QUIET_SECONDS",
+    "channel",
+    "client",
+    "notice_url",
+    "publish_ends",
+    "subscribe",
+]
