@@ -17,7 +17,8 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
   (``notice_url=""``: the database read every millisecond), for comparison;
 - STANDARD: the same with a STANDARD machine (history stored).
 
-Printed: p50 and p99 of each in milliseconds, and each p50 less raw Celery's
+Printed: p50, p99 and mean of each in milliseconds, the CPU this (client) process
+spent per sample (start, wait), and each p50 less raw Celery's
 (goal: EXPRESS within 2 ms). The kinds are interleaved sample by sample,
 so a change of load hits them alike.
 """
@@ -95,8 +96,10 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index] * 1000
 
 
-def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[str, list[float]]:
-    """Interleaved samples of each kind."""
+def measure(
+    settings: Any, client: redis.Redis, app: Any, samples: int
+) -> tuple[dict[str, list[float]], dict[str, float]]:
+    """Interleaved samples of each kind, and this process's CPU seconds per kind."""
     from orchestrator.client import Orchestrator
 
     orchestrator = Orchestrator.shared(settings)
@@ -112,6 +115,7 @@ def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[
             kinds["EXPRESS polled"] = execution_round_trip(sm, polled)
     log_path = Path(f"/tmp/bench-latency-{os.getpid()}.log")  # noqa: S108
     found: dict[str, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str, float] = dict.fromkeys(kinds, 0.0)
     with _common.worker(
         broker_url=settings.broker_url,
         database_url=settings.database_url,
@@ -125,16 +129,18 @@ def measure(settings: Any, client: redis.Redis, app: Any, samples: int) -> dict[
                 once()
         for _ in range(samples):
             for kind, once in kinds.items():
+                used = time.process_time()
                 found[kind].append(once())
+                cpu[kind] += time.process_time() - used
     log = log_path.read_text(errors="replace")
     if "ERROR" in log:
         raise SystemExit(f"the worker reported errors (see {log_path}):\n{log[-3000:]}")
     log_path.unlink(missing_ok=True)
-    return found
+    return found, cpu
 
 
-def report(found: dict[str, list[float]], args: Any) -> None:
-    """Print p50/p99 and the p50 differences."""
+def report(found: dict[str, list[float]], cpu: dict[str, float], args: Any) -> None:
+    """Print p50/p99, the client's CPU per sample, and the p50 differences."""
     raw = percentile(found["raw Celery"], 50)
     print(
         f"latency, start to end of single executions on an idle worker -c 2, {args.samples} "
@@ -147,7 +153,8 @@ def report(found: dict[str, list[float]], args: Any) -> None:
             extra += f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'})"
         print(
             f"   {kind:14}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
-            f"mean {statistics.fmean(values) * 1000:7.2f} ms{extra}"
+            f"mean {statistics.fmean(values) * 1000:7.2f} ms   "
+            f"client CPU {cpu[kind] / len(values) * 1000:5.2f} ms{extra}"
         )
 
 
@@ -171,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         settings = Settings(database_url=database_url, broker_url=broker_url)
         app = create_app(settings, set_as_current=False)
         try:
-            report(measure(settings, client, app, args.samples), args)
+            report(*measure(settings, client, app, args.samples), args)
         finally:
             app.close()
 
