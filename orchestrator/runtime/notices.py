@@ -232,6 +232,12 @@ class NoticeWait:
     ) -> None:
         if self.subscriber is None:
             return
+        if exc is not None and not isinstance(exc, Exception):
+            # Interrupted (KeyboardInterrupt, a time limit), maybe in the middle of a
+            # reply: the connection is closed rather than kept for the next wait.
+            self.subscriber.close()
+            self.subscriber = None
+            return
         try:
             self.subscriber.unsubscribe(self.channel)
         except Exception as error:
