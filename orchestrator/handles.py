@@ -95,7 +95,9 @@ class ExecutionHandle:
         subscribes to the execution's channel, reads the row, and then sleeps
         until the worker that ends the execution says so, reading the row again
         on each notice and every ``poll`` seconds anyway (an end that announces
-        nothing, such as a stop or a sweeper's timeout, is seen that way).
+        nothing, such as a stop or a sweeper's timeout, is seen that way). The
+        notice of an EXPRESS end carries what the end wrote (unless the output is
+        over 64 KiB), so the row is not read again after it.
         Without notices (RabbitMQ, SQLite, ``ORCHESTRATOR_NOTICE_URL=""``, Redis
         away) it reads the row every millisecond for the first 50 ms, then ever
         less often, every ``poll`` seconds at most. See ``runtime/notices.py``.
@@ -110,8 +112,8 @@ class ExecutionHandle:
         settings, repository = self.client.settings, self.client.repository
         # Subscribed before the first read: an end committed after it is announced to us.
         with notices.subscribe(settings, self.id, repository) as notice:
+            execution = self.describe()
             while True:
-                execution = self.describe()
                 if execution.status in TERMINAL_STATUSES:
                     return execution
                 left = poll if deadline is None else min(poll, deadline - time.monotonic())
@@ -119,7 +121,10 @@ class ExecutionHandle:
                     raise TimeoutError(
                         f"execution {self.id} is still {execution.status} after {timeout} s"
                     )
-                notice.wait(left)
+                said = notice.wait(left)
+                # An EXPRESS end comes whole in its notice: the row as committed.
+                ended = None if said is None else notices.applied(execution, said)
+                execution = ended or self.describe()
 
 
 class BatchHandle:

@@ -71,14 +71,21 @@ def run_express(runner: Runner, executions: Sequence[Execution]) -> list[Executi
     try:
         ends = [_end_of(runner, execution) for execution in executions]
         checked = [_checked(runner, end) for end in ends]
+        texts = [text for _, text in checked]
         stored = runner.repo.end_many(
             [end for end, _ in checked],
             runner.owner,
             claimed=executions,
-            encoded=[text for _, text in checked],
+            encoded=texts,
             now=runner.lease_now(),
         )
-        notices.publish_ends(runner.settings, runner.repo, stored)  # wakes waiters
+        # Wakes waiters, and hands them the end itself (no read of the row after it).
+        details = {
+            row.id: detail
+            for row, text in zip(stored, texts, strict=True)
+            if row is not None and (detail := notices.express_end(row, text)) is not None
+        }
+        notices.publish_ends(runner.settings, runner.repo, stored, details=details)
         return stored
     finally:
         for execution in executions:

@@ -25,11 +25,14 @@ one subscriber connection of that pool, reused by its next waits.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -39,6 +42,7 @@ from redis.retry import Retry
 
 from orchestrator.settings import Settings
 from orchestrator.store import Execution
+from orchestrator.types import ExecutionStatus
 
 log = logging.getLogger("orchestrator.notices")
 
@@ -50,6 +54,9 @@ QUIET_SECONDS = 5.0
 
 #: Seconds to connect, send or read before a notice gives up (Redis away).
 SOCKET_SECONDS = 1.0
+
+#: Longest output (JSON characters) an EXPRESS end's notice carries (see ``express_end``).
+DETAIL_MAX_CHARS = 64 * 1024
 
 #: Seconds a waiter waits for Redis to confirm its subscription.
 _CONFIRM_SECONDS = 1.0
@@ -166,11 +173,14 @@ def publish_ends(
     settings: Settings,
     repository: _Dialected | None,
     executions: Iterable[Execution | None],
+    *,
+    details: Mapping[str, str] | None = None,
 ) -> int:
     """Announce the ends of committed executions, in one round trip; never raises.
 
     Call it after the commit that stored the ends. Rows that are None or not
-    ended are skipped.
+    ended are skipped. A notice is the status, or, where ``details`` has the
+    execution, that text (an EXPRESS end: see :func:`express_end`).
 
     Returns:
         How many notices were sent (0 when notices are off, paused or failed).
@@ -181,15 +191,79 @@ def publish_ends(
     url = notice_url(settings, repository)
     if url is None or _quiet(url):
         return 0
+    found = details or {}
     try:
         pipe = client(url).pipeline(transaction=False)
         for execution_id, status in ended:
-            pipe.publish(channel(execution_id), status)
+            pipe.publish(channel(execution_id), found.get(execution_id, status))
         pipe.execute()
     except Exception as exc:  # Redis away, a bad URL: the ends are committed anyway
         _failed(url, "PUBLISH", exc)
         return 0
     return len(ended)
+
+
+def express_end(stored: Execution, output_json: str) -> str | None:
+    """The notice of a committed EXPRESS end: what the end changed in the row, as JSON.
+
+    An EXPRESS execution's claim and end change only the status, the lease, the
+    claim count, the output, error and cause, the end and update times and the
+    revision; a waiter that read the row before applies these to it
+    (:func:`applied`) and has the row as committed without reading it again.
+    None (the notice is then the status alone) when the output is larger than
+    :data:`DETAIL_MAX_CHARS`.
+
+    Args:
+        stored: the row as the end stored it.
+        output_json: its output, already encoded as JSON.
+    """
+    if len(output_json) > DETAIL_MAX_CHARS or stored.ended_at is None:
+        return None
+    head = json.dumps(
+        {
+            "status": str(stored.status),
+            "error": stored.error,
+            "cause": stored.cause,
+            "ended_at": stored.ended_at.isoformat(),
+            "revision": stored.revision,
+        },
+        separators=(",", ":"),
+    )
+    return f'{head[:-1]},"output":{output_json}}}'
+
+
+def applied(execution: Execution, notice: bytes | str) -> Execution | None:
+    """``execution`` (the row as a waiter read it) with the EXPRESS end of ``notice``.
+
+    None when the notice is only a status, is not about a later revision of this
+    EXPRESS execution, or cannot be read: the waiter then reads the row.
+    """
+    if execution.execution_type != "EXPRESS":
+        return None
+    try:
+        end = json.loads(notice)
+        if not isinstance(end, dict) or int(end["revision"]) <= execution.revision:
+            return None
+        ended_at = datetime.fromisoformat(str(end["ended_at"]))
+        status = ExecutionStatus(str(end["status"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not status.is_terminal:
+        return None
+    return replace(
+        execution,
+        status=status,
+        output=end.get("output"),
+        error=end.get("error"),
+        cause=end.get("cause"),
+        ended_at=ended_at,
+        updated_at=ended_at,
+        lease_owner=None,
+        lease_expires_at=None,
+        wake_pending=False,
+        revision=int(end["revision"]),
+        claim_count=0,
+    )
 
 
 # -- the waiter's side --------------------------------------------------------------
@@ -246,18 +320,18 @@ class NoticeWait:
             self.subscriber.give_back()
             self.subscriber = None
 
-    def wait(self, timeout: float) -> bool:
-        """Sleep until a notice came (True) or ``timeout`` seconds passed (False)."""
+    def wait(self, timeout: float) -> bytes | None:
+        """Sleep until a notice came (its text) or ``timeout`` seconds passed (None)."""
         if self.subscriber is not None:
             try:
                 return self.subscriber.receive(self.channel, timeout)
             except Exception as exc:
                 self._drop(exc, "waiting for a notice")
-                return False
+                return None
         time.sleep(min(self._pause, timeout))
         if time.monotonic() - self._started > _FAST_SECONDS:
             self._pause = min(self._pause * 1.5, max(timeout, 0.001))
-        return False
+        return None
 
     def _drop(self, exc: BaseException, what: str) -> None:
         assert self.url is not None
@@ -318,16 +392,17 @@ class _Subscriber:
             if message is not None and _is(message, "subscribe", name):
                 return
 
-    def receive(self, name: str, timeout: float) -> bool:
-        """Whether a notice on ``name`` came within ``timeout`` seconds."""
+    def receive(self, name: str, timeout: float) -> bytes | None:
+        """The text of a notice on ``name`` that came within ``timeout`` seconds, or None."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return None
             message = self.pubsub.get_message(timeout=left)
             if message is not None and _is(message, "message", name):
-                return True
+                data = message.get("data")
+                return data if isinstance(data, bytes) else str(data).encode()
 
     def unsubscribe(self, name: str) -> None:
         """UNSUBSCRIBE, without waiting: its reply, and any late notice of ``name``,
@@ -351,10 +426,13 @@ def _is(message: dict[str, Any], kind: str, name: str) -> bool:
 
 __all__ = [
     "CHANNEL_PREFIX",
+    "DETAIL_MAX_CHARS",
     "NoticeWait",
     "QUIET_SECONDS",
     "channel",
+    "applied",
     "client",
+    "express_end",
     "notice_url",
     "publish_ends",
     "subscribe",

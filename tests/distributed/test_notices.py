@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +128,36 @@ def test_a_wait_is_woken_by_the_workers_notice(
     assert done.output["work"] == {"n": 8}
     assert time.monotonic() - began < 25
     assert len(reads) <= 3, reads
+    # An EXPRESS end comes whole in its notice: the row is read once, before it, and
+    # what the wait returns is the row as committed.
+    if machine_type == "EXPRESS":
+        assert len(reads) == 1, reads
+    assert done == client.execution(execution.id).describe()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_an_express_end_too_large_for_its_notice_is_read(
+    client: Orchestrator,
+    start_worker: Callable[..., Worker],
+    reads: list[str],
+    tmp_path: Path,
+) -> None:
+    # Given a worker, and an EXPRESS execution whose output is over the notice's limit
+    start(start_worker, client)
+    machine = client.create_state_machine("large", THREE_STATES, machine_type="EXPRESS")
+    padding = "x" * (notices.DETAIL_MAX_CHARS + 10)
+    execution = machine.start_async(
+        {"i": 1, "ledger": str(tmp_path / "ledger"), "sleep": 0.3, "padding": padding}
+    )
+
+    # When it is waited on
+    done = client.execution(execution.id).wait(60, poll=30)
+
+    # Then the notice only woke the wait, which read the row again
+    assert done.status == ExecutionStatus.SUCCEEDED, done
+    assert done.output["padding"] == padding
+    assert len(reads) == 2, reads
 
 
 @pytest.mark.slow
@@ -290,7 +321,13 @@ def test_the_ends_of_one_message_go_in_one_round_trip(
             channel = message["channel"].decode()
             heard[channel.removeprefix(notices.CHANNEL_PREFIX)] = message["data"].decode()
     listener.close()
-    assert heard == dict.fromkeys(ids, "SUCCEEDED")
+    assert set(heard) == set(ids)
+    for execution_id, said in heard.items():
+        if machine_type == "STANDARD":
+            assert said == "SUCCEEDED"
+        else:  # the end itself, as stored
+            stored = client.repository.get_execution(execution_id)
+            assert notices.applied(replace(stored, revision=0), said) == stored
 
 
 def test_a_failed_publish_fails_no_execution(
@@ -347,3 +384,61 @@ def test_where_notices_go(sqlite_url: str) -> None:
         assert notices.notice_url(redis_broker, repository) is None  # nobody shares SQLite
     finally:
         repository.close()
+
+
+# -- what an EXPRESS end's notice carries (pure) --------------------------------------
+
+
+def _row(**changes: Any) -> Any:
+    from datetime import UTC, datetime
+
+    from orchestrator.store.records import Execution
+
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    fields: dict[str, Any] = {
+        "id": "e1", "state_machine_id": 1, "version_id": 1, "name": "n",
+        "status": ExecutionStatus.RUNNING, "input": {"a": 1}, "output": None, "error": None,
+        "cause": None, "cursor": None, "current_state": None, "priority": 5, "batch_id": None,
+        "source_execution_id": None, "source_state_name": None, "started_at": now,
+        "updated_at": now, "ended_at": None, "lease_owner": "w", "lease_expires_at": now,
+        "revision": 0, "last_seq": 0, "wake_pending": False, "redrive_count": 0,
+        "claim_count": 1, "execution_type": "EXPRESS",
+    }  # fmt: skip
+    fields.update(changes)
+    return Execution(**fields)
+
+
+def test_an_express_end_notice_applied_to_the_row_read_before_is_the_row_stored() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    before = _row()
+    ended_at = datetime(2030, 1, 1, 0, 0, 1, 5, tzinfo=UTC)
+    stored = replace(
+        before, status=ExecutionStatus.FAILED, output={"o": [1, "é"]}, error="E", cause="c",
+        ended_at=ended_at, updated_at=ended_at, lease_owner=None, lease_expires_at=None,
+        revision=1, claim_count=0,
+    )  # fmt: skip
+    notice = notices.express_end(stored, '{"o":[1,"é"]}')
+    assert notice is not None
+    assert notices.applied(before, notice.encode()) == stored
+    assert notices.applied(replace(before, status=ExecutionStatus.PENDING), notice) == replace(
+        stored, status=ExecutionStatus.FAILED
+    )
+
+
+def test_a_notice_that_is_not_a_later_express_end_is_not_applied() -> None:
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    ended_at = datetime(2030, 1, 1, tzinfo=UTC)
+    stored = replace(
+        _row(), status=ExecutionStatus.SUCCEEDED, ended_at=ended_at, revision=1, claim_count=0
+    )
+    notice = notices.express_end(stored, "null")
+    assert notice is not None
+    assert notices.applied(_row(revision=1), notice) is None  # not later than the row read
+    assert notices.applied(_row(execution_type="STANDARD"), notice) is None
+    assert notices.applied(_row(), b"SUCCEEDED") is None  # a status only: read the row
+    assert notices.applied(_row(), b'{"revision": "x"}') is None
+    assert notices.express_end(stored, "1" * (notices.DETAIL_MAX_CHARS + 1)) is None
