@@ -28,22 +28,7 @@ from orchestrator.store import NewExecution, Repository
 from orchestrator.types import ExecutionStatus
 
 from .conftest import RedisDB, Worker
-
-HANDLERS = "tests.distributed.express_handlers"
-
-THREE_STATES: dict[str, Any] = {
-    "StartAt": "Prepare",
-    "States": {
-        "Prepare": {"Type": "Pass", "Result": 1, "ResultPath": "$.prepared", "Next": "Work"},
-        "Work": {
-            "Type": "Task",
-            "Resource": "tests.express.work",
-            "ResultPath": "$.work",
-            "Next": "Done",
-        },
-        "Done": {"Type": "Succeed"},
-    },
-}
+from .test_express_worker import HANDLERS, THREE_STATES
 
 #: Nothing listens there: every connection is refused.
 DEAD_REDIS = "redis://127.0.0.1:1/0"

@@ -28,6 +28,14 @@ def seconds(n: float) -> timedelta:
 
 
 @pytest.fixture
+def pg_repo(postgres_url: str) -> Iterator[Repository]:
+    """A repository on PostgreSQL only (for what only PostgreSQL shows: plans, WAL)."""
+    repository = Repository.from_settings(Settings(database_url=postgres_url))
+    yield repository
+    repository.close()
+
+
+@pytest.fixture
 def version(repo: Repository) -> Version:
     """Version 1 of state machine ``orders``."""
     _, stored, _ = repo.create_or_get_version("orders", DEFINITION, now=T0)

@@ -11,27 +11,16 @@ SQL and parameters the repository sent.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy import event
 
-from orchestrator.settings import Settings
 from orchestrator.store import ExecutionEnd, NewExecution, Repository
 from orchestrator.store.records import Checkpoint
 from orchestrator.types import ExecutionStatus
 from tests.store.conftest import DEFINITION
 
 ROWS = 3000
-
-
-@pytest.fixture
-def pg_repo(postgres_url: str) -> Iterator[Repository]:
-    """A repository on PostgreSQL with ``ROWS`` PENDING executions, never analyzed."""
-    repository = Repository.from_settings(Settings(database_url=postgres_url))
-    yield repository
-    repository.close()
 
 
 def _plans(repo: Repository, work: Any) -> list[str]:

@@ -9,25 +9,15 @@ server's, so other sessions' flushes add to it: the bounds leave room for that.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
-import pytest
 from sqlalchemy import text
 
-from orchestrator.settings import Settings
 from orchestrator.store import ExecutionEnd, NewExecution, Repository
 from orchestrator.store.records import Checkpoint
 from orchestrator.types import ExecutionStatus
 from tests.store.conftest import DEFINITION
 
 N = 120
-
-
-@pytest.fixture
-def pg_repo(postgres_url: str) -> Iterator[Repository]:
-    repository = Repository.from_settings(Settings(database_url=postgres_url))
-    yield repository
-    repository.close()
 
 
 def _syncs(repo: Repository) -> int:
