@@ -104,6 +104,9 @@ class _CommitWithoutFlush(ColumnElement[bool]):
 
     inherit_cache = True
     type = Boolean()
+    #: No state: every instance has the same cache key, so statements that hold one
+    #: stay in SQLAlchemy's compiled cache (without it each was compiled every time).
+    _traverse_internals = []  # noqa: RUF012  # as SQLAlchemy declares it
 
 
 @compiles(_CommitWithoutFlush, "postgresql")
