@@ -49,6 +49,36 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Worker processes of the quick tier (pytest-xdist), one per core of the 2-core test machine.
+QUICK_TIER_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Run the quick tier (``-m "not slow"`` over the whole suite) on two xdist workers.
+
+    Only that exact use: a run given paths, ``-k``, ``--lf`` or ``--sw``, a run with
+    ``-n`` (``-n 0`` to stay in one process), a run that includes the slow tests (what
+    CI runs), ``--pdb`` or ``--collect-only`` keep pytest's one process. Each worker
+    has its own template database and pool; Redis databases are claimed under a lock,
+    so workers share safely.
+    """
+    if (
+        getattr(config.option, "numprocesses", 0) is not None  # xdist missing, or -n given
+        or hasattr(config, "workerinput")
+        or config.args_source is not pytest.Config.ArgsSource.TESTPATHS
+        or "not slow" not in (config.option.markexpr or "")
+        or config.option.keyword
+        or config.getoption("lf", False)
+        or config.getoption("stepwise", False)
+        or config.option.usepdb
+        or config.option.collectonly
+        or (os.cpu_count() or 1) < QUICK_TIER_WORKERS
+    ):
+        return
+    config.option.numprocesses = QUICK_TIER_WORKERS
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Skip tests that restart a shared service unless CI is set or --run-restarts given.
 
