@@ -77,6 +77,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     ):
         return
     config.option.numprocesses = QUICK_TIER_WORKERS
+    if config.option.dist == "no":
+        config.option.dist = "worksteal"  # an idle worker takes from the busy one's queue
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
