@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -68,8 +69,10 @@ CASES: list[tuple[str, list[str], dict[str, str], str]] = [
 
 
 @pytest.fixture
-def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_template: Path) -> Iterator[Path]:
     """A SQLite store holding the state machine ``m``, and its settings in the environment."""
+    # A copy of the migrated template: migrating a new file costs 0.15 s a case.
+    shutil.copyfile(sqlite_template, tmp_path / "cli.db")
     monkeypatch.setenv("ORCHESTRATOR_DATABASE_URL", f"sqlite:///{tmp_path}/cli.db")
     get_settings.cache_clear()
     (tmp_path / "p.json").write_text(ONE_STATE)

@@ -81,8 +81,13 @@ def test_a_handler_logs_with_its_execution_machine_and_state(lines: Lines, sqlit
 
 
 def test_the_cli_writes_json_lines(sqlite_url: str, tmp_path: Path) -> None:
-    definition = tmp_path / "m.json"
-    definition.write_text(json.dumps(MACHINE))
+    # The machine is created here (a second CLI process would cost a second's start-up).
+    settings = Settings(database_url=sqlite_url)
+    repo = Repository.from_settings(settings)
+    try:
+        StateMachine.create("speaker", MACHINE, repository=repo, settings=settings)
+    finally:
+        repo.close()
     env = {
         "ORCHESTRATOR_DATABASE_URL": sqlite_url,
         "ORCHESTRATOR_LOG_FORMAT": "json",
@@ -90,13 +95,8 @@ def test_the_cli_writes_json_lines(sqlite_url: str, tmp_path: Path) -> None:
         "PYTHONPATH": str(ROOT),
         "PATH": "/usr/bin:/bin",
     }
-    run = [sys.executable, "-m", "orchestrator"]
-    subprocess.run(  # noqa: S603  # our own interpreter and arguments
-        [*run, "machines", "create", "speaker", str(definition)], env=env, check=True,
-        capture_output=True,
-    )  # fmt: skip
-    done = subprocess.run(  # noqa: S603  # our own interpreter and arguments
-        [*run, "executions", "start", "speaker", "--json"],
+    done = subprocess.run(  # our own interpreter and arguments
+        [sys.executable, "-m", "orchestrator", "executions", "start", "speaker", "--json"],
         env=env, capture_output=True, text=True, check=True, cwd=tmp_path,
     )  # fmt: skip
     records = [json.loads(line) for line in done.stderr.splitlines() if line.strip()]

@@ -37,6 +37,16 @@ LEASE_SECONDS = 2.0
 PARK_THRESHOLD_SECONDS = 0.5
 
 
+#: For a test that spends seconds sleeping in the runner, the same on either store: on
+#: PostgreSQL it is in the quick tier, on SQLite in the slow tier only (the store calls
+#: it makes are covered on both by tests/store).
+SQLITE_IN_SLOW_TIER = pytest.mark.parametrize(
+    "database_url",
+    ["postgres", pytest.param("sqlite", marks=pytest.mark.slow)],
+    indirect=True,
+)
+
+
 def states_in(history: list[HistoryEvent], event_type: str = "StateSucceeded") -> list[str]:
     """The state names of the history's ``event_type`` events, in order."""
     return [e.state_name or "" for e in history if e.event_type == event_type]

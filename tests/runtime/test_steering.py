@@ -17,7 +17,7 @@ from orchestrator.store import Execution, ExecutionFilter
 from orchestrator.types import CorrelationOutcome, ExecutionStatus
 from tests.support import wait_until
 
-from .conftest import LEASE_SECONDS, Env, states_in
+from .conftest import LEASE_SECONDS, SQLITE_IN_SLOW_TIER, Env, states_in
 
 #: The lease of the test whose handler outlives it, in seconds.
 SHORT_LEASE_SECONDS = 1.0
@@ -185,6 +185,7 @@ def test_stopping_a_waiting_execution_cancels_its_wait_so_a_later_message_is_ref
     assert machine.get_execution(waiting.id).status == ExecutionStatus.ABORTED
 
 
+@SQLITE_IN_SLOW_TIER
 def test_a_handler_running_longer_than_the_lease_keeps_it_and_recovery_leaves_it_alone(
     env: Env, gate: Gate, renewals: list[str]
 ) -> None:

@@ -11,7 +11,7 @@ from orchestrator.types import ExecutionStatus, TimerKind
 #: A park threshold above the 1 s Wait and back-off of these machines: they sleep.
 from tests.support import wait_until
 
-from .conftest import PARK_THRESHOLD_SECONDS, Env, states_in
+from .conftest import PARK_THRESHOLD_SECONDS, SQLITE_IN_SLOW_TIER, Env, states_in
 
 LONG_THRESHOLD_SECONDS = 1.5
 
@@ -120,6 +120,7 @@ def test_a_retry_back_off_longer_than_the_park_threshold_parks_and_the_timer_ret
     assert history[0].error == "ConnectionError"
 
 
+@SQLITE_IN_SLOW_TIER
 def test_short_waits_and_back_offs_sleep_in_the_worker_without_parking(env: Env) -> None:
     # Given the same 1 s Wait and 1 s back-off under a 1.5 s park threshold
     flaky = FailsOnce()

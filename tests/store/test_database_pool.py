@@ -68,3 +68,24 @@ def test_a_database_whose_schema_or_settings_changed_is_dropped_not_reused(
     pool.release(name)
     pool.acquire()
     assert pool.reused == 0
+
+
+def test_a_table_grown_large_is_truncated_so_dead_rows_do_not_pile_up(
+    pool: DatabasePool, postgres_server: PostgresServer
+) -> None:
+    name = pool.acquire()
+    _run(
+        postgres_server,
+        name,
+        "INSERT INTO state_machines (name, created_at) "
+        "SELECT 'm' || i, now() FROM generate_series(1, 20000) AS i",
+    )
+    _run(postgres_server, name, _INSERT.format("small"))
+    pool.release(name)
+    again = pool.acquire()
+    assert _run(postgres_server, again, "SELECT count(*) FROM state_machines") == [(0,)]
+    size = "SELECT pg_relation_size('state_machines') / 8192"
+    assert _run(postgres_server, again, size) == [(0,)]
+    _run(postgres_server, again, _INSERT.format("next"))
+    assert _run(postgres_server, again, "SELECT id FROM state_machines") == [(1,)]
+    pool.release(again)
