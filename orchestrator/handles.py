@@ -96,8 +96,11 @@ class ExecutionHandle:
         until the worker that ends the execution says so, reading the row again
         on each notice and every ``poll`` seconds anyway (an end that announces
         nothing, such as a stop or a sweeper's timeout, is seen that way). The
-        notice of an EXPRESS end carries what the end wrote (unless the output is
-        over 64 KiB), so the row is not read again after it.
+        notice of an EXPRESS end is the row as committed (unless its input and
+        output are over 64 KiB), so the row is not read again after it; and the
+        wait first looks 20 ms for such a notice before its first read, so a quick
+        EXPRESS execution is waited on without any read (one that had already
+        ended before the wait is returned 20 ms later than by a read alone).
         Without notices (RabbitMQ, SQLite, ``ORCHESTRATOR_NOTICE_URL=""``, Redis
         away) it reads the row every millisecond for the first 50 ms, then ever
         less often, every ``poll`` seconds at most. See ``runtime/notices.py``.
@@ -112,19 +115,30 @@ class ExecutionHandle:
         settings, repository = self.client.settings, self.client.repository
         # Subscribed before the first read: an end committed after it is announced to us.
         with notices.subscribe(settings, self.id, repository) as notice:
+            if notice.listening:
+                # A short first look: an EXPRESS end's notice is the committed row, so
+                # a quick execution is returned without a read of the database.
+                first = notices.FIRST_LOOK_SECONDS
+                said = notice.wait(first if deadline is None else min(first, _left(deadline)))
+                ended = None if said is None else notices.ended_row(self.id, said)
+                if ended is not None:
+                    return ended
             execution = self.describe()
             while True:
                 if execution.status in TERMINAL_STATUSES:
                     return execution
-                left = poll if deadline is None else min(poll, deadline - time.monotonic())
+                left = poll if deadline is None else min(poll, _left(deadline))
                 if left <= 0:
                     raise TimeoutError(
                         f"execution {self.id} is still {execution.status} after {timeout} s"
                     )
                 said = notice.wait(left)
-                # An EXPRESS end comes whole in its notice: the row as committed.
-                ended = None if said is None else notices.applied(execution, said)
+                ended = None if said is None else notices.ended_row(self.id, said)
                 execution = ended or self.describe()
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.monotonic()
 
 
 class BatchHandle:

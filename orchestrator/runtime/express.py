@@ -79,7 +79,7 @@ def run_express(runner: Runner, executions: Sequence[Execution]) -> list[Executi
             encoded=texts,
             now=runner.lease_now(),
         )
-        # Wakes waiters, and hands them the end itself (no read of the row after it).
+        # Wakes waiters, and hands them the row as committed (no read of it after).
         details = {
             row.id: detail
             for row, text in zip(stored, texts, strict=True)

@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
+from dataclasses import fields
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
@@ -55,8 +55,11 @@ QUIET_SECONDS = 5.0
 #: Seconds to connect, send or read before a notice gives up (Redis away).
 SOCKET_SECONDS = 1.0
 
-#: Longest output (JSON characters) an EXPRESS end's notice carries (see ``express_end``).
+#: Longest input and output (JSON characters) an EXPRESS end's notice carries.
 DETAIL_MAX_CHARS = 64 * 1024
+
+#: Seconds a waiter first waits for a notice before it reads the row (see ``first_look``).
+FIRST_LOOK_SECONDS = 0.02
 
 #: Seconds a waiter waits for Redis to confirm its subscription.
 _CONFIRM_SECONDS = 1.0
@@ -204,14 +207,12 @@ def publish_ends(
 
 
 def express_end(stored: Execution, output_json: str) -> str | None:
-    """The notice of a committed EXPRESS end: what the end changed in the row, as JSON.
+    """The notice of a committed EXPRESS end: the whole row as stored, as JSON.
 
-    An EXPRESS execution's claim and end change only the status, the lease, the
-    claim count, the output, error and cause, the end and update times and the
-    revision; a waiter that read the row before applies these to it
-    (:func:`applied`) and has the row as committed without reading it again.
-    None (the notice is then the status alone) when the output is larger than
-    :data:`DETAIL_MAX_CHARS`.
+    A waiter returns it as it is (:func:`ended_row`), without reading the row: it
+    is the row the end committed, announced after the commit. None (the notice is
+    then the status alone, and the waiter reads the row) when the input and output
+    together are longer than :data:`DETAIL_MAX_CHARS`.
 
     Args:
         stored: the row as the end stored it.
@@ -219,51 +220,41 @@ def express_end(stored: Execution, output_json: str) -> str | None:
     """
     if len(output_json) > DETAIL_MAX_CHARS or stored.ended_at is None:
         return None
-    head = json.dumps(
-        {
-            "status": str(stored.status),
-            "error": stored.error,
-            "cause": stored.cause,
-            "ended_at": stored.ended_at.isoformat(),
-            "revision": stored.revision,
-        },
-        separators=(",", ":"),
-    )
-    return f'{head[:-1]},"output":{output_json}}}'
-
-
-def applied(execution: Execution, notice: bytes | str) -> Execution | None:
-    """``execution`` (the row as a waiter read it) with the EXPRESS end of ``notice``.
-
-    None when the notice is only a status, is not about a later revision of this
-    EXPRESS execution, or cannot be read: the waiter then reads the row.
-    """
-    if execution.execution_type != "EXPRESS":
+    input_json = json.dumps(stored.input, separators=(",", ":"), ensure_ascii=False)
+    if len(input_json) + len(output_json) > DETAIL_MAX_CHARS:
         return None
+    row: dict[str, Any] = {}
+    for field in fields(Execution):
+        if field.name in ("input", "output"):
+            continue
+        value = getattr(stored, field.name)
+        row[field.name] = value.isoformat() if isinstance(value, datetime) else value
+    row["status"] = str(stored.status)
+    head = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    return f'{head[:-1]},"input":{input_json},"output":{output_json}}}'
+
+
+_DATES = frozenset(field.name for field in fields(Execution) if "datetime" in str(field.type))
+
+
+def ended_row(execution_id: str, notice: bytes | str) -> Execution | None:
+    """The row an EXPRESS end's notice carries, if it is one and about ``execution_id``.
+
+    None when the notice is only a status or cannot be read: the waiter then reads
+    the row.
+    """
     try:
-        end = json.loads(notice)
-        if not isinstance(end, dict) or int(end["revision"]) <= execution.revision:
+        row = json.loads(notice)
+        if not isinstance(row, dict) or row.get("id") != execution_id:
             return None
-        ended_at = datetime.fromisoformat(str(end["ended_at"]))
-        status = ExecutionStatus(str(end["status"]))
+        for name in _DATES:
+            if row.get(name) is not None:
+                row[name] = datetime.fromisoformat(str(row[name]))
+        row["status"] = ExecutionStatus(str(row["status"]))
+        found = Execution(**row)
     except (ValueError, TypeError, KeyError):
         return None
-    if not status.is_terminal:
-        return None
-    return replace(
-        execution,
-        status=status,
-        output=end.get("output"),
-        error=end.get("error"),
-        cause=end.get("cause"),
-        ended_at=ended_at,
-        updated_at=ended_at,
-        lease_owner=None,
-        lease_expires_at=None,
-        wake_pending=False,
-        revision=int(end["revision"]),
-        claim_count=0,
-    )
+    return found if found.status.is_terminal else None
 
 
 # -- the waiter's side --------------------------------------------------------------
@@ -430,8 +421,8 @@ __all__ = [
     "NoticeWait",
     "QUIET_SECONDS",
     "channel",
-    "applied",
     "client",
+    "ended_row",
     "express_end",
     "notice_url",
     "publish_ends",

@@ -8,6 +8,7 @@ polling wait reads it dozens of times.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -113,8 +114,9 @@ def test_a_wait_is_woken_by_the_workers_notice(
     assert done.output["work"] == {"n": 8}
     assert time.monotonic() - began < 25
     assert len(reads) <= 3, reads
-    # An EXPRESS end comes whole in its notice: the row is read once, before it, and
-    # what the wait returns is the row as committed.
+    # An EXPRESS end comes whole in its notice: the row is read once (after the first
+    # 20 ms look for a notice, long before the half-second Task ends) and what the
+    # wait returns is the row as committed.
     if machine_type == "EXPRESS":
         assert len(reads) == 1, reads
     assert done == client.execution(execution.id).describe()
@@ -314,7 +316,7 @@ def test_the_ends_of_one_message_go_in_one_round_trip(
             assert said == "SUCCEEDED"
         else:  # the end itself, as stored
             stored = client.repository.get_execution(execution_id)
-            assert notices.applied(replace(stored, revision=0), said) == stored
+            assert notices.ended_row(execution_id, said) == stored
 
 
 def test_a_failed_publish_fails_no_execution(
@@ -395,27 +397,23 @@ def _row(**changes: Any) -> Any:
     return Execution(**fields)
 
 
-def test_an_express_end_notice_applied_to_the_row_read_before_is_the_row_stored() -> None:
-    from dataclasses import replace
+def test_an_express_end_notice_is_the_row_stored() -> None:
     from datetime import UTC, datetime
 
-    before = _row()
     ended_at = datetime(2030, 1, 1, 0, 0, 1, 5, tzinfo=UTC)
     stored = replace(
-        before, status=ExecutionStatus.FAILED, output={"o": [1, "é"]}, error="E", cause="c",
+        _row(input={"a": ["é", 1.5, None]}, trace_context={"traceparent": "00-x"}),
+        status=ExecutionStatus.FAILED, output={"o": [1, "é"]}, error="E", cause="c",
         ended_at=ended_at, updated_at=ended_at, lease_owner=None, lease_expires_at=None,
         revision=1, claim_count=0,
     )  # fmt: skip
     notice = notices.express_end(stored, '{"o":[1,"é"]}')
     assert notice is not None
-    assert notices.applied(before, notice.encode()) == stored
-    assert notices.applied(replace(before, status=ExecutionStatus.PENDING), notice) == replace(
-        stored, status=ExecutionStatus.FAILED
-    )
+    assert notices.ended_row("e1", notice.encode()) == stored
+    assert notices.ended_row("e1", notice) == stored
 
 
-def test_a_notice_that_is_not_a_later_express_end_is_not_applied() -> None:
-    from dataclasses import replace
+def test_a_notice_that_is_not_an_ended_row_of_this_execution_is_not_used() -> None:
     from datetime import UTC, datetime
 
     ended_at = datetime(2030, 1, 1, tzinfo=UTC)
@@ -424,8 +422,13 @@ def test_a_notice_that_is_not_a_later_express_end_is_not_applied() -> None:
     )
     notice = notices.express_end(stored, "null")
     assert notice is not None
-    assert notices.applied(_row(revision=1), notice) is None  # not later than the row read
-    assert notices.applied(_row(execution_type="STANDARD"), notice) is None
-    assert notices.applied(_row(), b"SUCCEEDED") is None  # a status only: read the row
-    assert notices.applied(_row(), b'{"revision": "x"}') is None
-    assert notices.express_end(stored, "1" * (notices.DETAIL_MAX_CHARS + 1)) is None
+    assert notices.ended_row("another", notice) is None
+    assert notices.ended_row("e1", b"SUCCEEDED") is None  # a status only: read the row
+    assert notices.ended_row("e1", b'{"id": "e1", "status": "x"}') is None
+    assert notices.ended_row("e1", b'{"id": "e1"}') is None
+    running = replace(stored, status=ExecutionStatus.RUNNING)
+    assert notices.ended_row("e1", notices.express_end(running, "null") or "") is None
+    too_large = "1" * (notices.DETAIL_MAX_CHARS + 1)
+    assert notices.express_end(stored, too_large) is None
+    half = "[" + ",".join(["1"] * (notices.DETAIL_MAX_CHARS // 4)) + "]"
+    assert notices.express_end(replace(stored, input=json.loads(half)), half) is None
