@@ -112,14 +112,17 @@ def worker(
     name: str = "bench",
     env: Mapping[str, str] | None = None,
     append: bool = False,
+    app: str = "orchestrator",
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A prefork ``celery -A orchestrator worker`` in its own session; stopped on the way out.
+    """A prefork ``celery -A orchestrator worker`` (or ``-A app``) in its own session.
+
+    It is stopped on the way out.
 
     Its environment is ours minus ``ORCHESTRATOR_*``, plus the broker, the database,
     the handler modules (imported from ``bench/``) and ``env``.
     """
     command = [
-        sys.executable, "-m", "celery", "-A", "orchestrator", "worker",
+        sys.executable, "-m", "celery", "-A", app, "worker",
         "-Q", ",".join(queues), "-P", "prefork", "-c", str(concurrency), "-l", "WARNING",
         "-n", f"{name}-{uuid.uuid4().hex[:6]}@%h", "--without-mingle", "--without-gossip",
     ]  # fmt: skip

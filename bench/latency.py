@@ -9,6 +9,9 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
   and a blocking pop of that list (the orchestrator's app has no result backend:
   business results live in the database; a list on the same Redis is the
   cheapest way back, so the baseline is if anything flattering);
+- Celery result: what a Celery user gets for a round trip with a result: a task
+  of a plain Celery app with Redis as its result backend (JSON), run by a second
+  idle worker ``-c 2`` (``-A latency:worker_app``), and ``AsyncResult.get()``;
 - EXPRESS: ``StateMachine.start_async`` of the 3-state machine (Pass, Task with a
   no-op handler, Succeed), then ``ExecutionHandle.wait()`` (woken by the worker's
   notice on Redis, ``orchestrator/runtime/notices.py``): what
@@ -19,8 +22,8 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
 
 Printed: p50, p99 and mean of each in milliseconds, the CPU this (client) process
 spent per sample (start, wait), and each p50 less raw Celery's
-(goal: EXPRESS within 2 ms). The kinds are interleaved sample by sample,
-so a change of load hits them alike.
+(goal: EXPRESS within 2 ms), and EXPRESS's less Celery result's. The kinds are
+interleaved sample by sample, so a change of load hits them alike.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from celery import current_app, shared_task
+from celery import Celery, current_app, shared_task
 
 BENCH_DIR = Path(__file__).resolve().parent
 if str(BENCH_DIR) not in sys.path:
@@ -47,6 +50,10 @@ import batch  # noqa: E402
 import celery_baseline  # noqa: E402
 
 ECHO = "bench.echo"
+#: Celery's own round trip with a result: a task of an app with a Redis result
+#: backend, run by a second idle worker, and ``AsyncResult.get()``.
+RESULT_TASK = "bench.echo_result"
+RESULT_QUEUE = "bench_results"
 WARMUP = 20
 _replies: dict[str, redis.Redis] = {}
 
@@ -58,6 +65,36 @@ def echo(reply_to: str) -> None:
     if url not in _replies:
         _replies[url] = redis.Redis.from_url(url)
     _replies[url].rpush(reply_to, "ok")
+
+
+def _echo_result() -> str:
+    return "ok"
+
+
+def results_app(url: str) -> Celery:
+    """A plain Celery app whose result backend is the Redis at ``url`` (JSON only)."""
+    app = Celery("bench_latency_results", broker=url, backend=url, set_as_current=False)
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_default_queue=RESULT_QUEUE,
+        worker_hijack_root_logger=False,
+    )
+    app.task(name=RESULT_TASK)(_echo_result)
+    return app
+
+
+#: What the second worker loads (``celery -A latency:worker_app``).
+worker_app = results_app(os.environ.get("BENCH_RESULTS_URL", "redis://127.0.0.1:6379/11"))
+
+
+def result_round_trip(app: Celery) -> float:
+    """Seconds from ``apply_async`` until ``AsyncResult.get()`` has the result."""
+    started = time.perf_counter()
+    if app.tasks[RESULT_TASK].apply_async(queue=RESULT_QUEUE).get(timeout=30) != "ok":
+        raise SystemExit("raw Celery with a result backend: wrong result")
+    return time.perf_counter() - started
 
 
 def raw_round_trip(app: Any, client: redis.Redis) -> float:
@@ -103,7 +140,11 @@ def measure(
     from orchestrator.client import Orchestrator
 
     orchestrator = Orchestrator.shared(settings)
-    kinds: dict[str, Callable[[], float]] = {"raw Celery": lambda: raw_round_trip(app, client)}
+    with_results = results_app(str(settings.broker_url))
+    kinds: dict[str, Callable[[], float]] = {
+        "raw Celery": lambda: raw_round_trip(app, client),
+        "Celery result": lambda: result_round_trip(with_results),
+    }
     for machine_type in ("EXPRESS", "STANDARD"):
         sm = orchestrator.create_state_machine(
             f"bench-latency-{machine_type.lower()}", batch.MACHINE, machine_type=machine_type
@@ -116,13 +157,24 @@ def measure(
     log_path = Path(f"/tmp/bench-latency-{os.getpid()}.log")  # noqa: S108
     found: dict[str, list[float]] = {kind: [] for kind in kinds}
     cpu: dict[str, float] = dict.fromkeys(kinds, 0.0)
-    with _common.worker(
-        broker_url=settings.broker_url,
-        database_url=settings.database_url,
-        queues=[celery_baseline.QUEUE, "critical", "default", "low"],
-        handler_modules="batch,latency",
-        log_path=log_path,
-        name="bench-latency",
+    with (
+        _common.worker(
+            broker_url=settings.broker_url,
+            database_url=settings.database_url,
+            queues=[celery_baseline.QUEUE, "critical", "default", "low"],
+            handler_modules="batch,latency",
+            log_path=log_path,
+            name="bench-latency",
+        ),
+        _common.worker(
+            broker_url=settings.broker_url,
+            queues=[RESULT_QUEUE],
+            handler_modules="",
+            log_path=log_path.with_suffix(".results.log"),
+            name="bench-results",
+            app="latency:worker_app",
+            env={"BENCH_RESULTS_URL": str(settings.broker_url)},
+        ),
     ):
         for _ in range(WARMUP):
             for once in kinds.values():
@@ -136,21 +188,27 @@ def measure(
     if "ERROR" in log:
         raise SystemExit(f"the worker reported errors (see {log_path}):\n{log[-3000:]}")
     log_path.unlink(missing_ok=True)
+    log_path.with_suffix(".results.log").unlink(missing_ok=True)
+    with_results.close()
     return found, cpu
 
 
 def report(found: dict[str, list[float]], cpu: dict[str, float], args: Any) -> None:
     """Print p50/p99, the client's CPU per sample, and the p50 differences."""
     raw = percentile(found["raw Celery"], 50)
+    celery = percentile(found["Celery result"], 50)
     print(
         f"latency, start to end of single executions on an idle worker -c 2, {args.samples} "
         f"samples each{', CPU hog on core 0' if args.hog else ''} ({_common.load_average()})"
     )
     for kind, values in found.items():
         p50, p99 = percentile(values, 50), percentile(values, 99)
-        extra = "" if kind == "raw Celery" else f"   p50 {p50 - raw:+6.2f} ms vs raw Celery"
+        extra = "" if kind.endswith("Celery") else f"   p50 {p50 - raw:+6.2f} ms vs raw Celery"
         if kind == "EXPRESS":
-            extra += f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'})"
+            extra += (
+                f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'}), "
+                f"{p50 - celery:+6.2f} ms vs Celery result"
+            )
         print(
             f"   {kind:14}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
             f"mean {statistics.fmean(values) * 1000:7.2f} ms   "
