@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.client import ExecutionFilter, Orchestrator
 from orchestrator.settings import Settings
+from orchestrator.types import ExecutionStatus
 from tests.aws.conftest import ACCOUNT, REGION, ROLE, Stack, machine_arn
 
 pytestmark = pytest.mark.slow
@@ -317,15 +318,30 @@ def test_validate_and_test_state(sfn: Any) -> None:
     assert failed["error"]
 
 
-def test_stop_redrive_and_the_machine_of_an_execution(sfn: Any, tmp_path: Path) -> None:
+def test_stop_redrive_and_the_machine_of_an_execution(
+    sfn: Any, stack: Stack, tmp_path: Path
+) -> None:
     arn = create(sfn, "callbacks", CALLBACK)
     payload = json.dumps({"outbox": str(tmp_path / "token")})
     started = sfn.start_execution(stateMachineArn=arn, name="to-stop", input=payload)
     machine = sfn.describe_state_machine_for_execution(executionArn=started["executionArn"])
     assert json.loads(machine["definition"]) == CALLBACK
     assert machine["roleArn"] == ROLE
+    # Parked: the handler has written the token out, and the worker has committed the
+    # wait (the row is WAITING; AWS shows RUNNING either way). A stop while the worker
+    # is still between the handler and that commit cancels a token no cursor holds,
+    # and the redrive then runs the Task again under a new token.
+    client = Orchestrator(Settings(database_url=stack.database_url))
+    (execution,) = [
+        e
+        for e in client.executions(ExecutionFilter(state_machine="callbacks")).items
+        if e.name == "to-stop"
+    ]
     deadline = time.monotonic() + 60
-    while not (tmp_path / "token").exists():
+    while not (
+        (tmp_path / "token").exists()
+        and client.execution(execution.id).describe().status == ExecutionStatus.WAITING
+    ):
         assert time.monotonic() < deadline, "the execution never parked"
         time.sleep(0.1)
     sfn.stop_execution(executionArn=started["executionArn"], error="Stop", cause="by the test")
