@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import builtins
 import threading
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -49,7 +50,8 @@ from orchestrator.store import (
     TaskToken,
     Version,
 )
-from orchestrator.types import ExecutionStatus, TaskTokenStatus
+from orchestrator.store.records import execution_json
+from orchestrator.types import START_TICKET_PREFIX, ExecutionStatus, TaskTokenStatus
 
 if TYPE_CHECKING:
     from orchestrator.runtime import Runner
@@ -151,6 +153,33 @@ class Orchestrator:
 
                 self._publisher = celery_publisher(self.celery_app, self.settings)
             return self._publisher
+
+    def start_ticket(self) -> str | None:
+        """A new start ticket if this client publishes with Celery, else None.
+
+        An EXPRESS execution started for a worker is stored under it, and its
+        message carries it with the row (:meth:`publish_started`). A client given
+        another publisher publishes ids only, so it takes no ticket.
+        """
+        if self._publisher is not None:
+            return None
+        return f"{START_TICKET_PREFIX}{uuid.uuid4().hex}"
+
+    def publish_started(self, execution: Execution, priority: str | int) -> None:
+        """Publish an execution stored under a start ticket, with its row.
+
+        The row goes in the message unless its input is longer than
+        ``START_ROW_MAX_CHARS``; the worker then claims it from the ticket.
+        """
+        from orchestrator.distributed.publish import START_ROW_MAX_CHARS, publish_start
+
+        ticket = execution.lease_owner
+        if ticket is None:
+            raise ValueError(f"execution {execution.id} was not started under a ticket")
+        row: str | None = execution_json(execution)
+        if len(row or "") > START_ROW_MAX_CHARS:
+            row = None
+        publish_start(self.celery_app, execution.id, priority, ticket=ticket, row=row)
 
     @property
     def depths(self) -> Depths:

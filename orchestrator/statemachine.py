@@ -235,7 +235,7 @@ class StateMachine:
             source_state_name,
             input_transformer,
             priority,
-            claim=True,
+            claim_as=self.runner.owner,
         )
         if not created:
             return execution
@@ -257,6 +257,10 @@ class StateMachine:
         A worker (``celery -A orchestrator worker -Q critical,default,low``) runs it.
         Starting the same name again publishes nothing new (see :meth:`start`).
         """
+        # An EXPRESS execution is stored RUNNING under a start ticket, and its message
+        # carries the row: the worker runs it with no claim (Runner.advance_started).
+        express = publisher is None and self.machine_type == "EXPRESS"
+        ticket = self.client.start_ticket() if express else None
         execution, created = self._create(
             input,
             name,
@@ -264,11 +268,14 @@ class StateMachine:
             source_state_name,
             input_transformer,
             priority,
-            claim=False,
+            claim_as=ticket,
         )
         if created:
             with publish_labels(state_machine=self.name, batch_id=None):
-                (publisher or self.client.publisher)([execution.id], priority)
+                if ticket is not None:
+                    self.client.publish_started(execution, priority)
+                else:
+                    (publisher or self.client.publisher)([execution.id], priority)
         return execution
 
     def start_sync(
@@ -311,7 +318,7 @@ class StateMachine:
         transformer: str | Callable[[Any], Any] | None,
         priority: str | int,
         *,
-        claim: bool,
+        claim_as: str | None,
     ) -> tuple[Execution, bool]:
         if name is not None:
             check_name(name, "execution name")
@@ -324,7 +331,7 @@ class StateMachine:
             priority=level,
             source_execution_id=source_id,
             source_state_name=state_name,
-            claim_as=self.runner.owner if claim else None,
+            claim_as=claim_as,
             lease_seconds=self.settings.lease_seconds,
         )
 

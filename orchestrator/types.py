@@ -73,6 +73,18 @@ BATCH_CANCELLED_ERROR = "BatchCancelled"
 #: (the owner is the prefix followed by the batch id).
 BATCH_HOLD_OWNER_PREFIX = "batch-hold:"
 
+#: Lease owner prefix of start tickets: an EXPRESS execution started for a worker
+#: is stored RUNNING under a ticket (the prefix and a random hex), and the message
+#: that carries the ticket lets whichever worker takes it end the execution under
+#: that lease without claiming it first (``Runner.advance_started``). ``@`` is in
+#: no host name, so no worker's owner name (``host:random``) starts with it.
+START_TICKET_PREFIX = "@start:"
+
+
+def is_start_ticket(owner: object) -> bool:
+    """Whether a lease owner is a start ticket."""
+    return isinstance(owner, str) and owner.startswith(START_TICKET_PREFIX)
+
 
 class TimerKind(StrEnum):
     """Why a parked execution waits for a point in time."""
@@ -129,6 +141,7 @@ __all__ = [
     "BATCH_CANCELLED_ERROR",
     "BATCH_HOLD_OWNER_PREFIX",
     "REDRIVABLE_STATUSES",
+    "START_TICKET_PREFIX",
     "TERMINAL_STATUSES",
     "BatchStatus",
     "CorrelationOutcome",
@@ -136,4 +149,5 @@ __all__ = [
     "MapRunStatus",
     "TaskTokenStatus",
     "TimerKind",
+    "is_start_ticket",
 ]

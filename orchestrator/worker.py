@@ -17,6 +17,7 @@ from orchestrator.client import Orchestrator
 from orchestrator.runtime import Runner
 from orchestrator.settings import Settings
 from orchestrator.store import Execution
+from orchestrator.store.records import execution_from_json
 
 log = logging.getLogger("orchestrator.worker")
 
@@ -35,15 +36,31 @@ def worker_runner() -> Runner:
     return runner
 
 
-def advance_from_task(execution_id: str, event: dict[str, Any] | None = None) -> dict[str, Any]:
+def advance_from_task(
+    execution_id: str,
+    event: dict[str, Any] | None = None,
+    *,
+    ticket: str | None = None,
+    start: str | None = None,
+    redelivered: bool = False,
+) -> dict[str, Any]:
     """What ``orchestrator.run_execution`` runs: advance one execution, report briefly.
 
     ``event`` is accepted for compatibility and ignored: what woke an execution
     (a fired timer, a consumed message) is read from the database, which is the
     source of truth, not from the message.
+
+    ``ticket`` and ``start``: an EXPRESS execution started under a start ticket,
+    and its row as stored (``Runner.advance_started``); a row that cannot be read
+    is ignored (the execution is then claimed from the ticket).
     """
     runner = worker_runner()
-    execution = runner.advance(execution_id)
+    if ticket is not None:
+        execution = runner.advance_started(
+            execution_id, ticket, _started_row(execution_id, start), redelivered=redelivered
+        )
+    else:
+        execution = runner.advance(execution_id)
     if execution is None:
         return runner.not_claimed(execution_id)
     return _summary(execution)
@@ -74,6 +91,21 @@ def advance_many_from_task(
                 status = str(execution.status)
         summary[status] = summary.get(status, 0) + 1
     return summary, outcome.retry, outcome.cause
+
+
+def _started_row(execution_id: str, start: str | None) -> Execution | None:
+    if start is None:
+        return None
+    try:
+        return execution_from_json(start)
+    except ValueError as exc:
+        log.warning(
+            "the start message of %s carries an unreadable row (%s); claiming it instead",
+            execution_id,
+            exc,
+            extra={"action": "run_execution.start_row", "execution_id": execution_id},
+        )
+        return None
 
 
 def _summary(execution: Execution) -> dict[str, Any]:

@@ -51,7 +51,9 @@ def _add_labels(sender: str | None = None, body: Any = None, headers: Any = None
         # What Flower's task events and the worker's "received" line show is the
         # kwargsrepr header, written before this receiver ran: write it again.
         if isinstance(headers, dict) and "kwargsrepr" in headers:
-            headers["kwargsrepr"] = saferepr(body[1])
+            # Not the row a start carries (``publish_start``): its input, maybe long.
+            shown = {k: v for k, v in body[1].items() if k != "start"}
+            headers["kwargsrepr"] = saferepr(shown)
 
 
 _task_contexts: dict[str, contextlib.AbstractContextManager[None]] = {}

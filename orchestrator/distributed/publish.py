@@ -39,6 +39,10 @@ MIN_MESSAGES_PER_PUBLISH: Final = 64
 #: Redis commands buffered per pipeline when publishing many runs.
 PUBLISH_BATCH_SIZE: Final = 1000
 
+#: Longest input and output (JSON characters) of a row a start message carries;
+#: a larger one is read from the database by the worker that takes the message.
+START_ROW_MAX_CHARS: Final = 64 * 1024
+
 
 def celery_publisher(app: Any, settings: Settings) -> Publisher:
     """A publisher over ``app``: ``settings.executions_per_message`` ids to a message.
@@ -120,6 +124,28 @@ def publish_runs(
     return len(execution_ids)
 
 
+def publish_start(
+    app: Any, execution_id: str, priority: str | int, *, ticket: str, row: str | None
+) -> None:
+    """Publish an EXPRESS execution started under a start ticket, with its row.
+
+    One ``run_execution`` message whose kwargs carry the ticket and, unless it is
+    None, the row as stored (``execution_json``): the worker that takes it runs
+    the execution from that row and ends it under the ticket's lease, with no
+    claim first (``Runner.advance_started``). Publish after the row is committed.
+
+    Raises:
+        ValueError: a bad priority, before anything is published.
+    """
+    queue = queue_for(priority)
+    kwargs: dict[str, Any] = {"ticket": ticket}
+    if row is not None:
+        kwargs["start"] = row
+    app.tasks[RUN_EXECUTION_TASK].apply_async(
+        (execution_id,), kwargs, queue=queue, headers=message_headers() or None
+    )
+
+
 def ids_per_message(count: int, per_message: int) -> int:
     """Ids per message for a publish of ``count``: at most ``per_message``, and
     few enough that the publish still makes :data:`MIN_MESSAGES_PER_PUBLISH`
@@ -162,12 +188,14 @@ __all__ = [
     "MAX_EXECUTIONS_PER_MESSAGE",
     "MIN_MESSAGES_PER_PUBLISH",
     "PUBLISH_BATCH_SIZE",
+    "START_ROW_MAX_CHARS",
     "Depths",
     "Publisher",
     "celery_publisher",
     "ids_per_message",
     "publish_by_priority",
     "publish_runs",
+    "publish_start",
     "queue_depth",
     "queue_depths",
 ]

@@ -43,8 +43,9 @@ from orchestrator.distributed.config import (
     RUN_EXECUTIONS_TASK,
     SWEEP_TASK,
 )
-from orchestrator.distributed.publish import MAX_EXECUTIONS_PER_MESSAGE
+from orchestrator.distributed.publish import MAX_EXECUTIONS_PER_MESSAGE, START_ROW_MAX_CHARS
 from orchestrator.runtime.tracing import TRACE_HEADER, message_context
+from orchestrator.types import is_start_ticket
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ RETRY_BACKOFF_MAX: Final = 60
 
 #: Longest execution id accepted, in characters.
 MAX_EXECUTION_ID_LENGTH: Final = 256
+
+#: Longest execution row a start message may carry, in characters.
+MAX_START_ROW_CHARS: Final = START_ROW_MAX_CHARS + 8192
 
 
 class TransientDatabaseError(Exception):
@@ -96,14 +100,34 @@ class InvalidTaskArguments(ValueError):
     """A task message whose arguments cannot name an execution."""
 
 
-def validate_run_arguments(execution_id: object, event: object) -> None:
+def validate_run_arguments(
+    execution_id: object, event: object, ticket: object = None, start: object = None
+) -> None:
     """Check the arguments of ``run_execution``.
 
     Raises:
         InvalidTaskArguments: ``execution_id`` is not a non-empty string of at most
-            :data:`MAX_EXECUTION_ID_LENGTH` characters, or ``event`` is neither
-            ``None`` nor a JSON object (a mapping with string keys).
+            :data:`MAX_EXECUTION_ID_LENGTH` characters, ``event`` is neither
+            ``None`` nor a JSON object (a mapping with string keys), ``ticket`` is
+            neither ``None`` nor a start ticket (``@start:`` and at most
+            :data:`MAX_EXECUTION_ID_LENGTH` characters), or ``start`` is neither
+            ``None`` nor a string of at most :data:`MAX_START_ROW_CHARS`
+            characters that comes with a ticket.
     """
+    if ticket is not None and (
+        not isinstance(ticket, str)
+        or not is_start_ticket(ticket)
+        or len(ticket) > MAX_EXECUTION_ID_LENGTH
+    ):
+        raise InvalidTaskArguments(f"ticket must be a start ticket, got {ticket!r:.80}")
+    if start is not None and (
+        not isinstance(start, str) or len(start) > MAX_START_ROW_CHARS or ticket is None
+    ):
+        raise InvalidTaskArguments(
+            f"start must be an execution row of at most {MAX_START_ROW_CHARS} characters "
+            f"with a ticket, got {type(start).__name__} of "
+            f"{len(start) if isinstance(start, str) else '?'} characters"
+        )
     if not isinstance(execution_id, str) or not execution_id.strip():
         raise InvalidTaskArguments(
             f"execution_id must be a non-empty string, got {type(execution_id).__name__} "
@@ -164,6 +188,8 @@ def run_execution(
     event: dict[str, Any] | None = None,
     state_machine: str | None = None,
     batch_id: str | None = None,
+    ticket: str | None = None,
+    start: str | None = None,
 ) -> Any:
     """Advance execution ``execution_id`` as far as it goes without waiting.
 
@@ -173,6 +199,9 @@ def run_execution(
         event: what woke it (a timer, a message), or ``None`` for a start/resume.
         state_machine: its machine, for Flower (``distributed/labels.py``); ignored.
         batch_id: its batch, for Flower; ignored.
+        ticket: the start ticket of an EXPRESS execution started for a worker.
+        start: that execution's row as stored (JSON), run as it is unless the
+            message was redelivered (``Runner.advance_started``).
 
     Returns:
         Whatever the runtime reports (a small JSON summary, shown in Flower).
@@ -180,7 +209,7 @@ def run_execution(
     Raises:
         Reject: malformed arguments; the message is dropped, not retried.
     """
-    _reject_if_malformed(execution_id, event, self.request.id)
+    _reject_if_malformed(execution_id, event, self.request.id, ticket, start)
     advance_from_task = _entry_point("advance_from_task")
     logger.debug(
         "advancing execution %s",
@@ -188,7 +217,14 @@ def run_execution(
         extra={"action": "run_execution", "execution_id": execution_id},
     )
     with message_context(_trace_header(self.request)):
-        return _call_classifying_errors(advance_from_task, execution_id, event)
+        if ticket is None:
+            return _call_classifying_errors(advance_from_task, execution_id, event)
+        redelivered = bool((self.request.delivery_info or {}).get("redelivered"))
+        return _call_classifying_errors(
+            lambda: advance_from_task(
+                execution_id, event, ticket=ticket, start=start, redelivered=redelivered
+            )
+        )
 
 
 @_task(
@@ -250,9 +286,11 @@ def _trace_header(request: Any) -> object:
     return headers.get(TRACE_HEADER) if isinstance(headers, dict) else None
 
 
-def _reject_if_malformed(execution_id: object, event: object, task_id: str | None) -> None:
+def _reject_if_malformed(
+    execution_id: object, event: object, task_id: str | None, ticket: object, start: object
+) -> None:
     try:
-        validate_run_arguments(execution_id, event)
+        validate_run_arguments(execution_id, event, ticket, start)
     except InvalidTaskArguments as exc:
         reason = f"rejected {RUN_EXECUTION_TASK} task {task_id}: {exc}"
         logger.error(
@@ -301,6 +339,7 @@ def _entry_point(name: str) -> Callable[..., Any]:
 __all__ = [
     "MAX_EXECUTIONS_PER_MESSAGE",
     "MAX_RETRIES",
+    "MAX_START_ROW_CHARS",
     "RETRY_BACKOFF_MAX",
     "RUN_EXECUTIONS_TASK",
     "RUN_EXECUTION_TASK",

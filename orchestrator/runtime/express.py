@@ -54,27 +54,32 @@ def is_express(execution: Execution) -> bool:
     return execution.execution_type == EXPRESS
 
 
-def run_express(runner: Runner, executions: Sequence[Execution]) -> list[Execution | None]:
+def run_express(
+    runner: Runner, executions: Sequence[Execution], *, owner: str | None = None
+) -> list[Execution | None]:
     """Run claimed EXPRESS executions to their ends; store the ends in one statement.
 
     Their leases are kept (renewed in the background) until the ends are stored.
     Errors of the infrastructure (the database is away) propagate; the caller hands
     the executions back, and they run again from the start.
 
+    ``owner`` is the lease they are held under: the runner's (the default), or the
+    start ticket of a started execution (:meth:`Runner.advance_started`).
+
     Returns:
         For each execution in order: the row as stored, or None if its lease was lost
         meanwhile (it was stopped, or taken over after this worker's lease ran out).
     """
-    keeper = runner.lease_keeper()
+    keeper, owner = runner.lease_keeper(), owner or runner.owner
     for execution in executions:
-        keeper.hold(execution.id)
+        keeper.hold(execution.id, owner)
     try:
         ends = [_end_of(runner, execution) for execution in executions]
         checked = [_checked(runner, end) for end in ends]
         texts = [text for _, text in checked]
         stored = runner.repo.end_many(
             [end for end, _ in checked],
-            runner.owner,
+            owner,
             claimed=executions,
             encoded=texts,
             now=runner.lease_now(),

@@ -31,8 +31,6 @@ import os
 import threading
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import fields
-from datetime import datetime
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -42,7 +40,7 @@ from redis.retry import Retry
 
 from orchestrator.settings import Settings
 from orchestrator.store import Execution
-from orchestrator.types import ExecutionStatus
+from orchestrator.store.records import execution_from_json, execution_json
 
 log = logging.getLogger("orchestrator.notices")
 
@@ -223,18 +221,7 @@ def express_end(stored: Execution, output_json: str) -> str | None:
     input_json = json.dumps(stored.input, separators=(",", ":"), ensure_ascii=False)
     if len(input_json) + len(output_json) > DETAIL_MAX_CHARS:
         return None
-    row: dict[str, Any] = {}
-    for field in fields(Execution):
-        if field.name in ("input", "output"):
-            continue
-        value = getattr(stored, field.name)
-        row[field.name] = value.isoformat() if isinstance(value, datetime) else value
-    row["status"] = str(stored.status)
-    head = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
-    return f'{head[:-1]},"input":{input_json},"output":{output_json}}}'
-
-
-_DATES = frozenset(field.name for field in fields(Execution) if "datetime" in str(field.type))
+    return execution_json(stored, input_json=input_json, output_json=output_json)
 
 
 def ended_row(execution_id: str, notice: bytes | str) -> Execution | None:
@@ -244,17 +231,10 @@ def ended_row(execution_id: str, notice: bytes | str) -> Execution | None:
     the row.
     """
     try:
-        row = json.loads(notice)
-        if not isinstance(row, dict) or row.get("id") != execution_id:
-            return None
-        for name in _DATES:
-            if row.get(name) is not None:
-                row[name] = datetime.fromisoformat(str(row[name]))
-        row["status"] = ExecutionStatus(str(row["status"]))
-        found = Execution(**row)
-    except (ValueError, TypeError, KeyError):
+        found = execution_from_json(notice)
+    except ValueError:
         return None
-    return found if found.status.is_terminal else None
+    return found if found.id == execution_id and found.status.is_terminal else None
 
 
 # -- the waiter's side --------------------------------------------------------------

@@ -70,7 +70,7 @@ from orchestrator.store import (
     Version,
 )
 from orchestrator.store.payloads import encode
-from orchestrator.types import ExecutionStatus, TaskTokenStatus, TimerKind
+from orchestrator.types import ExecutionStatus, TaskTokenStatus, TimerKind, is_start_ticket
 
 log = logging.getLogger("orchestrator.runtime")
 
@@ -231,6 +231,64 @@ class Runner:
         if execution is None:
             return None
         return self._advance_claimed(execution, sent)
+
+    def advance_started(
+        self,
+        execution_id: str,
+        ticket: str,
+        start: Execution | None = None,
+        *,
+        redelivered: bool = False,
+    ) -> Execution | None:
+        """Advance an EXPRESS execution started for a worker under a start ticket.
+
+        ``StateMachine.start_async`` stores such an execution RUNNING under the lease
+        of ``ticket`` and publishes the ticket with the row as stored (``start``).
+        The worker that takes the message runs it from that row and ends it under
+        the ticket's lease, renewed meanwhile if it runs long: one statement in all,
+        no claim. The end is fenced as a claimed end is: it stores nothing if the
+        execution was stopped, or taken over after the ticket's lease ran out.
+
+        It is claimed first, the ticket's lease taken over (a take-over, counted
+        towards ``ORCHESTRATOR_MAX_STEP_ATTEMPTS``), and advanced as :meth:`advance`
+        does, when the message carries no row, was redelivered (the worker that
+        took it first died), or was queued so long that half the ticket's lease ran
+        out.
+
+        Returns:
+            As :meth:`advance`.
+        """
+        if start is not None and self._runs_as_started(execution_id, ticket, start, redelivered):
+            stored = run_express(self, [start], owner=ticket)[0]
+            return stored or self.repo.get_execution(execution_id)
+        sent = time.monotonic()
+        execution = self.repo.claim(
+            execution_id,
+            self.owner,
+            lease_seconds=self.settings.lease_seconds,
+            now=self.lease_now(),
+            ticket=ticket,
+        )
+        if execution is None:
+            return None
+        return self._advance_claimed(execution, sent)
+
+    def _runs_as_started(
+        self, execution_id: str, ticket: str, start: Execution, redelivered: bool
+    ) -> bool:
+        """Whether a started execution's row may be run as the message carries it."""
+        expires = start.lease_expires_at
+        return (
+            not redelivered
+            and start.id == execution_id
+            and is_express(start)
+            and start.status == ExecutionStatus.RUNNING
+            and is_start_ticket(ticket)
+            and start.lease_owner == ticket
+            and expires is not None
+            and (expires - to_datetime(self.clock.now())).total_seconds()
+            > self.settings.lease_seconds / 2
+        )
 
     def advance_many(
         self,

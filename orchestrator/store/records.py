@@ -6,8 +6,9 @@ load anything lazily. ``New*`` classes describe rows to add.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -106,6 +107,53 @@ class Execution:
     parent_execution_id: str | None = None
     map_run_id: str | None = None
     item_index: int | None = None
+
+
+def execution_json(
+    execution: Execution, *, input_json: str | None = None, output_json: str | None = None
+) -> str:
+    """The row as one JSON object (dates in ISO 8601): what a message or notice carries.
+
+    ``input_json`` and ``output_json`` are the input and output already encoded, if
+    they are (not encoded again).
+    :func:`execution_from_json` reads it back.
+    """
+    row: dict[str, Any] = {}
+    for item in fields(Execution):
+        if item.name in ("input", "output"):
+            continue
+        value = getattr(execution, item.name)
+        row[item.name] = value.isoformat() if isinstance(value, datetime) else value
+    row["status"] = str(execution.status)
+    head = json.dumps(row, separators=(",", ":"), ensure_ascii=False)
+    if input_json is None:
+        input_json = json.dumps(execution.input, separators=(",", ":"), ensure_ascii=False)
+    if output_json is None:
+        output_json = json.dumps(execution.output, separators=(",", ":"), ensure_ascii=False)
+    return f'{head[:-1]},"input":{input_json},"output":{output_json}}}'
+
+
+_DATES = frozenset(item.name for item in fields(Execution) if "datetime" in str(item.type))
+
+
+def execution_from_json(text: bytes | str) -> Execution:
+    """The row :func:`execution_json` wrote.
+
+    Raises:
+        ValueError: ``text`` is not such a row (not JSON, a field missing, unknown
+            or of the wrong kind).
+    """
+    try:
+        row = json.loads(text)
+        if not isinstance(row, dict):
+            raise ValueError(f"an execution row is a JSON object, not {type(row).__name__}")
+        for name in _DATES:
+            if row.get(name) is not None:
+                row[name] = datetime.fromisoformat(str(row[name]))
+        row["status"] = ExecutionStatus(str(row["status"]))
+        return Execution(**row)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"not an execution row: {type(exc).__name__}: {exc}") from None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -478,6 +526,8 @@ __all__ = [
     "Correlation",
     "Execution",
     "ExecutionFilter",
+    "execution_from_json",
+    "execution_json",
     "HistoryEvent",
     "NewCorrelation",
     "NewExecution",

@@ -233,6 +233,24 @@ def test_malformed_run_arguments_are_refused(execution_id: object, event: object
 def test_well_formed_run_arguments_pass() -> None:
     tasks.validate_run_arguments("exec-1", None)
     tasks.validate_run_arguments("exec-1", {"type": "timer"})
+    tasks.validate_run_arguments("exec-1", None, "@start:abc", '{"id": "exec-1"}')
+    tasks.validate_run_arguments("exec-1", None, "@start:abc", None)
+
+
+@pytest.mark.parametrize(
+    ("ticket", "start"),
+    [
+        ("host:worker", None),  # not a start ticket: a worker's lease is not the message's
+        (7, None),
+        ("@start:" + "x" * 300, None),
+        (None, '{"id": "exec-1"}'),  # a row without its ticket
+        ("@start:abc", {"id": "exec-1"}),
+        ("@start:abc", "x" * (tasks.MAX_START_ROW_CHARS + 1)),
+    ],
+)
+def test_malformed_start_arguments_are_refused(ticket: object, start: object) -> None:
+    with pytest.raises(tasks.InvalidTaskArguments):
+        tasks.validate_run_arguments("exec-1", None, ticket, start)
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -14,6 +15,7 @@ from orchestrator.distributed.sweeper import quiet_levels, sweep
 from orchestrator.settings import Settings
 from orchestrator.statemachine import StateMachine
 from orchestrator.store import NewExecution, Repository
+from orchestrator.types import START_TICKET_PREFIX
 from tests.distributed.conftest import RedisDB
 
 PASS = {"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
@@ -136,3 +138,37 @@ def test_a_dead_workers_execution_comes_back_one_lease_after_it_expired_not_a_gr
     recorder.published.clear()
     sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
     assert recorder.published == []
+
+
+def test_a_start_tickets_lease_is_a_queued_message_not_a_dead_worker(
+    stalled: tuple[Settings, Repository, dict], redis_db: RedisDB
+) -> None:
+    settings, repo, ids = stalled
+    # Given an EXPRESS start whose message waits behind a long queue: RUNNING under
+    # its start ticket, the ticket's lease run out, unchanged for 90 s (past a lease)
+    version = StateMachine.create(
+        "express-swept", PASS, repository=repo, settings=settings, machine_type="EXPRESS"
+    ).version_record
+    ticket = f"{START_TICKET_PREFIX}{uuid.uuid4().hex}"
+    queued, _ = repo.create_execution(version, input={}, priority=5, claim_as=ticket)
+    with repo.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE executions SET updated_at = :then, lease_expires_at = :then"),
+            {"then": datetime.now(UTC) - timedelta(seconds=90)},
+        )
+    redis_db.client.rpush("default", b"a message ahead")
+    recorder = Recorder()
+
+    # When the sweeper runs
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+
+    # Then the dead worker's execution comes back, the queued start does not
+    assert recorder.published == [ids["running-lost"]]
+
+    # When its queue has drained (the message is lost, or its worker died)
+    redis_db.client.delete("default")
+    recorder.published.clear()
+    sweep(settings=settings, repository=repo, publish=recorder, depths=depths_for(settings))
+
+    # Then it is published again
+    assert recorder.published == [queued.id]

@@ -6,8 +6,11 @@ worker, ``start_sync`` through a worker) is in ``tests/distributed/test_express_
 
 from __future__ import annotations
 
+import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,8 +20,9 @@ from sqlalchemy import event
 from orchestrator.asl import DefinitionInvalid
 from orchestrator.errors import StateMachineTypeNotSupported
 from orchestrator.statemachine import StateMachine
-from orchestrator.store import NewExecution, Repository
-from orchestrator.types import ExecutionStatus
+from orchestrator.store import Execution, NewExecution, Repository
+from orchestrator.store.records import execution_from_json, execution_json
+from orchestrator.types import START_TICKET_PREFIX, ExecutionStatus
 
 from .conftest import Env
 from .test_commits import FIVE_STATES
@@ -277,3 +281,160 @@ def test_an_express_execution_cannot_be_redriven(env: Env) -> None:
     with pytest.raises(StateMachineTypeNotSupported, match="only STANDARD executions"):
         machine.redrive(failed.id)
     assert env.repo.get_execution(failed.id).status == ExecutionStatus.FAILED
+
+
+# -- started for a worker under a start ticket (StateMachine.start_async) -----------
+
+
+def started(env: Env, machine: StateMachine, data: Any, **changes: Any) -> tuple[str, Execution]:
+    """What ``start_async`` stores and publishes for an EXPRESS execution: the row,
+    RUNNING under a new start ticket, and that row as the message carries it."""
+    ticket = f"{START_TICKET_PREFIX}{uuid.uuid4().hex}"
+    execution, created = env.repo.create_execution(
+        machine.version_record,
+        input=data,
+        claim_as=ticket,
+        lease_seconds=env.settings.lease_seconds,
+    )
+    assert created
+    assert (execution.status, execution.lease_owner) == (ExecutionStatus.RUNNING, ticket)
+    return ticket, replace(execution_from_json(execution_json(execution)), **changes)
+
+
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_a_started_express_execution_is_run_from_its_message_and_ended_in_one_statement(
+    env: Env,
+) -> None:
+    # Given an EXPRESS execution started for a worker, and a runner already warmed
+    seen: list[Any] = []
+
+    def work(data: Any, ctx: Any) -> Any:
+        seen.append(env.repo.get_execution(ctx.execution_id).lease_owner)
+        return {"n": 2 * data["i"]}
+
+    env.handlers.register("work", work)
+    machine = express(env, "started", THREE_STATES)
+    runner = env.runner()
+    runner.advance_many(pending(env, machine, 1, "warm"))
+    seen.clear()
+    ticket, row = started(env, machine, {"i": 21})
+
+    # When a worker takes its message
+    with statements(env.repo) as sent:
+        done = runner.advance_started(row.id, ticket, row)
+
+    # Then it ran under the ticket's lease, with no claim: the end was the one statement
+    assert seen == [ticket]
+    assert [s.split()[0] for s in sent if not s.startswith("SELECT")] == ["UPDATE"], sent
+    assert len(sent) == 2, sent  # the handler's read of the row, and the end
+    assert "jsonb_to_recordset" in sent[1]
+    assert done is not None
+    assert done.status == ExecutionStatus.SUCCEEDED
+    assert done.output == {"i": 21, "prepared": 1, "work": {"n": 42}}
+    assert env.repo.get_execution(row.id) == done
+    assert done.lease_owner is None
+    assert env.repo.history(row.id) == []
+
+
+def test_a_redelivered_start_is_claimed_from_its_ticket_and_counted(env: Env) -> None:
+    # Given a started EXPRESS execution whose first worker died with its message
+    # (Celery put it back: redelivered), the ticket's lease still live
+    owners: list[Any] = []
+
+    def work(data: Any, ctx: Any) -> Any:
+        owners.append(env.repo.get_execution(ctx.execution_id).lease_owner)
+        return {"n": 1}
+
+    env.handlers.register("work", work)
+    machine = express(env, "redelivered", THREE_STATES)
+    ticket, row = started(env, machine, {"i": 1})
+    runner = env.runner(owner="second-worker")
+
+    # When the next worker takes the redelivered message
+    done = runner.advance_started(row.id, ticket, row, redelivered=True)
+
+    # Then it claimed the execution (a take-over, counted) and ran it under its own lease
+    assert owners == ["second-worker"]
+    assert done is not None
+    assert done.status == ExecutionStatus.SUCCEEDED
+
+
+def test_a_start_whose_message_waited_half_a_lease_is_claimed_first(env: Env) -> None:
+    env.handlers.register("work", lambda data: {"n": 1})
+    machine = express(env, "late", THREE_STATES)
+    soon = datetime.now(UTC) + timedelta(seconds=env.settings.lease_seconds / 4)
+    ticket, row = started(env, machine, {"i": 1}, lease_expires_at=soon)
+    claims: list[int] = []
+    runner = env.runner(owner="late-worker")
+    original = env.repo.claim
+
+    def claim(*args: Any, **kwargs: Any) -> Any:
+        found = original(*args, **kwargs)
+        claims.append(found.claim_count)
+        return found
+
+    runner.repo = _Counting(env.repo, claim)  # type: ignore[assignment]
+    done = runner.advance_started(row.id, ticket, row)
+
+    assert claims == [2]  # the ticket's lease taken over: one claim past the start
+    assert done is not None
+    assert done.status == ExecutionStatus.SUCCEEDED
+
+
+def test_the_claims_death_count_stops_a_start_that_keeps_killing_its_workers(
+    env: Env,
+) -> None:
+    # Given a started EXPRESS execution redelivered after each of its workers died
+    env.handlers.register("work", lambda data: {"n": 1})
+    machine = express(env, "poison", THREE_STATES)
+    ticket, row = started(env, machine, {"i": 1})
+    for attempt in range(env.settings.max_step_attempts):
+        assert env.repo.claim(row.id, f"dead-{attempt}", lease_seconds=0.001, ticket=ticket)
+        time.sleep(0.01)
+
+    # When the next redelivery comes
+    done = env.runner().advance_started(row.id, ticket, row, redelivered=True)
+
+    # Then it fails rather than run again
+    assert done is not None
+    assert done.status == ExecutionStatus.FAILED
+    assert "MAX_STEP_ATTEMPTS" in (done.cause or "")
+
+
+def test_a_start_stopped_or_taken_over_before_its_end_stores_nothing(env: Env) -> None:
+    env.handlers.register("work", lambda data: {"n": 1})
+    machine = express(env, "fenced", THREE_STATES)
+    # Stopped before the worker took the message
+    ticket, row = started(env, machine, {"i": 1})
+    assert env.repo.stop_execution(row.id, error="Stopped", cause="by the test")
+    done = env.runner().advance_started(row.id, ticket, row)
+    assert done is not None
+    assert done.status == ExecutionStatus.ABORTED
+    assert done.output is None
+    # Taken over by a worker the sweeper sent, after the ticket's lease ran out
+    ticket, row = started(env, machine, {"i": 2})
+    past = datetime.now(UTC) + timedelta(seconds=10 * env.settings.lease_seconds)
+    assert env.repo.claim(row.id, "sweepers-worker", lease_seconds=600, now=past) is not None
+    done = env.runner().advance_started(row.id, ticket, row)
+    assert done is not None
+    assert done.status == ExecutionStatus.RUNNING
+    assert done.lease_owner == "sweepers-worker"
+
+
+def test_a_plain_claim_does_not_take_a_live_ticket_over(env: Env) -> None:
+    machine = express(env, "queued", THREE_STATES)
+    ticket, row = started(env, machine, {"i": 1})
+    assert env.repo.claim(row.id, "other", lease_seconds=60) is None
+    taken = env.repo.claim(row.id, "other", lease_seconds=60, ticket="@start:not-its-ticket")
+    assert taken is None
+    assert env.repo.claim(row.id, "other", lease_seconds=60, ticket=ticket) is not None
+
+
+class _Counting:
+    """A repository whose ``claim`` is replaced; everything else passes through."""
+
+    def __init__(self, repo: Repository, claim: Any) -> None:
+        self._repo, self.claim = repo, claim
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._repo, name)

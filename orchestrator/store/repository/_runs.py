@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Update, and_, bindparam, case, delete, false, or_, select, update
+from sqlalchemy import Update, and_, bindparam, case, delete, false, func, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from orchestrator.store import payloads
@@ -31,7 +31,12 @@ from orchestrator.store.repository._base import (
 )
 from orchestrator.store.repository._checkpoints import ERROR_MAX_CHARS
 from orchestrator.store.repository._waits import cancel_waits
-from orchestrator.types import REDRIVABLE_STATUSES, TERMINAL_STATUSES, ExecutionStatus
+from orchestrator.types import (
+    REDRIVABLE_STATUSES,
+    START_TICKET_PREFIX,
+    TERMINAL_STATUSES,
+    ExecutionStatus,
+)
 
 
 class Runs(Part):
@@ -44,12 +49,17 @@ class Runs(Part):
         *,
         lease_seconds: float,
         now: datetime | None = None,
+        ticket: str | None = None,
     ) -> Execution | None:
         """Take the lease on a PENDING or RUNNING execution and mark it RUNNING.
 
         Succeeds only if nobody else holds a live lease (no owner, the owner is
         ``owner``, or the lease expired). Atomic across processes. A claim that
         takes the execution over adds one to ``claim_count`` (see ``checkpoint``).
+
+        With ``ticket`` (the start ticket the execution's message carries), a live
+        lease held by that ticket is taken over too, and counts as a take-over: a
+        redelivered start whose first worker died.
 
         Without ``now``, PostgreSQL's clock decides whether a lease expired and
         when the new one does (:class:`~orchestrator.store.dialect.LeaseClock`).
@@ -67,7 +77,10 @@ class Runs(Part):
             "p_lease": lease_seconds,
         }
         # Claiming again for the same owner is harmless, so a retry is safe.
-        row = self._db.statement(_claim_statement(clock), params, retry=True)
+        statement = _claim_statement(clock)
+        if ticket is not None:
+            statement, params["p_ticket"] = _ticket_claim_statement(clock), ticket
+        row = self._db.statement(statement, params, retry=True)
         return None if row is None else execution_record(row)
 
     def claim_many(
@@ -235,13 +248,15 @@ class Runs(Part):
         lost = _lost_leases(now, expired_grace_seconds)
         status: ColumnElement[bool] = EX.status.in_(ACTIVE)
         if pending_priorities is not None:
+            # A start ticket's lease is a message still queued, as PENDING is: it is
+            # taken only once its queue is empty (or after the grace period).
+            quiet = EX.priority.in_(sorted(set(pending_priorities)) or [-1])
+            ticketed = _ticketed()
             status = or_(
-                EX.status == ExecutionStatus.RUNNING,
-                and_(
-                    EX.status == ExecutionStatus.PENDING,
-                    EX.priority.in_(sorted(set(pending_priorities)) or [-1]),
-                ),
+                and_(EX.status == ExecutionStatus.RUNNING, ~ticketed),
+                and_(or_(EX.status == ExecutionStatus.PENDING, ticketed), quiet),
             )
+            lost = and_(lost, or_(~ticketed, quiet))
         candidates = (
             select(EX.id)
             .where(
@@ -390,6 +405,11 @@ class Runs(Part):
         return execution_record(row)
 
 
+def _ticketed() -> ColumnElement[bool]:
+    """The lease is a start ticket's (its message may still be queued)."""
+    return func.coalesce(EX.lease_owner, "").startswith(START_TICKET_PREFIX, autoescape=True)
+
+
 def _lost_leases(now: datetime, grace_seconds: float | None) -> ColumnElement[bool]:
     """RUNNING, lease expired, unchanged for ``grace_seconds`` (never, if None)."""
     if grace_seconds is None:
@@ -420,13 +440,20 @@ def _claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
 
 
 @cache
+def _ticket_claim_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
+    """:func:`_claim_statement` that also takes over the lease of start ticket ``p_ticket``."""
+    return _claim_where(EXT.c.id == bindparam("p_id"), clock, ticket=True)
+
+
+@cache
 def _claim_many_statement(clock: LeaseClock = CALLER_CLOCK) -> Update:
     """The group claim's UPDATE: :func:`_claim_statement` over a list ``p_ids``."""
     return _claim_where(EXT.c.id.in_(bindparam("p_ids", expanding=True)), clock)
 
 
-def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
+def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock, *, ticket: bool = False) -> Update:
     c = EXT.c
+    takeover = [c.lease_owner == bindparam("p_ticket")] if ticket else []
     return (
         update(EXT)
         .where(
@@ -439,6 +466,7 @@ def _claim_where(chosen: ColumnElement[bool], clock: LeaseClock) -> Update:
                 c.lease_owner.is_(None),
                 c.lease_owner == bindparam("p_owner"),
                 c.lease_expires_at < clock.now(),
+                *takeover,
             ),
         )
         .values(
