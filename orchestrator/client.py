@@ -87,6 +87,8 @@ class Orchestrator:
         self.settings = settings or get_settings()
         self._repository = repository
         self._publisher = publisher
+        #: Whether the publisher is the client's own Celery one (start tickets need it).
+        self._celery_publishes = publisher is None
         self._clock = clock
         self._runner = runner
         self._depths = depths
@@ -161,7 +163,7 @@ class Orchestrator:
         message carries it with the row (:meth:`publish_started`). A client given
         another publisher publishes ids only, so it takes no ticket.
         """
-        if self._publisher is not None:
+        if not self._celery_publishes:
             return None
         return f"{START_TICKET_PREFIX}{uuid.uuid4().hex}"
 

@@ -186,3 +186,26 @@ def test_the_cli_stops_an_execution_through_its_handle(
     assert (again.exit_code, again.output.strip()) == (0, "already ended")
     assert unknown.exit_code == 2
     assert "no-such-id" in unknown.output
+
+
+def test_start_tickets_come_with_the_clients_own_celery_publisher_only(
+    settings: Settings, repo: Repository, recorder: Recorder
+) -> None:
+    # Given a client with its own (Celery) publisher, already used, and one given another
+    own = Orchestrator(settings, repository=repo)
+    assert own.publisher is not None  # built on first use; tickets stay on
+    given = Orchestrator(settings, repository=repo, publisher=recorder)
+
+    # Then EXPRESS starts take a ticket on the first only
+    ticket = own.start_ticket()
+    assert ticket is not None
+    assert ticket.startswith("@start:")
+    assert own.start_ticket() != ticket
+    assert given.start_ticket() is None
+
+    # And a machine started on the other publisher is stored PENDING and published by id
+    machine = given.create_state_machine("express", PASS, machine_type="EXPRESS")
+    started = machine.start_async({"n": 1})
+    assert started.status == ExecutionStatus.PENDING
+    assert started.lease_owner is None
+    assert recorder.ids == [started.id]
