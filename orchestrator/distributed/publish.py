@@ -141,8 +141,15 @@ def publish_start(
     kwargs: dict[str, Any] = {"ticket": ticket}
     if row is not None:
         kwargs["start"] = row
+    # The reprs Flower and the worker's log show, given: Celery would otherwise
+    # walk the row character by character (saferepr) to write them.
     app.tasks[RUN_EXECUTION_TASK].apply_async(
-        (execution_id,), kwargs, queue=queue, headers=message_headers() or None
+        (execution_id,),
+        kwargs,
+        queue=queue,
+        headers=message_headers() or None,
+        argsrepr=repr((execution_id,)),
+        kwargsrepr=repr({"ticket": ticket}),
     )
 
 

@@ -6,7 +6,10 @@ import base64
 import json
 from typing import Any
 
+from orchestrator.client import Orchestrator
+from orchestrator.store.records import execution_from_json
 from tests.batch.conftest import (  # noqa: F401  # fixtures of ``cluster``
+    MACHINE,
     Cluster,
     cluster,
     make_app,
@@ -60,3 +63,22 @@ def test_messages_published_outside_a_start_or_batch_have_no_labels(
     cluster.publish(["some-id"], "default")
     (message,) = queued(cluster)
     assert message["kwargs"] == {}
+
+
+def test_an_express_start_shows_its_ticket_not_the_row_it_carries(
+    cluster: Cluster,  # noqa: F811
+) -> None:
+    # Given a client that publishes with its own Celery app (so starts take tickets)
+    client = Orchestrator(cluster.settings, repository=cluster.repo)
+    machine = client.create_state_machine("fast", MACHINE, machine_type="EXPRESS")
+
+    execution = machine.start_async({"n": 1, "text": "x" * 2000})
+
+    # Then the message carries the ticket and the row, and shows only the ticket
+    (message,) = queued(cluster)
+    client.celery_app.close()
+    kwargs = message["kwargs"]
+    assert message["args"] == [execution.id]
+    assert kwargs["ticket"] == execution.lease_owner
+    assert execution_from_json(kwargs["start"]) == execution
+    assert message["kwargsrepr"] == repr({"ticket": execution.lease_owner, "state_machine": "fast"})

@@ -61,6 +61,30 @@ def test_a_new_execution_is_pending_with_its_input(repo: Repository, version: Ve
     assert repo.get_execution(execution.id) == execution
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"b": [1, (2, 3)], "a": {"z": None, "y": 1.5}, "s": "é ☃ \\u0000", "n": 10**30},
+        (1, "two", [3.0]),
+        "text",
+        None,
+        -0.25,
+    ],
+)
+@pytest.mark.parametrize("claim_as", [None, "@start:abc"])
+def test_a_new_execution_is_returned_as_a_read_returns_it(
+    repo: Repository, version: Version, data: Any, claim_as: str | None
+) -> None:
+    # The record is built from the values inserted, not read back: it must be the same
+    execution, created = repo.create_execution(
+        version, input=data, claim_as=claim_as, lease_seconds=30, batch_id=None
+    )
+
+    assert created
+    assert repo.get_execution(execution.id) == execution
+    assert type(execution.input) is type(repo.get_execution(execution.id).input)
+
+
 def test_the_name_defaults_to_the_execution_id(repo: Repository, version: Version) -> None:
     execution, _ = repo.create_execution(version, input=None)
 
