@@ -24,7 +24,7 @@ from orchestrator.store import Execution, NewExecution, Repository
 from orchestrator.store.records import execution_from_json, execution_json
 from orchestrator.types import START_TICKET_PREFIX, ExecutionStatus
 
-from .conftest import Env
+from .conftest import SQLITE_IN_SLOW_TIER, Env
 from .test_commits import FIVE_STATES
 
 #: The bench's 3-state machine: Pass, Task, Succeed.
@@ -438,3 +438,23 @@ class _Counting:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._repo, name)
+
+
+@SQLITE_IN_SLOW_TIER
+def test_a_started_execution_that_runs_long_keeps_its_tickets_lease(env: Env) -> None:
+    # Given a started EXPRESS execution whose Task outlasts the lease (2 s here)
+    def slow(data: Any) -> Any:
+        time.sleep(env.settings.lease_seconds * 1.6)
+        return {"n": 1}
+
+    env.handlers.register("work", slow)
+    machine = express(env, "long", THREE_STATES)
+    ticket, row = started(env, machine, {"i": 1})
+
+    # When a worker runs it from its message
+    done = env.runner().advance_started(row.id, ticket, row)
+
+    # Then the lease keeper renewed the ticket's lease meanwhile, and the end stood
+    assert done is not None
+    assert done.status == ExecutionStatus.SUCCEEDED
+    assert done.output == {"i": 1, "prepared": 1, "work": {"n": 1}}
