@@ -16,14 +16,18 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
   no-op handler, Succeed), then ``ExecutionHandle.wait()`` (woken by the worker's
   notice on Redis, ``orchestrator/runtime/notices.py``): what
   ``start_sync(on_worker=True)`` does;
+- EXPRESS claimed: the same, published by id only (an explicit publisher): the
+  row is stored PENDING and the worker claims it before running it, as every
+  start did before start tickets (``Runner.advance_started``), for comparison;
 - EXPRESS polled: the same, waited on by a client with notices off
   (``notice_url=""``: the database read every millisecond), for comparison;
 - STANDARD: the same with a STANDARD machine (history stored).
 
 Printed: p50, p99 and mean of each in milliseconds, the CPU this (client) process
-spent per sample (start, wait), and each p50 less raw Celery's
-(goal: EXPRESS within 2 ms), and EXPRESS's less Celery result's. The kinds are
-interleaved sample by sample, so a change of load hits them alike.
+spent per sample (start, wait), each p50 less raw Celery's, and EXPRESS's less
+Celery result's (goal: within 2 ms of a Celery round trip with a result; judged
+against both). The kinds are interleaved sample by sample, so a change of load
+hits them alike.
 """
 
 from __future__ import annotations
@@ -107,16 +111,17 @@ def raw_round_trip(app: Any, client: redis.Redis) -> float:
     return time.perf_counter() - started
 
 
-def execution_round_trip(sm: Any, waiter: Any = None) -> Callable[[], float]:
+def execution_round_trip(sm: Any, waiter: Any = None, publisher: Any = None) -> Callable[[], float]:
     """Seconds from ``start_async`` until ``wait`` sees the execution ended.
 
-    ``waiter``: the client that waits (default: the machine's).
+    ``waiter``: the client that waits (default: the machine's). ``publisher``: the
+    one to start with (default the client's own: an EXPRESS start takes a ticket).
     """
     waiter = waiter or sm.client
 
     def once() -> float:
         started = time.perf_counter()
-        execution = sm.start_async({"i": 1})
+        execution = sm.start_async({"i": 1}, publisher=publisher)
         done = waiter.execution(execution.id).wait(30)
         elapsed = time.perf_counter() - started
         if str(done.status) != "SUCCEEDED":
@@ -151,6 +156,8 @@ def measure(
         )
         kinds[machine_type] = execution_round_trip(sm)
         if machine_type == "EXPRESS":
+            # The same with no start ticket: stored PENDING, claimed by the worker.
+            kinds["EXPRESS claimed"] = execution_round_trip(sm, publisher=orchestrator.publisher)
             # The same, waited on by polling the database (no wake-up notices).
             polled = Orchestrator(settings.model_copy(update={"notice_url": ""}))
             kinds["EXPRESS polled"] = execution_round_trip(sm, polled)
@@ -205,12 +212,15 @@ def report(found: dict[str, list[float]], cpu: dict[str, float], args: Any) -> N
         p50, p99 = percentile(values, 50), percentile(values, 99)
         extra = "" if kind.endswith("Celery") else f"   p50 {p50 - raw:+6.2f} ms vs raw Celery"
         if kind == "EXPRESS":
+            # The issue's goal: within 2 ms of a Celery round trip with a result.
+            # Judged against both: Celery's own (result backend) and the floor.
             extra += (
-                f" (goal <= +2 ms: {'met' if p50 - raw <= 2 else 'NOT met'}), "
-                f"{p50 - celery:+6.2f} ms vs Celery result"
+                f", {p50 - celery:+6.2f} ms vs Celery result (goal <= +2 ms: "
+                f"{'met' if p50 - celery <= 2 else 'NOT met'} vs Celery result, "
+                f"{'met' if p50 - raw <= 2 else 'NOT met'} vs raw Celery)"
             )
         print(
-            f"   {kind:14}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
+            f"   {kind:15}  p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   "
             f"mean {statistics.fmean(values) * 1000:7.2f} ms   "
             f"client CPU {cpu[kind] / len(values) * 1000:5.2f} ms{extra}"
         )
