@@ -100,7 +100,9 @@ class ExecutionHandle:
         output are over 64 KiB), so the row is not read again after it; and the
         wait first looks 20 ms for such a notice before its first read, so a quick
         EXPRESS execution is waited on without any read (one that had already
-        ended before the wait is returned 20 ms later than by a read alone).
+        ended before the wait is returned 20 ms later than by a read alone, unless
+        it was started under a start ticket: the end of such an execution is kept
+        on Redis for ten seconds, and read there first).
         Without notices (RabbitMQ, SQLite, ``ORCHESTRATOR_NOTICE_URL=""``, Redis
         away) it reads the row every millisecond for the first 50 ms, then ever
         less often, every ``poll`` seconds at most. See ``runtime/notices.py``.
@@ -116,6 +118,11 @@ class ExecutionHandle:
         # Subscribed before the first read: an end committed after it is announced to us.
         with notices.subscribe(settings, self.id, repository) as notice:
             if notice.listening:
+                # An end already announced before the subscription, if it was kept.
+                said = notice.kept()
+                ended = None if said is None else notices.ended_row(self.id, said)
+                if ended is not None:
+                    return ended
                 # A short first look: an EXPRESS end's notice is the committed row, so
                 # a quick execution is returned without a read of the database.
                 first = notices.FIRST_LOOK_SECONDS

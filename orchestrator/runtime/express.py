@@ -32,7 +32,7 @@ from orchestrator.runtime.callbacks import run_with_heartbeat
 from orchestrator.runtime.local import ExecutionResult, _Driver, run_task
 from orchestrator.store import Execution, ExecutionEnd, PayloadRejected, PayloadTooLarge
 from orchestrator.store.payloads import encode
-from orchestrator.types import ExecutionStatus
+from orchestrator.types import ExecutionStatus, is_start_ticket
 
 if TYPE_CHECKING:
     from orchestrator.runtime.runner import Runner
@@ -90,7 +90,9 @@ def run_express(
             for row, text in zip(stored, texts, strict=True)
             if row is not None and (detail := notices.express_end(row, text)) is not None
         }
-        notices.publish_ends(runner.settings, runner.repo, stored, details=details)
+        # A started execution's end is kept a while too: its starter may subscribe late.
+        keep = list(details) if is_start_ticket(owner) else ()
+        notices.publish_ends(runner.settings, runner.repo, stored, details=details, keep=keep)
         return stored
     finally:
         for execution in executions:

@@ -30,7 +30,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -59,6 +59,11 @@ DETAIL_MAX_CHARS = 64 * 1024
 #: Seconds a waiter first waits for a notice before it reads the row (see ``first_look``).
 FIRST_LOOK_SECONDS = 0.02
 
+#: The notice of a kept end (an EXPRESS execution started under a ticket) is also
+#: stored under :func:`kept_key` for this many seconds, for a waiter that subscribes
+#: only after the end (:meth:`NoticeWait.kept`).
+KEEP_SECONDS = 10
+
 #: Seconds a waiter waits for Redis to confirm its subscription.
 _CONFIRM_SECONDS = 1.0
 
@@ -76,6 +81,15 @@ class _Dialected(Protocol):
 def channel(execution_id: str) -> str:
     """The Redis channel an execution's end is announced on."""
     return CHANNEL_PREFIX + execution_id
+
+
+def kept_key(execution_id: str) -> str:
+    """The Redis key a kept end's notice is stored under, for :data:`KEEP_SECONDS`."""
+    return KEPT_PREFIX + execution_id
+
+
+#: The key of a kept end is this prefix and the execution's id.
+KEPT_PREFIX = "orchestrator:ended-row:"
 
 
 def notice_url(settings: Settings, repository: _Dialected | None = None) -> str | None:
@@ -176,12 +190,16 @@ def publish_ends(
     executions: Iterable[Execution | None],
     *,
     details: Mapping[str, str] | None = None,
+    keep: Collection[str] = (),
 ) -> int:
     """Announce the ends of committed executions, in one round trip; never raises.
 
     Call it after the commit that stored the ends. Rows that are None or not
     ended are skipped. A notice is the status, or, where ``details`` has the
-    execution, that text (an EXPRESS end: see :func:`express_end`).
+    execution, that text (an EXPRESS end: see :func:`express_end`). The notices of
+    the executions in ``keep`` that have a detail are also stored for
+    :data:`KEEP_SECONDS` (:func:`kept_key`): set before the PUBLISH, so a waiter
+    that subscribed too late for it finds the row there (:meth:`NoticeWait.kept`).
 
     Returns:
         How many notices were sent (0 when notices are off, paused or failed).
@@ -196,7 +214,10 @@ def publish_ends(
     try:
         pipe = client(url).pipeline(transaction=False)
         for execution_id, status in ended:
-            pipe.publish(channel(execution_id), found.get(execution_id, status))
+            said = found.get(execution_id, status)
+            if execution_id in keep and execution_id in found:
+                pipe.set(kept_key(execution_id), said, ex=KEEP_SECONDS)
+            pipe.publish(channel(execution_id), said)
         pipe.execute()
     except Exception as exc:  # Redis away, a bad URL: the ends are committed anyway
         _failed(url, "PUBLISH", exc)
@@ -249,7 +270,7 @@ class NoticeWait:
     """
 
     def __init__(self, url: str | None, execution_id: str) -> None:
-        self.url, self.channel = url, channel(execution_id)
+        self.url, self.execution_id, self.channel = url, execution_id, channel(execution_id)
         self.subscriber: _Subscriber | None = None
         self._started = time.monotonic()
         self._pause = 0.001
@@ -290,6 +311,21 @@ class NoticeWait:
         else:
             self.subscriber.give_back()
             self.subscriber = None
+
+    def kept(self) -> bytes | None:
+        """The kept notice of the execution's end, if it ended and was kept; else None.
+
+        Ask once subscribed: an end kept after this read is then announced to this
+        wait (the worker stores the notice before it publishes it).
+        """
+        if self.subscriber is None or self.url is None:
+            return None
+        try:
+            found = client(self.url).get(kept_key(self.execution_id))
+        except Exception as exc:
+            self._drop(exc, "GET")
+            return None
+        return found if isinstance(found, bytes) else None
 
     def wait(self, timeout: float) -> bytes | None:
         """Sleep until a notice came (its text) or ``timeout`` seconds passed (None)."""
@@ -398,12 +434,15 @@ def _is(message: dict[str, Any], kind: str, name: str) -> bool:
 __all__ = [
     "CHANNEL_PREFIX",
     "DETAIL_MAX_CHARS",
+    "KEEP_SECONDS",
+    "KEPT_PREFIX",
     "NoticeWait",
     "QUIET_SECONDS",
     "channel",
     "client",
     "ended_row",
     "express_end",
+    "kept_key",
     "notice_url",
     "publish_ends",
     "subscribe",

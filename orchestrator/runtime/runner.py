@@ -260,7 +260,12 @@ class Runner:
         """
         if start is not None and self._runs_as_started(execution_id, ticket, start, redelivered):
             stored = run_express(self, [start], owner=ticket)[0]
-            return stored or self.repo.get_execution(execution_id)
+            if stored is not None:
+                return stored
+            try:
+                return self.repo.get_execution(execution_id)
+            except ExecutionNotFound:  # no such row: a stale or made-up message
+                return None
         sent = time.monotonic()
         execution = self.repo.claim(
             execution_id,

@@ -27,6 +27,7 @@ from orchestrator.runtime import Runner, notices
 from orchestrator.settings import Settings
 from orchestrator.store import NewExecution, Repository
 from orchestrator.types import ExecutionStatus
+from tests.support import wait_until
 
 from .conftest import RedisDB, Worker
 from .test_express_worker import HANDLERS, THREE_STATES
@@ -120,6 +121,49 @@ def test_a_wait_is_woken_by_the_workers_notice(
     if machine_type == "EXPRESS":
         assert len(reads) == 1, reads
     assert done == client.execution(execution.id).describe()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_started_express_end_is_kept_for_a_wait_that_subscribes_late(
+    client: Orchestrator,
+    start_worker: Callable[..., Worker],
+    redis_db: RedisDB,
+    reads: list[str],
+    tmp_path: Path,
+) -> None:
+    # Given a worker, an EXPRESS execution started for it and ended before any wait,
+    # and another of the same machine started in bulk (no start ticket)
+    start(start_worker, client)
+    machine = client.create_state_machine("late", THREE_STATES, machine_type="EXPRESS")
+    ledger = str(tmp_path / "ledger")
+    started = machine.start_async({"i": 3, "ledger": ledger})
+    [bulk] = client.repository.create_executions_bulk(
+        machine.version_record, [NewExecution(name="bulk", input={"i": 1, "ledger": ledger})]
+    ).created.values()
+    client.publisher([bulk], "default")
+    wait_until(
+        lambda: all(
+            client.repository.get_execution(i).status == ExecutionStatus.SUCCEEDED
+            for i in (started.id, bulk)
+        ),
+        timeout=60,
+        what="both ends",
+    )
+    reads.clear()
+
+    # When the first is waited on after its end
+    began = time.monotonic()
+    done = client.execution(started.id).wait(60, poll=30)
+    elapsed = time.monotonic() - began
+
+    # Then its end was found kept on Redis: no read of the row, no 20 ms first look
+    assert done == client.repository.get_execution(started.id)
+    assert reads == []
+    assert elapsed < notices.FIRST_LOOK_SECONDS, elapsed
+    assert 0 < redis_db.client.ttl(notices.kept_key(started.id)) <= notices.KEEP_SECONDS
+    # And an end of a bulk start is announced only, not kept
+    assert redis_db.client.exists(notices.kept_key(bulk)) == 0
 
 
 @pytest.mark.slow

@@ -421,6 +421,17 @@ def test_a_start_stopped_or_taken_over_before_its_end_stores_nothing(env: Env) -
     assert done.lease_owner == "sweepers-worker"
 
 
+def test_a_start_message_for_no_stored_execution_is_dropped(env: Env) -> None:
+    calls: list[Any] = []
+    env.handlers.register("work", lambda data: calls.append(data) or {"n": 1})
+    machine = express(env, "gone", THREE_STATES)
+    ticket, row = started(env, machine, {"i": 1})
+    made_up = replace(row, id=str(uuid.uuid4()))
+
+    assert env.runner().advance_started(made_up.id, ticket, made_up) is None
+    assert env.runner().advance_started(made_up.id, ticket, None) is None
+
+
 def test_a_plain_claim_does_not_take_a_live_ticket_over(env: Env) -> None:
     machine = express(env, "queued", THREE_STATES)
     ticket, row = started(env, machine, {"i": 1})
