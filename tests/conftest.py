@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -77,6 +78,11 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
     ):
         return
     config.option.numprocesses = QUICK_TIER_WORKERS
+    # Each worker imports every module again: let them read the bytecode (and
+    # pytest's rewritten test modules) that this process writes, rather than compile
+    # all again, when the environment says not to write any (PYTHONDONTWRITEBYTECODE).
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
     if config.option.dist == "no":
         config.option.dist = "worksteal"  # an idle worker takes from the busy one's queue
 

@@ -24,7 +24,7 @@ from orchestrator.store import Execution, NewExecution, Repository
 from orchestrator.store.records import execution_from_json, execution_json
 from orchestrator.types import START_TICKET_PREFIX, ExecutionStatus
 
-from .conftest import SQLITE_IN_SLOW_TIER, Env
+from .conftest import Env
 from .test_commits import FIVE_STATES
 
 #: The bench's 3-state machine: Pass, Task, Succeed.
@@ -451,7 +451,7 @@ class _Counting:
         return getattr(self._repo, name)
 
 
-@SQLITE_IN_SLOW_TIER
+@pytest.mark.slow
 def test_a_started_execution_that_runs_long_keeps_its_tickets_lease(env: Env) -> None:
     # Given a started EXPRESS execution whose Task outlasts the lease (2 s here)
     def slow(data: Any) -> Any:

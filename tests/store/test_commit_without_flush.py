@@ -24,12 +24,16 @@ def _syncs(repo: Repository) -> int:
     """The server's WAL flushes so far, this test's sessions' included.
 
     A session reports its statistics when it goes idle at least a second after its
-    last report: so wait a second, then let every pooled session go idle once.
+    last report, or at once after ``pg_stat_force_next_flush()`` (PostgreSQL 15):
+    so have every pooled session report (before 15: wait a second, then let every
+    pooled session go idle once).
     """
-    time.sleep(1.1)
     held = [repo.engine.connect() for _ in range(repo.engine.pool.checkedin())]
+    forced = all(conn.dialect.server_version_info >= (15,) for conn in held)
+    if not forced:
+        time.sleep(1.1)
     for conn in held:
-        conn.execute(text("SELECT 1"))
+        conn.execute(text("SELECT pg_stat_force_next_flush()" if forced else "SELECT 1"))
         conn.commit()
     for conn in held:
         conn.close()
