@@ -26,7 +26,8 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
 Printed: p50, p99 and mean of each in milliseconds, the CPU this (client) process
 spent per sample (start, wait), each p50 less raw Celery's, and EXPRESS's less
 Celery result's (goal: within 2 ms of a Celery round trip with a result; judged
-against both). The kinds are interleaved sample by sample, so a change of load
+against both). The kinds are interleaved sample by sample, in a new random order
+each round, so a change of load, and whatever the previous sample left running,
 hits them alike.
 """
 
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import statistics
 import sys
 import time
@@ -59,6 +61,8 @@ ECHO = "bench.echo"
 RESULT_TASK = "bench.echo_result"
 RESULT_QUEUE = "bench_results"
 WARMUP = 20
+#: Seed of the order the kinds are taken in each round.
+SEED = 16
 _replies: dict[str, redis.Redis] = {}
 
 
@@ -186,8 +190,12 @@ def measure(
         for _ in range(WARMUP):
             for once in kinds.values():
                 once()
+        # Each round takes the kinds in a new random order: what a sample follows
+        # (the last one's worker still acknowledging, say) is alike for every kind.
+        order, shuffle = list(kinds.items()), random.Random(SEED).shuffle
         for _ in range(samples):
-            for kind, once in kinds.items():
+            shuffle(order)
+            for kind, once in order:
                 used = time.process_time()
                 found[kind].append(once())
                 cpu[kind] += time.process_time() - used
