@@ -13,7 +13,7 @@ from kombu.serialization import dumps, loads
 from kombu.utils.scheduling import cycle_by_name
 
 from orchestrator.celery import HANDLER_MODULES_KEY, create_app
-from orchestrator.distributed import tasks
+from orchestrator.distributed import publish, tasks
 from orchestrator.distributed.config import (
     SWEEP_ENTRY,
     SWEEP_TASK,
@@ -297,3 +297,19 @@ def test_ids_per_message_keep_at_least_64_messages_per_publish(
     from orchestrator.distributed.publish import ids_per_message
 
     assert ids_per_message(count, per_message) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "skips"),
+    [
+        ("redis://127.0.0.1:6379/0", True),
+        ("rediss://cache.example:6380/1", True),
+        ("amqp://guest:guest@127.0.0.1:5672//", False),
+        ("sentinel://127.0.0.1:26379", False),
+    ],
+)
+def test_a_start_declares_its_queue_except_on_redis(url: str, skips: bool) -> None:
+    # A Redis queue is a list the push creates; RabbitMQ drops a message to a
+    # queue nobody declared, so there the declaration stays.
+    app = Celery("declares", broker=url, set_as_current=False)
+    assert publish._on_redis(app) is skips
