@@ -214,8 +214,11 @@ class Runner:
 
     # -- entry points --------------------------------------------------------
 
-    def advance(self, execution_id: str) -> Execution | None:
+    def advance(self, execution_id: str, *, ticket: str | None = None) -> Execution | None:
         """Advance an execution as far as it goes without waiting.
+
+        ``ticket``: the start ticket its message carries, whose live lease the claim
+        may take over (see :meth:`advance_started`).
 
         Returns:
             The execution as last stored, or None when it could not be claimed
@@ -227,6 +230,7 @@ class Runner:
             self.owner,
             lease_seconds=self.settings.lease_seconds,
             now=self.lease_now(),
+            ticket=ticket,
         )
         if execution is None:
             return None
@@ -266,17 +270,7 @@ class Runner:
                 return self.repo.get_execution(execution_id)
             except ExecutionNotFound:  # no such row: a stale or made-up message
                 return None
-        sent = time.monotonic()
-        execution = self.repo.claim(
-            execution_id,
-            self.owner,
-            lease_seconds=self.settings.lease_seconds,
-            now=self.lease_now(),
-            ticket=ticket,
-        )
-        if execution is None:
-            return None
-        return self._advance_claimed(execution, sent)
+        return self.advance(execution_id, ticket=ticket)
 
     def _runs_as_started(
         self, execution_id: str, ticket: str, start: Execution, redelivered: bool
