@@ -324,10 +324,12 @@ def test_a_started_express_execution_is_run_from_its_message_and_ended_in_one_st
         done = runner.advance_started(row.id, ticket, row)
 
     # Then it ran under the ticket's lease, with no claim: the end was the one statement
+    # (prepared: its first use on a pooled connection prepares it there)
     assert seen == [ticket]
-    assert [s.split()[0] for s in sent if not s.startswith("SELECT")] == ["UPDATE"], sent
-    assert len(sent) == 2, sent  # the handler's read of the row, and the end
-    assert "jsonb_to_recordset" in sent[1]
+    run = [s for s in sent if not s.startswith("PREPARE")]
+    assert [s.split()[0] for s in run if not s.startswith("SELECT")] == ["EXECUTE"], sent
+    assert len(run) == 2, sent  # the handler's read of the row, and the end
+    assert run[1].startswith("EXECUTE orchestrator_end_one_server")
     assert done is not None
     assert done.status == ExecutionStatus.SUCCEEDED
     assert done.output == {"i": 21, "prepared": 1, "work": {"n": 42}}

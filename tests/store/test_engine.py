@@ -106,6 +106,9 @@ def test_a_pooled_connection_idle_for_a_while_is_pinged_before_use(
         repo.close()
 
 
+EXECUTION_INSERTS = ("INSERT INTO executions", "EXECUTE orchestrator_insert_execution")
+
+
 def test_a_create_whose_connection_dropped_after_it_committed_still_reports_it_created(
     postgres_url: str,
 ) -> None:
@@ -114,7 +117,8 @@ def test_a_create_whose_connection_dropped_after_it_committed_still_reports_it_c
     dropped: list[str] = []
 
     def drop_after_insert(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if not dropped and statement.startswith("INSERT INTO executions"):
+        # (a single create is a prepared statement on PostgreSQL: EXECUTE of the INSERT)
+        if not dropped and statement.startswith(EXECUTION_INSERTS):
             dropped.append(statement)
             raise psycopg2.OperationalError("server closed the connection unexpectedly")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.store import models as m
-from orchestrator.store.dialect import Dialect, dialect_for
+from orchestrator.store.dialect import Dialect, Prepared, dialect_for
 from orchestrator.store.engine import WRITE_OPTION
 from orchestrator.store.records import Execution
 from orchestrator.types import ExecutionStatus
@@ -100,6 +100,15 @@ class Database:
         return self.dialect.run_alone_rows(
             self.engine, self.transaction, statement, params, retry=retry
         )
+
+    def prepared_rows(
+        self, statement: Prepared, params: Sequence[Any], *, retry: bool = False
+    ) -> list[Row[Any]]:
+        """Run a prepared statement (PostgreSQL) as a transaction of its own; every row.
+
+        ``retry`` as :meth:`statement`.
+        """
+        return self.dialect.prepared_rows(self.engine, statement, params, retry=retry)
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

@@ -165,7 +165,8 @@ class Checkpoints(Part):
         An EXPRESS execution has no history and no checkpoint but its end: status,
         output, error and cause, ``ended_at``; its lease is released. On PostgreSQL
         this is one ``UPDATE ... FROM jsonb_to_recordset`` (one round trip for the
-        whole message); on SQLite one UPDATE each, in one transaction.
+        whole message), or for a single end a prepared single-row UPDATE
+        (``Dialect.end_one``); on SQLite one UPDATE each, in one transaction.
 
         Args:
             ends: the final rows; each must have passed :meth:`check_end`.
@@ -188,18 +189,25 @@ class Checkpoints(Part):
             steps = [(end.execution_id, owner, _final_step(end)) for end in ends]
             return self.checkpoint_many(steps, now=now)
         texts = encoded if encoded is not None else [self.check_end(end) for end in ends]
-        rows = ",".join(
-            f'{{"id":{json_dumps(end.execution_id)},"status":{json_dumps(ExecutionStatus(end.status).value)},"output":{text},"error":{json_dumps(end.error)},"cause":{json_dumps(end.cause)}}}'
-            for end, text in zip(ends, texts, strict=True)
-        )
         ended_at = utc_now(now)
-        params = {
-            "rows": f"[{rows}]",
-            "ids": [end.execution_id for end in ends],
-            "owner": owner,
-            "now": ended_at,
-        }
-        revisions = {row.id: row.revision for row in self._db.statement_rows(statement, params)}
+        single = self._db.dialect.end_one(clock) if len(ends) == 1 else None
+        if single is not None:
+            end, text = ends[0], texts[0]
+            params = (
+                ExecutionStatus(end.status).value,
+                None if text == "null" else text,  # SQL NULL, as jsonb_to_recordset reads it
+                end.error,
+                end.cause,
+                ended_at,
+                end.execution_id,
+                owner,
+            )
+            stored = self._db.prepared_rows(single, params)
+        else:
+            stored = self._db.statement_rows(
+                statement, self._end_params(ends, texts, owner, ended_at)
+            )
+        revisions = {row.id: row.revision for row in stored}
         return [
             None
             if end.execution_id not in revisions
@@ -219,6 +227,21 @@ class Checkpoints(Part):
             )
             for end, execution in zip(ends, claimed, strict=True)
         ]
+
+    @staticmethod
+    def _end_params(
+        ends: Sequence[ExecutionEnd], texts: Sequence[str], owner: str, ended_at: datetime
+    ) -> dict[str, Any]:
+        rows = ",".join(
+            f'{{"id":{json_dumps(end.execution_id)},"status":{json_dumps(ExecutionStatus(end.status).value)},"output":{text},"error":{json_dumps(end.error)},"cause":{json_dumps(end.cause)}}}'
+            for end, text in zip(ends, texts, strict=True)
+        )
+        return {
+            "rows": f"[{rows}]",
+            "ids": [end.execution_id for end in ends],
+            "owner": owner,
+            "now": ended_at,
+        }
 
     def _ended_many(
         self, statement: Any, steps: Sequence[tuple[str, str, Checkpoint]], now: datetime

@@ -7,13 +7,15 @@ import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
+from enum import Enum
 from typing import Any, TypeVar
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import JSON, Select, and_, func, select
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import models as m
 from orchestrator.store import payloads
+from orchestrator.store.engine import json_dumps
 from orchestrator.store.records import (
     BulkCreateResult,
     Execution,
@@ -119,8 +121,7 @@ class Executions(Part):
                 lease_expires_at=now + timedelta(seconds=lease_seconds),
                 claim_count=1,  # as if claimed (see ``Runs.claim``)
             )
-        created = self._db.statement(self._create_insert, row, retry=True)
-        if created is not None:
+        if self._created(row, text):
             # As a read would return it: the input as JSON gives it back (lists, not tuples).
             return Execution(**{**row, "input": json.loads(text)}), True
         with self._db.read() as conn:
@@ -138,6 +139,24 @@ class Executions(Part):
         if payloads.canonical(existing.input) != payloads.canonical(input):
             raise ExecutionAlreadyExists(new.name)
         return existing, False
+
+    def _created(self, row: dict[str, Any], input_json: str) -> bool:
+        """Insert the new row unless its name exists; whether it was inserted.
+
+        On PostgreSQL a prepared statement, given the input as the JSON already
+        encoded (see ``Prepared``); elsewhere SQLAlchemy's INSERT.
+        """
+        prepared = self._db.dialect.insert_one(tuple(row))
+        if prepared is None:
+            return self._db.statement(self._create_insert, row, retry=True) is not None
+        values = [
+            # SQL NULL for no input (none_as_null), as SQLAlchemy binds it
+            (None if value is None else input_json)
+            if name == "input"
+            else _driver_value(name, value)
+            for name, value in row.items()
+        ]
+        return bool(self._db.prepared_rows(prepared, values, retry=True))
 
     def create_executions_bulk(
         self,
@@ -344,3 +363,12 @@ def _execution_type(value: str) -> str:
     if value not in EXECUTION_TYPES:
         raise ValueError(f"execution_type must be STANDARD or EXPRESS, not {value!r}")
     return value
+
+
+def _driver_value(name: str, value: Any) -> Any:
+    """A column value as the driver takes it (what the column's SQLAlchemy type would bind)."""
+    if value is None:
+        return None
+    if isinstance(EXT.c[name].type, JSON):
+        return json_dumps(value)
+    return value.value if isinstance(value, Enum) else value
