@@ -29,6 +29,13 @@ class Settings(BaseSettings):
     """SQLAlchemy URL of the store. Default ``sqlite:///orchestrator.db`` (a file in
     the working directory); ``postgresql://user@host/db`` in production (psycopg2)."""
 
+    database_prepared_statements: bool = True
+    """PostgreSQL: prepare the statements of a single start and of a single EXPRESS
+    end once per connection (``PREPARE``/``EXECUTE``) instead of having the server
+    parse and plan them each time. Default on. Turn it off behind a pooler in
+    transaction mode (PgBouncer's ``pool_mode = transaction``), which hands each
+    transaction to another server session that has not prepared them."""
+
     broker_url: str = "redis://127.0.0.1:6379/0"
     """Celery broker URL. Default ``redis://127.0.0.1:6379/0`` (loopback)."""
 

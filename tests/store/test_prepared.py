@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 
+from orchestrator.settings import Settings
 from orchestrator.store import ExecutionEnd, Repository
 from orchestrator.store.dialect import _PREPARED_KEY
 from orchestrator.types import ExecutionStatus
@@ -173,3 +174,23 @@ def test_the_prepared_end_reads_the_primary_key_once_its_plan_is_generic(
         )
     assert "pk_executions" in plan, plan
     assert "ix_executions_status" not in plan, plan
+
+
+def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
+    postgres_url: str,
+) -> None:
+    """``ORCHESTRATOR_DATABASE_PREPARED_STATEMENTS=false``: SQLAlchemy's statements only."""
+    settings = Settings(database_url=postgres_url, database_prepared_statements=False)
+    repo = Repository.from_settings(settings)
+    try:
+        _, version, _ = repo.create_or_get_version("orders", DEFINITION)
+        with sent(repo) as statements:
+            execution, created = repo.create_execution(version, name="a", input={"x": 1})
+            claimed = repo.claim_many([execution.id], "w", lease_seconds=60)
+            end = ExecutionEnd(execution_id=execution.id, status=ExecutionStatus.SUCCEEDED)
+            [stored] = repo.end_many([end], "w", claimed=[claimed[execution.id]])
+        assert created
+        assert stored == repo.get_execution(execution.id)
+        assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE", "UPDATE"], statements
+    finally:
+        repo.close()

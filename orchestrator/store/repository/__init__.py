@@ -107,9 +107,15 @@ class Repository:
     """
 
     def __init__(
-        self, engine: Engine, *, payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES
+        self,
+        engine: Engine,
+        *,
+        payload_max_bytes: int = DEFAULT_PAYLOAD_MAX_BYTES,
+        prepared_statements: bool = True,
     ) -> None:
-        db = Database(engine, payload_max_bytes=payload_max_bytes)
+        db = Database(
+            engine, payload_max_bytes=payload_max_bytes, prepared_statements=prepared_statements
+        )
         self._db = db
         self._owns_engine = False
         self.definitions = Definitions(db)
@@ -130,7 +136,11 @@ class Repository:
         # A transaction idle for a whole lease has lost its client (a network cut
         # mid-transaction): the server ends it, so its row locks do not outlive it.
         engine = make_engine(settings.database_url, idle_transaction_seconds=settings.lease_seconds)
-        repo = cls(engine, payload_max_bytes=settings.payload_max_bytes)
+        repo = cls(
+            engine,
+            payload_max_bytes=settings.payload_max_bytes,
+            prepared_statements=settings.database_prepared_statements,
+        )
         repo._owns_engine = True
         return repo
 

@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 from orchestrator.errors import ExecutionNotFound
 from orchestrator.store import models as m
-from orchestrator.store.dialect import Dialect, Prepared, dialect_for
+from orchestrator.store.dialect import Dialect, LeaseClock, Prepared, dialect_for
 from orchestrator.store.engine import WRITE_OPTION
 from orchestrator.store.records import Execution
 from orchestrator.types import ExecutionStatus
@@ -41,15 +41,20 @@ class Database:
     Args:
         engine: from :func:`orchestrator.store.engine.make_engine` (SQLite or PostgreSQL).
         payload_max_bytes: largest JSON payload accepted, in bytes.
+        prepared_statements: whether the dialect's prepared statements are used
+            (PostgreSQL; see ``Settings.database_prepared_statements``).
 
     Raises:
         ConfigurationError: the engine is neither PostgreSQL nor SQLite.
     """
 
-    def __init__(self, engine: Engine, *, payload_max_bytes: int) -> None:
+    def __init__(
+        self, engine: Engine, *, payload_max_bytes: int, prepared_statements: bool = True
+    ) -> None:
         self.engine = engine
         self.dialect: Dialect = dialect_for(engine)
         self.payload_max_bytes = payload_max_bytes
+        self.prepared_statements = prepared_statements
         self._write_engine = engine.execution_options(**{WRITE_OPTION: True})
 
     @contextmanager
@@ -100,6 +105,14 @@ class Database:
         return self.dialect.run_alone_rows(
             self.engine, self.transaction, statement, params, retry=retry
         )
+
+    def insert_one(self, columns: tuple[str, ...]) -> Prepared | None:
+        """The prepared INSERT of one execution, or None (not prepared here: use SQLAlchemy's)."""
+        return self.dialect.insert_one(columns) if self.prepared_statements else None
+
+    def end_one(self, clock: LeaseClock) -> Prepared | None:
+        """The prepared end of one EXPRESS execution, or None (use ``end_many``'s statement)."""
+        return self.dialect.end_one(clock) if self.prepared_statements else None
 
     def prepared_rows(
         self, statement: Prepared, params: Sequence[Any], *, retry: bool = False

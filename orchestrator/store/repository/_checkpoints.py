@@ -190,7 +190,7 @@ class Checkpoints(Part):
             return self.checkpoint_many(steps, now=now)
         texts = encoded if encoded is not None else [self.check_end(end) for end in ends]
         ended_at = utc_now(now)
-        single = self._db.dialect.end_one(clock) if len(ends) == 1 else None
+        single = self._db.end_one(clock) if len(ends) == 1 else None
         if single is not None:
             end, text = ends[0], texts[0]
             params = (

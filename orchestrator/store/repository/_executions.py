@@ -146,7 +146,7 @@ class Executions(Part):
         On PostgreSQL a prepared statement, given the input as the JSON already
         encoded (see ``Prepared``); elsewhere SQLAlchemy's INSERT.
         """
-        prepared = self._db.dialect.insert_one(tuple(row))
+        prepared = self._db.insert_one(tuple(row))
         if prepared is None:
             return self._db.statement(self._create_insert, row, retry=True) is not None
         values = [
