@@ -373,14 +373,8 @@ class PostgresDialect(Dialect):
         retry: bool,
     ) -> Row[Any] | None:
         """In autocommit mode: one round trip (a dropped connection hides whether it committed)."""
-        for attempt in (1, 2):
-            try:
-                with engine.connect() as conn:
-                    return _autocommitted(conn, statement, params)
-            except DBAPIError as error:
-                if not retry or attempt == 2 or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        rows = _alone(engine, lambda conn: _autocommitted_rows(conn, statement, params), retry)
+        return rows[0] if rows else None
 
     def run_alone_rows(
         self,
@@ -392,14 +386,7 @@ class PostgresDialect(Dialect):
         retry: bool = False,
     ) -> list[Row[Any]]:
         """In autocommit mode, every row: one round trip (see :meth:`run_alone` for ``retry``)."""
-        for attempt in (1, 2):
-            try:
-                with engine.connect() as conn:
-                    return _autocommitted_rows(conn, statement, params)
-            except DBAPIError as error:
-                if not retry or attempt == 2 or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return _alone(engine, lambda conn: _autocommitted_rows(conn, statement, params), retry)
 
     def logged_checkpoint(self, stored: Update, columns: tuple[str, ...]) -> Select[Any] | None:
         """``WITH stored AS (UPDATE ...), logged AS (INSERT ... FROM stored) SELECT ...``."""
@@ -412,19 +399,9 @@ class PostgresDialect(Dialect):
         Under READ COMMITTED (the default, and ours) each statement takes its own
         snapshot inside a transaction too, so the reads see what they saw before.
         """
-        with engine.connect() as conn:
-            raw = conn.connection.dbapi_connection
-            assert raw is not None
-            raw.autocommit = True
-            try:
-                yield conn
-                conn.rollback()  # ends SQLAlchemy's transaction; the driver sends nothing
-            finally:
-                if not conn.invalidated:
-                    try:
-                        raw.autocommit = False
-                    except Exception:  # a broken connection: never hand it out again
-                        conn.invalidate()
+        with engine.connect() as conn, _autocommit(conn):
+            yield conn
+            conn.rollback()  # ends SQLAlchemy's transaction; the driver sends nothing
 
     def end_many(self, clock: LeaseClock) -> TextualSelect | None:
         """``UPDATE executions ... FROM jsonb_to_recordset(:rows)``: one round trip."""
@@ -446,14 +423,8 @@ class PostgresDialect(Dialect):
         ``retry`` as :meth:`run_alone`. A connection on which the statement is not
         prepared any more (SQLSTATE 26000) prepares it again, once.
         """
-        for attempt in (1, 2):
-            try:
-                with engine.connect() as conn:
-                    return _prepared_rows(conn, statement, tuple(params))
-            except DBAPIError as error:
-                if not retry or attempt == 2 or not error.connection_invalidated:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        values = tuple(params)
+        return _alone(engine, lambda conn: _prepared_rows(conn, statement, values), retry)
 
     def ended_many(self, clock: LeaseClock) -> TextualSelect | None:
         """``WITH stored AS (UPDATE ... FROM rows), logged AS (INSERT history)``: one round trip."""
@@ -563,18 +534,21 @@ def dialect_for(engine: Engine) -> Dialect:
         ) from None
 
 
-def _autocommitted(
-    conn: Connection, statement: Executable, params: dict[str, Any]
-) -> Row[Any] | None:
-    """Run one statement on a psycopg2 connection switched to autocommit meanwhile."""
-    rows = _autocommitted_rows(conn, statement, params)
-    return rows[0] if rows else None
+def _alone(engine: Engine, work: Callable[[Connection], _T], retry: bool) -> _T:
+    """``work`` on a pooled connection; with ``retry``, once more if the server dropped it."""
+    for attempt in (1, 2):
+        try:
+            with engine.connect() as conn:
+                return work(conn)
+        except DBAPIError as error:
+            if not retry or attempt == 2 or not error.connection_invalidated:
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _autocommitted_rows(
-    conn: Connection, statement: Executable, params: dict[str, Any]
-) -> list[Row[Any]]:
-    """Run one statement on a psycopg2 connection switched to autocommit meanwhile.
+@contextlib.contextmanager
+def _autocommit(conn: Connection) -> Iterator[None]:
+    """The psycopg2 connection under ``conn`` in autocommit mode meanwhile.
 
     The driver's own flag, not SQLAlchemy's AUTOCOMMIT isolation level: that one
     costs a round trip to restore the level at every checkin.
@@ -583,17 +557,25 @@ def _autocommitted_rows(
     assert raw is not None
     raw.autocommit = True
     try:
-        rows = list(conn.execute(statement, params).all())
-        # A no-op for the driver (the statement committed itself), but it ends
-        # the connection's transaction as every write here does.
-        conn.commit()
-        return rows
+        yield
     finally:
         if not conn.invalidated:
             try:
                 raw.autocommit = False
             except Exception:  # a broken connection: never hand it out again
                 conn.invalidate()
+
+
+def _autocommitted_rows(
+    conn: Connection, statement: Executable, params: dict[str, Any]
+) -> list[Row[Any]]:
+    """Run one statement on a psycopg2 connection switched to autocommit meanwhile."""
+    with _autocommit(conn):
+        rows = list(conn.execute(statement, params).all())
+        # A no-op for the driver (the statement committed itself), but it ends
+        # the connection's transaction as every write here does.
+        conn.commit()
+        return rows
 
 
 #: Compiles column types to PostgreSQL's names of them (a prepared statement's parameters).
@@ -609,10 +591,7 @@ def _prepared_rows(
 ) -> list[Row[Any]]:
     """Run ``statement`` on a psycopg2 connection switched to autocommit meanwhile."""
     known: set[str] = conn.connection.info.setdefault(_PREPARED_KEY, set())
-    raw = conn.connection.dbapi_connection
-    assert raw is not None
-    raw.autocommit = True
-    try:
+    with _autocommit(conn):
         for attempt in (1, 2):
             if statement.name not in known:
                 _prepare(conn, statement)
@@ -629,13 +608,7 @@ def _prepared_rows(
             rows = list(result.all()) if result.returns_rows else []
             conn.commit()  # as in _autocommitted_rows: ends SQLAlchemy's transaction
             return rows
-        raise AssertionError("unreachable")  # pragma: no cover
-    finally:
-        if not conn.invalidated:
-            try:
-                raw.autocommit = False
-            except Exception:  # a broken connection: never hand it out again
-                conn.invalidate()
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _prepare(conn: Connection, statement: Prepared) -> None:
