@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from orchestrator.asl import DefinitionInvalid
 from orchestrator.errors import StateMachineTypeNotSupported
@@ -23,6 +20,7 @@ from orchestrator.statemachine import StateMachine
 from orchestrator.store import Execution, NewExecution, Repository
 from orchestrator.store.records import execution_from_json, execution_json
 from orchestrator.types import START_TICKET_PREFIX, ExecutionStatus
+from tests.support import statements
 
 from .conftest import Env
 from .test_commits import FIVE_STATES
@@ -55,21 +53,6 @@ def pending(env: Env, machine: StateMachine, count: int, prefix: str = "x") -> l
     rows = [NewExecution(name=f"{prefix}-{i}", input={"i": i}) for i in range(count)]
     created = dict(env.repo.create_executions_bulk(machine.version_record, rows).created)
     return [created[f"{prefix}-{i}"] for i in range(count)]
-
-
-@contextmanager
-def statements(repo: Repository) -> Iterator[list[str]]:
-    """Collect every SQL statement sent on the repository's engine while inside."""
-    sent: list[str] = []
-
-    def before_execute(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        sent.append(statement)
-
-    event.listen(repo.engine, "before_cursor_execute", before_execute)
-    try:
-        yield sent
-    finally:
-        event.remove(repo.engine, "before_cursor_execute", before_execute)
 
 
 def test_an_express_execution_stores_its_end_and_no_history(env: Env) -> None:
@@ -174,7 +157,7 @@ def test_an_express_message_costs_two_statements_whatever_its_size(env: Env) -> 
     ids = pending(env, machine, 20)
 
     # When a message of twenty is advanced
-    with statements(env.repo) as sent:
+    with statements(env.repo.engine) as sent:
         outcome = runner.advance_many(ids)
 
     # Then one statement claimed them and one stored their ends
@@ -320,7 +303,7 @@ def test_a_started_express_execution_is_run_from_its_message_and_ended_in_one_st
     ticket, row = started(env, machine, {"i": 21})
 
     # When a worker takes its message
-    with statements(env.repo) as sent:
+    with statements(env.repo.engine) as sent:
         done = runner.advance_started(row.id, ticket, row)
 
     # Then it ran under the ticket's lease, with no claim: the end was the one statement

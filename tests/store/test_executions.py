@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from orchestrator.errors import ExecutionAlreadyExists, ExecutionNotFound
 from orchestrator.store import (
@@ -21,23 +18,9 @@ from orchestrator.store import (
     Version,
 )
 from orchestrator.types import ExecutionStatus
+from tests.support import statements
 
 from .conftest import T0, start
-
-
-@contextmanager
-def statements(repo: Repository) -> Iterator[list[str]]:
-    """Record the SQL statements the repository's engine runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(repo.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(repo.engine, "before_cursor_execute", record)
 
 
 def count(repo: Repository) -> int:
@@ -149,7 +132,7 @@ def test_bulk_create_skips_existing_names_and_says_which(
 def test_bulk_create_runs_one_insert_per_chunk(repo: Repository, version: Version) -> None:
     rows = [NewExecution(name=f"bulk-{i}", input={"i": i}, priority=i % 3) for i in range(1200)]
 
-    with statements(repo) as seen:
+    with statements(repo.engine) as seen:
         result = repo.create_executions_bulk(version, rows, chunk_size=500)
 
     inserts = [s for s in seen if s.lstrip().upper().startswith("INSERT INTO EXECUTIONS")]
@@ -158,7 +141,7 @@ def test_bulk_create_runs_one_insert_per_chunk(repo: Repository, version: Versio
     assert count(repo) == 1200
 
     # And running the same rows again creates nothing, still one statement per chunk
-    with statements(repo) as seen:
+    with statements(repo.engine) as seen:
         again = repo.create_executions_bulk(version, rows, chunk_size=500)
     assert again.created == {}
     assert len(again.skipped) == 1200

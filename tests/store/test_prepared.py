@@ -7,32 +7,16 @@ they replace store.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import text
 
 from orchestrator.settings import Settings
 from orchestrator.store import ExecutionEnd, Repository
 from orchestrator.store.dialect import _PREPARED_KEY
 from orchestrator.types import ExecutionStatus
 from tests.store.conftest import DEFINITION
-
-
-@contextmanager
-def sent(repo: Repository) -> Iterator[list[str]]:
-    """The first word or two of every statement sent while inside."""
-    found: list[str] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
-        found.append(" ".join(statement.split()[:2]))
-
-    event.listen(repo.engine, "before_cursor_execute", capture)
-    try:
-        yield found
-    finally:
-        event.remove(repo.engine, "before_cursor_execute", capture)
+from tests.support import statements
 
 
 def _forget_on_the_server(repo: Repository) -> None:
@@ -44,21 +28,21 @@ def _forget_on_the_server(repo: Repository) -> None:
 
 def test_a_single_create_is_prepared_once_per_connection(pg_repo: Repository) -> None:
     _, version, _ = pg_repo.create_or_get_version("orders", DEFINITION)
-    with sent(pg_repo) as statements:
+    with statements(pg_repo.engine) as found:
         first, created = pg_repo.create_execution(version, name="a", input={"x": 1})
         second, _ = pg_repo.create_execution(version, name="b", input={"x": 2}, claim_as="w")
         third, _ = pg_repo.create_execution(version, name="c", input=[1, "two"])
         fourth, _ = pg_repo.create_execution(version, name="d")
     assert created
     # Two statements (with and without a claim, other columns), each prepared once.
-    assert [s.split()[0] for s in statements] == [
+    assert [s.split()[0] for s in found] == [
         "PREPARE",
         "EXECUTE",
         "PREPARE",
         "EXECUTE",
         "EXECUTE",
         "EXECUTE",
-    ], statements
+    ], found
     assert pg_repo.get_execution(first.id) == first
     assert pg_repo.get_execution(second.id) == second
     assert pg_repo.get_execution(third.id) == third
@@ -78,12 +62,12 @@ def test_a_connection_that_forgot_its_statements_prepares_them_again(
     _, version, _ = pg_repo.create_or_get_version("orders", DEFINITION)
     pg_repo.create_execution(version, name="a")
     _forget_on_the_server(pg_repo)
-    with sent(pg_repo) as statements:
+    with statements(pg_repo.engine) as found:
         execution, created = pg_repo.create_execution(version, name="b")
     assert created
     assert pg_repo.get_execution(execution.id) == execution
     # The EXECUTE failed (SQLSTATE 26000), and the statement was prepared again.
-    assert [s.split()[0] for s in statements] == ["EXECUTE", "PREPARE", "EXECUTE"], statements
+    assert [s.split()[0] for s in found] == ["EXECUTE", "PREPARE", "EXECUTE"], found
 
 
 def test_a_connection_that_lost_count_of_its_statements_uses_them(pg_repo: Repository) -> None:
@@ -91,12 +75,12 @@ def test_a_connection_that_lost_count_of_its_statements_uses_them(pg_repo: Repos
     pg_repo.create_execution(version, name="a")
     with pg_repo.engine.connect() as conn:
         conn.connection.info.pop(_PREPARED_KEY)
-    with sent(pg_repo) as statements:
+    with statements(pg_repo.engine) as found:
         execution, created = pg_repo.create_execution(version, name="b")
     # The PREPARE failed (SQLSTATE 42P05, it exists), and the one there was used.
     assert created
     assert pg_repo.get_execution(execution.id) == execution
-    assert [s.split()[0] for s in statements] == ["PREPARE", "EXECUTE"], statements
+    assert [s.split()[0] for s in found] == ["PREPARE", "EXECUTE"], found
 
 
 def test_a_single_end_stores_what_an_end_of_several_stores(pg_repo: Repository) -> None:
@@ -116,7 +100,7 @@ def test_a_single_end_stores_what_an_end_of_several_stores(pg_repo: Repository) 
     def end(execution_id: str, outcome: dict[str, Any]) -> ExecutionEnd:
         return ExecutionEnd(execution_id=execution_id, **outcome)
 
-    with sent(pg_repo) as statements:
+    with statements(pg_repo.engine) as found:
         single = [
             pg_repo.end_many([end(e.id, o)], "w", claimed=[claimed[e.id]])[0]
             for e, o in zip(alone, outcomes, strict=True)
@@ -126,7 +110,7 @@ def test_a_single_end_stores_what_an_end_of_several_stores(pg_repo: Repository) 
         "w",
         claimed=[claimed[e.id] for e in together],
     )
-    assert all(s.startswith("EXECUTE orchestrator_end_one") for s in statements[1:])
+    assert all(s.startswith("EXECUTE orchestrator_end_one") for s in found[1:])
     columns = "status, output, output IS NULL, error, cause, lease_owner, revision, claim_count"
     with pg_repo.engine.connect() as conn:
         stored = {
@@ -184,13 +168,13 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
     repo = Repository.from_settings(settings)
     try:
         _, version, _ = repo.create_or_get_version("orders", DEFINITION)
-        with sent(repo) as statements:
+        with statements(repo.engine) as found:
             execution, created = repo.create_execution(version, name="a", input={"x": 1})
             claimed = repo.claim_many([execution.id], "w", lease_seconds=60)
             end = ExecutionEnd(execution_id=execution.id, status=ExecutionStatus.SUCCEEDED)
             [stored] = repo.end_many([end], "w", claimed=[claimed[execution.id]])
         assert created
         assert stored == repo.get_execution(execution.id)
-        assert [s.split()[0] for s in statements] == ["INSERT", "UPDATE", "UPDATE"], statements
+        assert [s.split()[0] for s in found] == ["INSERT", "UPDATE", "UPDATE"], found
     finally:
         repo.close()
