@@ -1,9 +1,10 @@
 """Start-to-end latency of single executions on an idle worker, against a raw Celery round trip.
 
-    .venv/bin/python bench/latency.py [--samples 300] [--hog] [--redis-db 11]
+    .venv/bin/python bench/latency.py [--samples 300] [--runs 3] [--hog] [--redis-db 11]
         [--postgres-url URL]
 
-One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
+One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each, in each
+of ``--runs`` runs (the same workers and database throughout):
 
 - raw Celery: ``apply_async`` of a task that pushes its result to a Redis list,
   and a blocking pop of that list (the orchestrator's app has no result backend:
@@ -23,12 +24,14 @@ One idle prefork worker ``-c 2``. One at a time, ``--samples`` times each:
   (``notice_url=""``: the database read every millisecond), for comparison;
 - STANDARD: the same with a STANDARD machine (history stored).
 
-Printed: p50, p99 and mean of each in milliseconds, the CPU this (client) process
-spent per sample (start, wait), each p50 less raw Celery's, and EXPRESS's less
-Celery result's (goal: within 2 ms of a Celery round trip with a result; judged
-against both). The kinds are interleaved sample by sample, in a new random order
-each round, so a change of load, and whatever the previous sample left running,
-hits them alike.
+Printed for each run: p50, p99 and mean of each in milliseconds, the CPU this
+(client) process spent per sample (start, wait), each p50 less raw Celery's, and
+EXPRESS's less Celery result's; then the median over the runs of EXPRESS's p50 less
+Celery result's and less raw Celery's (goal: within 2 ms of a Celery round trip with
+a result; judged against both). The kinds are interleaved sample by sample, in a new
+random order each round, so a change of load, and whatever the previous sample left
+running, hits them alike; the runs follow one another, so a slow minute of the
+machine weighs on one run, not on the median.
 """
 
 from __future__ import annotations
@@ -142,10 +145,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[index] * 1000
 
 
-def measure(
-    settings: Any, client: redis.Redis, app: Any, samples: int
-) -> tuple[dict[str, list[float]], dict[str, float]]:
-    """Interleaved samples of each kind, and this process's CPU seconds per kind."""
+#: One run: the samples of each kind (seconds), and this process's CPU seconds per kind.
+Run = tuple[dict[str, list[float]], dict[str, float]]
+
+
+def measure(settings: Any, client: redis.Redis, app: Any, samples: int, runs: int) -> list[Run]:
+    """``runs`` runs of interleaved samples of each kind."""
     from orchestrator.client import Orchestrator
 
     orchestrator = Orchestrator.shared(settings)
@@ -166,8 +171,7 @@ def measure(
             polled = Orchestrator(settings.model_copy(update={"notice_url": ""}))
             kinds["EXPRESS polled"] = execution_round_trip(sm, polled)
     log_path = Path(f"/tmp/bench-latency-{os.getpid()}.log")  # noqa: S108
-    found: dict[str, list[float]] = {kind: [] for kind in kinds}
-    cpu: dict[str, float] = dict.fromkeys(kinds, 0.0)
+    found: list[Run] = []
     with (
         _common.worker(
             broker_url=settings.broker_url,
@@ -193,29 +197,49 @@ def measure(
         # Each round takes the kinds in a new random order: what a sample follows
         # (the last one's worker still acknowledging, say) is alike for every kind.
         order, shuffle = list(kinds.items()), random.Random(SEED).shuffle
-        for _ in range(samples):
-            shuffle(order)
-            for kind, once in order:
-                used = time.process_time()
-                found[kind].append(once())
-                cpu[kind] += time.process_time() - used
+        for _ in range(runs):
+            times: dict[str, list[float]] = {kind: [] for kind in kinds}
+            cpu: dict[str, float] = dict.fromkeys(kinds, 0.0)
+            for _ in range(samples):
+                shuffle(order)
+                for kind, once in order:
+                    used = time.process_time()
+                    times[kind].append(once())
+                    cpu[kind] += time.process_time() - used
+            found.append((times, cpu))
     log = log_path.read_text(errors="replace")
     if "ERROR" in log:
         raise SystemExit(f"the worker reported errors (see {log_path}):\n{log[-3000:]}")
     log_path.unlink(missing_ok=True)
     log_path.with_suffix(".results.log").unlink(missing_ok=True)
     with_results.close()
-    return found, cpu
+    return found
 
 
-def report(found: dict[str, list[float]], cpu: dict[str, float], args: Any) -> None:
-    """Print p50/p99, the client's CPU per sample, and the p50 differences."""
+def report(runs: list[Run]) -> None:
+    """Print each run, then the median differences over the runs and the verdict."""
+    against_result, against_raw = [], []
+    for number, (found, cpu) in enumerate(runs, start=1):
+        print(f"run {number} of {len(runs)}:")
+        report_run(found, cpu)
+        express = percentile(found["EXPRESS"], 50)
+        against_result.append(express - percentile(found["Celery result"], 50))
+        against_raw.append(express - percentile(found["raw Celery"], 50))
+    result, raw = statistics.median(against_result), statistics.median(against_raw)
+    print(
+        f"median of {len(runs)} runs: EXPRESS p50 {result:+.2f} ms vs Celery result "
+        f"(goal <= +2 ms: {'met' if result <= 2 else 'NOT met'}), {raw:+.2f} ms vs raw Celery "
+        f"({'met' if raw <= 2 else 'NOT met'}); each run: "
+        + ", ".join(
+            f"{a:+.2f} / {b:+.2f}" for a, b in zip(against_result, against_raw, strict=True)
+        )
+    )
+
+
+def report_run(found: dict[str, list[float]], cpu: dict[str, float]) -> None:
+    """Print one run's p50/p99, the client's CPU per sample, and the p50 differences."""
     raw = percentile(found["raw Celery"], 50)
     celery = percentile(found["Celery result"], 50)
-    print(
-        f"latency, start to end of single executions on an idle worker -c 2, {args.samples} "
-        f"samples each{', CPU hog on core 0' if args.hog else ''} ({_common.load_average()})"
-    )
     for kind, values in found.items():
         p50, p99 = percentile(values, 50), percentile(values, 99)
         extra = "" if kind.endswith("Celery") else f"   p50 {p50 - raw:+6.2f} ms vs raw Celery"
@@ -241,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--runs", type=int, default=3, help="runs, one after another")
     parser.add_argument("--hog", action="store_true", help="a CPU hog on core 0 throughout")
     parser.add_argument("--redis-db", type=int, default=11)
     parser.add_argument("--postgres-url", default=_common.DEFAULT_POSTGRES_URL)
@@ -253,8 +278,13 @@ def main(argv: list[str] | None = None) -> None:
     ):
         settings = Settings(database_url=database_url, broker_url=broker_url)
         app = create_app(settings, set_as_current=False)
+        print(
+            f"latency, start to end of single executions on an idle worker -c 2, {args.runs} "
+            f"runs of {args.samples} samples each"
+            f"{', CPU hog on core 0' if args.hog else ''} ({_common.load_average()})"
+        )
         try:
-            report(*measure(settings, client, app, args.samples), args)
+            report(measure(settings, client, app, args.samples, args.runs))
         finally:
             app.close()
 
