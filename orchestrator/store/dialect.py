@@ -625,14 +625,24 @@ def _sqlstate(error: DBAPIError) -> str | None:
     return code if isinstance(code, str) else None
 
 
+def _named(prefix: str, types: tuple[str, ...], body: str) -> Prepared:
+    """Named by a digest of its text: a name is one statement, in every process and version.
+
+    So a session that has the name prepared already (42P05: one that a pooler in
+    session mode handed on, say) has this very statement, not another version's.
+    """
+    digest = hashlib.blake2s(f"{types}{body}".encode(), digest_size=6).hexdigest()
+    return Prepared(name=f"{prefix}_{digest}", types=types, body=body)
+
+
 @cache
 def _end_one(server_clock: bool) -> Prepared:
     """The single-row form of :func:`_end_many`: no JSON set to join, a plan kept."""
     now = "now()" if server_clock else "$5"
-    return Prepared(
-        name=f"orchestrator_end_one_{'server' if server_clock else 'caller'}",
-        types=("text", "text", "text", "text", "timestamptz", "text", "text"),
-        body=f"""
+    return _named(
+        "orchestrator_end_one",
+        ("text", "text", "text", "text", "timestamptz", "text", "text"),
+        f"""
         UPDATE executions SET
             status = $1, output = CAST($2 AS jsonb), error = $3, cause = $4,
             ended_at = $5, updated_at = $5, lease_owner = NULL, lease_expires_at = NULL,
@@ -647,18 +657,16 @@ def _end_one(server_clock: bool) -> Prepared:
 
 @cache
 def _insert_one(columns: tuple[str, ...]) -> Prepared:
-    """Its name tells its columns apart (a few sets at most: a start with or without a claim)."""
+    """One statement per set of columns (a few at most: a start with or without a claim)."""
     unknown = [name for name in columns if name not in _EXECUTIONS.c]
     if unknown:
         raise ValueError(f"not columns of executions: {unknown}")
     types = tuple(str(_EXECUTIONS.c[name].type.compile(dialect=_POSTGRESQL)) for name in columns)
     values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
-    return Prepared(
-        # Named by a digest of its columns: one name, one statement, in every process.
-        name="orchestrator_insert_execution_"
-        + hashlib.blake2s(",".join(columns).encode(), digest_size=6).hexdigest(),
-        types=types,
-        body=f"""
+    return _named(
+        "orchestrator_insert_execution",
+        types,
+        f"""
         INSERT INTO executions ({", ".join(columns)}) VALUES ({values})
         ON CONFLICT (state_machine_id, name) DO NOTHING
         RETURNING id

@@ -312,7 +312,7 @@ def test_a_started_express_execution_is_run_from_its_message_and_ended_in_one_st
     run = [s for s in sent if not s.startswith("PREPARE")]
     assert [s.split()[0] for s in run if not s.startswith("SELECT")] == ["EXECUTE"], sent
     assert len(run) == 2, sent  # the handler's read of the row, and the end
-    assert run[1].startswith("EXECUTE orchestrator_end_one_server")
+    assert run[1].startswith("EXECUTE orchestrator_end_one_")
     assert done is not None
     assert done.status == ExecutionStatus.SUCCEEDED
     assert done.output == {"i": 21, "prepared": 1, "work": {"n": 42}}

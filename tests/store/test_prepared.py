@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from orchestrator.settings import Settings
 from orchestrator.store import ExecutionEnd, Repository
-from orchestrator.store.dialect import _PREPARED_KEY
+from orchestrator.store.dialect import _PREPARED_KEY, _end_one, _insert_one
 from orchestrator.types import ExecutionStatus
 from tests.store.conftest import DEFINITION
 from tests.support import statements
@@ -147,12 +147,12 @@ def test_the_prepared_end_reads_the_primary_key_once_its_plan_is_generic(
     for execution in executions[:7]:
         end = ExecutionEnd(execution_id=execution.id, status=ExecutionStatus.SUCCEEDED)
         assert pg_repo.end_many([end], "w", claimed=[claimed[execution.id]]) != [None]
+    name = _end_one(server_clock=True).name
     with pg_repo.engine.connect() as conn:
         plan = "\n".join(
             row[0]
             for row in conn.exec_driver_sql(
-                "EXPLAIN EXECUTE orchestrator_end_one_server"
-                " ('SUCCEEDED', NULL, NULL, NULL, now(), %s, 'w')",
+                f"EXPLAIN EXECUTE {name} ('SUCCEEDED', NULL, NULL, NULL, now(), %s, 'w')",
                 (executions[7].id,),
             )
         )
@@ -178,3 +178,11 @@ def test_prepared_statements_can_be_turned_off_for_a_transaction_pooler(
         assert [s.split()[0] for s in found] == ["INSERT", "UPDATE", "UPDATE"], found
     finally:
         repo.close()
+
+
+def test_a_statement_is_named_by_its_text() -> None:
+    """A session that has the name (42P05) has this very statement, not another version's."""
+    assert _end_one(server_clock=True).name != _end_one(server_clock=False).name
+    assert _insert_one(("id", "name")).name != _insert_one(("id", "name", "input")).name
+    assert _insert_one(("id", "name")).name == _insert_one(("id", "name")).name
+    assert _end_one(server_clock=True).name.startswith("orchestrator_end_one_")
