@@ -66,8 +66,9 @@ def test_a_database_whose_schema_or_settings_changed_is_dropped_not_reused(
     name = pool.acquire()
     _run(postgres_server, name, change.format(name=name))
     pool.release(name)
-    pool.acquire()
+    fresh = pool.acquire()
     assert pool.reused == 0
+    pool.release(fresh)  # back to the pool, whose close drops it (it leaked before)
 
 
 def test_a_table_grown_large_is_truncated_so_dead_rows_do_not_pile_up(
